@@ -1,0 +1,294 @@
+//! Start-up: opens storage and the keyring, creates the first admin on an empty database, builds
+//! the router and serves it until shut down.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+use crate::auth::{FailedLogins, TokenSigner, password};
+use crate::config::{LogFormat, ServeConfig, StorageConfig};
+use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
+use crate::domain::clock::Clock;
+use crate::domain::{Password, Role};
+use crate::http::{self, AppState, Limits, ServerIdentity};
+use crate::store::users::UserRow;
+use crate::store::workspaces::WorkspaceRow;
+use crate::store::{Store, StoreError, settings, users, workspaces};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("encryption: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const KEY_FILE_NAME: &str = "master.key";
+
+/// Finds the master key: the environment, else the key file, else (only for the embedded SQLite
+/// default) a key file in the data directory, generated on first start.
+fn master_key(storage: &StorageConfig) -> Result<MasterKey, StartupError> {
+    if let Some(key) = &storage.encryption_key {
+        return Ok(MasterKey::from_base64(key)?);
+    }
+    if let Some(path) = &storage.encryption_key_file {
+        return Ok(MasterKey::read_file(path)?);
+    }
+    if storage.database_url.is_some() {
+        return Err(StartupError::Config(
+            "no encryption key: an external database needs CONNECTOR_HUB_ENCRYPTION_KEY or \
+             --encryption-key-file. Make a key with `head -c 32 /dev/urandom | base64` and keep \
+             it safe: without it no stored secret can be read."
+                .into(),
+        ));
+    }
+    std::fs::create_dir_all(&storage.data_dir)?;
+    let path = storage.data_dir.join(KEY_FILE_NAME);
+    if path.exists() {
+        return Ok(MasterKey::read_file(&path)?);
+    }
+    let key = MasterKey::generate_file(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a new master encryption key; back it up, since without it no stored secret can be read"
+    );
+    Ok(key)
+}
+
+/// Opens the database and the keyring: what `serve` and `keys` both need.
+pub async fn open_storage(
+    storage: &StorageConfig,
+    clock: Clock,
+) -> Result<(Store, Keyring), StartupError> {
+    let master = master_key(storage)?;
+    let previous = storage
+        .previous_encryption_key_file
+        .as_deref()
+        .map(MasterKey::read_file)
+        .transpose()?;
+    let store = Store::open(
+        storage.database_url.as_deref(),
+        &storage.data_dir,
+        storage.database_max_connections,
+    )
+    .await?;
+    let settings = KeyringSettings {
+        refresh: Duration::from_secs(storage.key_refresh_seconds),
+        max_encryptions: storage.key_max_encryptions.max(1),
+    };
+    let keyring = Keyring::open(store.clone(), master, previous, settings, clock).await?;
+    Ok((store, keyring))
+}
+
+/// On an empty database: the `default` workspace and its admin user `default`.
+async fn create_first_admin(
+    store: &Store,
+    config: &ServeConfig,
+    clock: &Clock,
+) -> Result<(), StartupError> {
+    let mut conn = store.conn().await?;
+    if users::count(&mut conn).await? > 0 {
+        return Ok(());
+    }
+    drop(conn);
+    let (password, generated) = match &config.admin_password {
+        Some(given) => (
+            Password::parse(given.clone())
+                .map_err(|e| StartupError::Config(format!("CONNECTOR_HUB_ADMIN_PASSWORD: {e}")))?,
+            false,
+        ),
+        None => (
+            Password::parse(password::generate()).expect("generated passwords are long enough"),
+            true,
+        ),
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || password::hash(password.expose()))
+            .await
+            .map_err(|e| StartupError::Config(e.to_string()))?
+    };
+    let now = clock.now();
+    let workspace = WorkspaceRow {
+        id: Uuid::new_v4(),
+        name: "default".into(),
+        display_name: "default".into(),
+        description: "Created on first start".into(),
+        created: now,
+        updated: now,
+    };
+    let admin = UserRow {
+        id: Uuid::new_v4(),
+        name: "default".into(),
+        full_name: "Server administrator".into(),
+        email: None,
+        password_hash: Some(hash),
+        description: String::new(),
+        is_admin: true,
+        is_service_account: false,
+        active: true,
+        default_workspace_id: Some(workspace.id),
+        created: now,
+        updated: now,
+    };
+    let mut tx = store.begin().await?;
+    let created = async {
+        workspaces::insert(&mut tx, &workspace).await?;
+        users::insert(&mut tx, &admin).await?;
+        workspaces::set_member(&mut tx, workspace.id, admin.id, Role::Admin, now).await
+    }
+    .await;
+    match created {
+        Ok(()) => tx.commit().await?,
+        // Another process started at the same moment and created them.
+        Err(StoreError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if generated {
+        // Printed once, to the terminal rather than the log stream.
+        eprintln!(
+            "\n  connector-hub created the admin user 'default' with password: {}\n  \
+             Log in and change it; it is not shown again.\n",
+            password.expose()
+        );
+    } else {
+        tracing::info!("created the admin user 'default' with the configured password");
+    }
+    Ok(())
+}
+
+/// A server bound to its address, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn build(config: ServeConfig) -> Result<Server, StartupError> {
+        Self::build_with_clock(config, Clock::default()).await
+    }
+
+    /// As [`Server::build`], with a clock tests can move forward.
+    pub async fn build_with_clock(
+        config: ServeConfig,
+        clock: Clock,
+    ) -> Result<Server, StartupError> {
+        let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
+        let mut conn = store.conn().await?;
+        let server_id: Uuid =
+            settings::get_or_insert(&mut conn, "server_id", &Uuid::new_v4().to_string())
+                .await?
+                .parse()
+                .map_err(|_| StartupError::Config("the stored server id is not a UUID".into()))?;
+        drop(conn);
+        let tokens = TokenSigner::load(
+            &store,
+            &keyring,
+            server_id.to_string(),
+            config.token_lifetime(),
+            clock.now(),
+        )
+        .await?;
+        create_first_admin(&store, &config, &clock).await?;
+
+        let state = AppState {
+            server: Arc::new(ServerIdentity {
+                id: server_id,
+                url: config.server_url.clone(),
+                database_type: store.backend_name(),
+            }),
+            store,
+            keyring: Arc::new(keyring),
+            tokens: Arc::new(tokens),
+            logins: Arc::new(FailedLogins::new(
+                config.login_max_failures_per_user,
+                config.login_max_failures_per_address,
+                Duration::from_secs(config.login_failure_window_seconds),
+            )),
+            clock,
+        };
+        let limits = Limits {
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout(),
+        };
+        let router = http::router(state.clone(), limits);
+        let listener = TcpListener::bind(config.bind).await?;
+        Ok(Server {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(address = %self.local_addr(), "connector-hub is listening");
+        let store = self.state.store.clone();
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+pub fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

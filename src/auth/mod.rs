@@ -1,0 +1,9 @@
+//! Authentication: password hashing, API keys, signed access tokens and the failed-login limit.
+
+pub mod api_key;
+pub mod password;
+pub mod rate_limit;
+pub mod token;
+
+pub use rate_limit::FailedLogins;
+pub use token::{Claims, TokenSigner};

@@ -1,0 +1,197 @@
+//! Every setting of the server: a command-line flag, its environment variable and its default,
+//! documented once here (and listed by `--help`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connector-hub",
+    version,
+    about = "A self-hosted server for cloud service connectors"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeConfig),
+    /// Manage the encryption keys that protect stored secrets.
+    Keys {
+        #[command(flatten)]
+        storage: StorageConfig,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Show every data key, which one is active and how many values each protects.
+    Status,
+    /// Make a new data key active; older keys keep decrypting what they protect.
+    Rotate,
+    /// Re-encrypt every value that is still under an older data key (resumable, safe while servers run).
+    Rewrap {
+        /// How many values to re-encrypt per transaction.
+        #[arg(long, default_value_t = 200)]
+        batch_size: u32,
+    },
+    /// Remove a retired data key that no longer protects any value.
+    Remove { key_id: uuid::Uuid },
+    /// Re-wrap every data key under a new master key (values are not touched).
+    RotateMaster {
+        /// File holding the new master key (32 random bytes, base64).
+        #[arg(long)]
+        new_key_file: PathBuf,
+    },
+}
+
+/// Where data lives and how it is encrypted: shared by `serve` and `keys`.
+#[derive(Debug, Clone, Args)]
+pub struct StorageConfig {
+    /// Folder for the embedded SQLite database and its generated key file.
+    #[arg(long, env = "CONNECTOR_HUB_DATA_DIR", default_value = ".connector-hub")]
+    pub data_dir: PathBuf,
+
+    /// Use this database instead of the embedded SQLite one (`postgres://…` or `sqlite://…`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Largest number of pooled database connections per server process.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub database_max_connections: u32,
+
+    /// Master key (32 random bytes, base64) that wraps the data keys. Make one with
+    /// `head -c 32 /dev/urandom | base64`.
+    #[arg(long, env = "CONNECTOR_HUB_ENCRYPTION_KEY", hide_env_values = true)]
+    pub encryption_key: Option<String>,
+
+    /// File holding the master key. On the embedded SQLite default it is created (mode 0600) in
+    /// the data directory when no key is given.
+    #[arg(long, env = "CONNECTOR_HUB_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+
+    /// The master key in use before a master-key rotation, so that processes keep reading data
+    /// keys wrapped by either key during a rolling restart.
+    #[arg(long, env = "CONNECTOR_HUB_PREVIOUS_ENCRYPTION_KEY_FILE")]
+    pub previous_encryption_key_file: Option<PathBuf>,
+
+    /// How often a process re-reads which data key is active (seconds), so that a rotation made
+    /// by another process takes effect here within this time.
+    #[arg(long, env = "CONNECTOR_HUB_KEY_REFRESH_SECONDS", default_value_t = 2)]
+    pub key_refresh_seconds: u64,
+
+    /// Encryptions after which a data key is rotated automatically; well below the 2^32 limit
+    /// for random 96-bit AES-GCM nonces.
+    #[arg(long, env = "CONNECTOR_HUB_KEY_MAX_ENCRYPTIONS", default_value_t = 1 << 31)]
+    pub key_max_encryptions: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "CONNECTOR_HUB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    #[command(flatten)]
+    pub storage: StorageConfig,
+
+    /// Password for the `default` admin user created on first start. When unset a random one is
+    /// generated and printed once.
+    #[arg(long, env = "CONNECTOR_HUB_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 3600
+    )]
+    pub token_lifetime_seconds: u64,
+
+    /// Failed logins allowed per user name within the failure window.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_LOGIN_MAX_FAILURES_PER_USER",
+        default_value_t = 5
+    )]
+    pub login_max_failures_per_user: u32,
+
+    /// Failed logins allowed per client address within the failure window.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_address: u32,
+
+    /// Length of the failed-login window, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_LOGIN_FAILURE_WINDOW_SECONDS",
+        default_value_t = 300
+    )]
+    pub login_failure_window_seconds: u64,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CONNECTOR_HUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Time after which a request is abandoned with 408, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 60
+    )]
+    pub request_timeout_seconds: u64,
+
+    /// The URL clients use to reach this server, reported by `/api/v1/info`.
+    #[arg(long, env = "CONNECTOR_HUB_SERVER_URL")]
+    pub server_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "CONNECTOR_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "CONNECTOR_HUB_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeConfig {
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.token_lifetime_seconds)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    /// The configuration a test or embedded caller starts from: every default, with data in `dir`.
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
+        let Command::Serve(mut config) = Cli::parse_from(["connector-hub", "serve"]).command else {
+            unreachable!("parsing `serve` yields the serve command")
+        };
+        config.storage.data_dir = dir.into();
+        config
+    }
+}

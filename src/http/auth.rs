@@ -1,0 +1,230 @@
+//! Logging in (`POST /api/v1/login`, OAuth2 form grants) and the current user.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Form, Json, Query};
+use super::users::{HydrateQuery, UserResponse};
+use crate::auth::{api_key, password};
+use crate::domain::{Caller, Password};
+use crate::store::users;
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginForm {
+    grant_type: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    #[allow(dead_code)]
+    client_id: Option<String>,
+    device_code: Option<String>,
+}
+
+/// ZenML's `OAuthTokenResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: Option<String>,
+    csrf_token: Option<String>,
+    scope: Option<String>,
+    device_id: Option<String>,
+    device_metadata: Option<serde_json::Value>,
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::Unauthenticated("Authentication error: invalid username or password".into())
+}
+
+/// Checks the rate limit, runs the (slow) credential check off the async threads, and records
+/// the outcome.
+async fn checked<T: Send + 'static>(
+    state: &AppState,
+    limit_key: &str,
+    address: SocketAddr,
+    check: impl FnOnce() -> Option<T> + Send + 'static,
+) -> ApiResult<T> {
+    if let Err(retry_after) = state.logins.check(limit_key, address.ip()) {
+        return Err(ApiError::TooManyRequests {
+            message: "Too many failed login attempts; try again later.".into(),
+            retry_after,
+        });
+    }
+    let outcome = tokio::task::spawn_blocking(check)
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Some(value) => {
+            state.logins.record_success(limit_key);
+            Ok(value)
+        }
+        None => {
+            state.logins.record_failure(limit_key, address.ip());
+            Err(invalid_credentials())
+        }
+    }
+}
+
+/// Logs in with the `password` grant (user name and password) or the `zenml-api-key` grant (a
+/// service account's API key in `password`) and returns a bearer token.
+#[utoipa::path(post, path = "/api/v1/login", tag = "auth",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = TokenResponse), (status = 401), (status = 429)))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> ApiResult<Json<TokenResponse>> {
+    let grant = match form.grant_type.as_deref() {
+        Some(grant) => grant.to_owned(),
+        None if form.username.is_some() => "password".into(),
+        None if form.password.is_some() => "zenml-api-key".into(),
+        None if form.device_code.is_some() => "urn:ietf:params:oauth:grant-type:device_code".into(),
+        None => "password".into(),
+    };
+    let secret = form.password.unwrap_or_default();
+    let (user_id, api_key_id) = match grant.as_str() {
+        "password" => {
+            let name = form.username.filter(|n| !n.is_empty()).ok_or_else(|| {
+                ApiError::BadRequest("Invalid request: username is required.".into())
+            })?;
+            let mut conn = state.store.conn().await?;
+            let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
+            drop(conn);
+            let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+            let id = user.map(|u| u.id);
+            let id = checked(&state, &format!("user:{name}"), address, move || {
+                password::verify(hash.as_deref(), &secret)
+                    .then_some(id)
+                    .flatten()
+            })
+            .await?;
+            (id, None)
+        }
+        "zenml-api-key" => {
+            let (key_id, key_secret) = api_key::parse(&secret).ok_or_else(invalid_credentials)?;
+            let mut conn = state.store.conn().await?;
+            let key = users::api_key(&mut conn, key_id)
+                .await?
+                .filter(|k| k.active);
+            let account = match &key {
+                Some(k) => users::get(&mut conn, k.service_account_id)
+                    .await?
+                    .filter(|u| u.active),
+                None => None,
+            };
+            drop(conn);
+            let hash = key
+                .as_ref()
+                .filter(|_| account.is_some())
+                .map(|k| k.key_hash.clone());
+            let account_id = account.map(|a| a.id);
+            let id = checked(&state, &format!("api-key:{key_id}"), address, move || {
+                password::verify(hash.as_deref(), &key_secret)
+                    .then_some(account_id)
+                    .flatten()
+            })
+            .await?;
+            let mut conn = state.store.conn().await?;
+            users::touch_api_key(&mut conn, key_id, state.clock.now()).await?;
+            (id, Some(key_id))
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid request: unsupported grant type '{other}'."
+            )));
+        }
+    };
+    let token = state.tokens.issue(user_id, api_key_id, state.clock.now());
+    Ok(Json(TokenResponse {
+        access_token: token,
+        token_type: "bearer",
+        expires_in: state.tokens.lifetime().as_secs(),
+        refresh_token: None,
+        csrf_token: None,
+        scope: None,
+        device_id: None,
+        device_metadata: None,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/current-user", tag = "auth",
+    params(HydrateQuery),
+    responses((status = 200, body = UserResponse), (status = 401)),
+    security(("bearer" = [])))]
+pub async fn current_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<HydrateQuery>,
+) -> ApiResult<Json<UserResponse>> {
+    let mut conn = state.store.conn().await?;
+    let user = users::get(&mut conn, caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", caller.user_id))?;
+    Ok(Json(UserResponse::render(
+        user,
+        query.hydrate.unwrap_or(true),
+    )))
+}
+
+/// Changes to one's own account. A new password needs the old one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentUserUpdate {
+    full_name: Option<String>,
+    email: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<Password>,
+    old_password: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/current-user", tag = "auth",
+    request_body = CurrentUserUpdate,
+    responses((status = 200, body = UserResponse), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn update_current_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(update): Json<CurrentUserUpdate>,
+) -> ApiResult<Json<UserResponse>> {
+    let mut conn = state.store.conn().await?;
+    let mut user = users::get(&mut conn, caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user", caller.user_id))?;
+    drop(conn);
+    if let Some(new_password) = update.password {
+        let stored = user.password_hash.clone();
+        let old = update.old_password.unwrap_or_default();
+        let ok = tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &old))
+            .await
+            .map_err(ApiError::internal)?;
+        if !ok {
+            return Err(ApiError::Forbidden(
+                "the old password is not correct".into(),
+            ));
+        }
+        user.password_hash = Some(super::users::hash_password(new_password).await?);
+    }
+    if let Some(full_name) = update.full_name {
+        user.full_name = full_name;
+    }
+    if update.email.is_some() {
+        user.email = update.email;
+    }
+    user.updated = state.clock.now();
+    let mut conn = state.store.conn().await?;
+    users::update(&mut conn, &user).await?;
+    Ok(Json(UserResponse::render(user, true)))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(current_user, update_current_user))
+}

@@ -1,0 +1,187 @@
+//! The one mapping from every error to an HTTP status and ZenML's error body,
+//! `{"detail": ["<ExceptionClass>", "<message>"]}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{FormRejection, JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::crypto::CryptoError;
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed or expired credentials: the client should log in again.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
+    /// Stored data failed its integrity check; the message says so (it reveals no secret).
+    #[error("{0}")]
+    Integrity(String),
+    /// A fault of the server. The cause is logged; the client sees only a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn not_found(what: &str, reference: impl std::fmt::Display) -> ApiError {
+        ApiError::NotFound(format!("Unable to find {what} '{reference}'"))
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(cause.to_string())
+    }
+
+    fn status_and_class(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "CredentialsNotValid"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "KeyError"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "EntityExistsError"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "IllegalOperationError"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "ValueError"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ValueError"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValueError"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            ApiError::Integrity(_) | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "RuntimeError")
+            }
+        }
+    }
+}
+
+/// The error body for a status and message, as every error response carries it.
+pub fn error_body(class: &str, message: &str) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "detail": [class, message] }))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, class) = self.status_and_class();
+        let message = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                "An internal error occurred; the server log has the details.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (status, error_body(class, &message)).into_response();
+        match &self {
+            ApiError::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
+                let seconds = retry_after.as_secs().max(1).to_string();
+                if let Ok(value) = HeaderValue::from_str(&seconds) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Invalid(message) => ApiError::BadRequest(message),
+            DomainError::Forbidden(message) => ApiError::Forbidden(message),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => {
+                ApiError::NotFound("Unable to find the requested record".into())
+            }
+            StoreError::Conflict(_) => {
+                ApiError::Conflict("Another record with the same name already exists.".into())
+            }
+            StoreError::Concurrent => ApiError::Conflict(
+                "The record was changed by another request at the same time; try again.".into(),
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<CryptoError> for ApiError {
+    fn from(err: CryptoError) -> Self {
+        match err {
+            CryptoError::Store(store) => store.into(),
+            CryptoError::KeyInUse(_) => ApiError::Forbidden(err.to_string()),
+            CryptoError::UnknownKey(_) => ApiError::NotFound(err.to_string()),
+            CryptoError::Tampered | CryptoError::Format => {
+                tracing::error!(error = %err, "an encrypted value failed its integrity check");
+                ApiError::Integrity(err.to_string())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::Unprocessable(format!(
+                "invalid request body: {}",
+                std::error::Error::source(&e).map_or_else(|| e.body_text(), |s| s.to_string())
+            )),
+            JsonRejection::JsonSyntaxError(_) => {
+                ApiError::BadRequest("the request body is not valid JSON".into())
+            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(
+                "the request body must be JSON with Content-Type: application/json".into(),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("the request body is too large".into())
+            }
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::Unprocessable(format!(
+            "invalid query parameters: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+impl From<FormRejection> for ApiError {
+    fn from(rejection: FormRejection) -> Self {
+        match rejection {
+            FormRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge("the request body is too large".into())
+            }
+            other => ApiError::BadRequest(format!("invalid form: {}", other.body_text())),
+        }
+    }
+}

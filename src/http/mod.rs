@@ -1,0 +1,140 @@
+//! The HTTP layer: thin handlers that parse, authorise (asking `domain`), call `store` and
+//! `crypto`, and render ZenML-shaped responses.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod keys;
+pub mod openapi;
+pub mod page;
+pub mod secrets;
+pub mod server;
+mod time;
+pub mod users;
+pub mod workspaces;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
+
+use crate::auth::{FailedLogins, TokenSigner};
+use crate::crypto::Keyring;
+use crate::domain::clock::Clock;
+use crate::store::Store;
+use error::{ApiError, error_body};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub keyring: Arc<Keyring>,
+    pub tokens: Arc<TokenSigner>,
+    pub logins: Arc<FailedLogins>,
+    pub clock: Clock,
+    pub server: Arc<ServerIdentity>,
+}
+
+/// Facts about this deployment reported by `/api/v1/info`.
+#[derive(Debug)]
+pub struct ServerIdentity {
+    pub id: Uuid,
+    pub url: Option<String>,
+    pub database_type: &'static str,
+}
+
+/// Limits applied to every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The documented API and its OpenAPI description.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(server::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(workspaces::router())
+        .merge(secrets::router())
+        .merge(keys::router())
+        .split_for_parts()
+}
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let (api, spec) = api();
+    api.nest("/api/v1/workspaces/{workspace}", secrets::workspace_router())
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<Body>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal("a request handler panicked".into()).into_response()
+                }))
+                .layer(axum::middleware::map_response(uniform_errors))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+        )
+        .with_state(state)
+}
+
+/// Gives error responses produced outside our handlers (unknown methods, time-outs, framework
+/// rejections) the same JSON error body as ours.
+async fn uniform_errors(response: Response<Body>) -> Response<Body> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (class, message) = match status {
+        StatusCode::NOT_FOUND => ("KeyError", "Unable to find the requested resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ("MethodNotAllowedError", "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => (
+            "TimeoutError",
+            "The request took too long and was abandoned",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("ValueError", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("ValueError", "Unsupported content type"),
+        s if s.is_server_error() => ("RuntimeError", "An internal error occurred"),
+        _ => ("ValueError", "The request is invalid"),
+    };
+    let (mut parts, _) = response.into_parts();
+    let rebuilt = (status, error_body(class, message)).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, rebuilt.into_body())
+}

@@ -1,0 +1,352 @@
+//! ZenML's list protocol, once for every list endpoint: `page`, `size`, `sort_by`,
+//! `logical_operator`, `hydrate` and filters of the form `field=op:value`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use crate::store::Arg;
+use crate::store::query::{Condition, Direction, Field, FieldKind, ListQuery, Listed, Op};
+
+pub const MAX_PAGE_SIZE: u32 = 10_000;
+const DEFAULT_PAGE_SIZE: u32 = 20;
+
+/// Parameters every list endpoint accepts besides its filters.
+const COMMON: &[&str] = &[
+    "page",
+    "size",
+    "sort_by",
+    "logical_operator",
+    "hydrate",
+    "project_name_or_id",
+    "workspace",
+];
+
+/// What one list endpoint accepts.
+pub struct ListSpec {
+    pub fields: &'static [Field],
+    pub default_sort: &'static str,
+    /// Endpoint-specific parameters that are not filters (e.g. `expand_secrets`).
+    pub extras: &'static [&'static str],
+}
+
+/// One page of results in ZenML's `Page` shape.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub index: u32,
+    pub max_size: u32,
+    pub total_pages: u32,
+    pub total: i64,
+    pub items: Vec<T>,
+}
+
+#[derive(Debug)]
+pub struct ListRequest {
+    pub query: ListQuery,
+    pub hydrate: bool,
+    extras: BTreeMap<String, String>,
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::Unprocessable(message)
+}
+
+/// Parses Python's and JSON's spellings of a boolean.
+pub fn parse_bool(name: &str, value: &str) -> ApiResult<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "on" => Ok(true),
+        "false" | "0" | "no" | "n" | "off" => Ok(false),
+        _ => Err(invalid(format!(
+            "query parameter '{name}' must be true or false, not '{value}'"
+        ))),
+    }
+}
+
+fn parse_time(value: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+fn typed(field: &Field, value: &str) -> ApiResult<Arg> {
+    let bad = |what: &str| {
+        invalid(format!(
+            "filter '{}' expects {what}, not '{value}'",
+            field.name
+        ))
+    };
+    Ok(match field.kind {
+        FieldKind::Text => Arg::Text(value.to_owned()),
+        FieldKind::Uuid => Arg::Uuid(Uuid::parse_str(value).map_err(|_| bad("a UUID"))?),
+        FieldKind::Bool => Arg::Bool(parse_bool(field.name, value)?),
+        FieldKind::Time => Arg::Time(parse_time(value).ok_or_else(|| bad("a date and time"))?),
+    })
+}
+
+/// `oneof:` takes a JSON list or comma-separated values.
+fn split_list(value: &str) -> Vec<String> {
+    if let Ok(list) = serde_json::from_str::<Vec<serde_json::Value>>(value) {
+        return list
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
+    }
+    value
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn condition(field: &'static Field, raw: &str) -> ApiResult<Condition> {
+    let (op, operand) = match raw.split_once(':') {
+        Some((prefix, rest)) => match Op::from_prefix(prefix) {
+            Some(op) => (op, rest),
+            None => (Op::Equals, raw),
+        },
+        None => (Op::Equals, raw),
+    };
+    let allowed = match field.kind {
+        FieldKind::Text => true,
+        FieldKind::Uuid => !matches!(op, Op::Gt | Op::Gte | Op::Lt | Op::Lte),
+        FieldKind::Bool => matches!(op, Op::Equals | Op::NotEquals),
+        FieldKind::Time => !op.is_pattern(),
+    };
+    if !allowed {
+        return Err(invalid(format!(
+            "filter '{}' does not support this operator",
+            field.name
+        )));
+    }
+    let values = match op {
+        Op::IsNull | Op::IsNotNull => Vec::new(),
+        op if op.is_pattern() => vec![Arg::Text(operand.to_owned())],
+        Op::OneOf | Op::NotOneOf => split_list(operand)
+            .iter()
+            .map(|v| typed(field, v))
+            .collect::<ApiResult<_>>()?,
+        _ => vec![typed(field, operand)?],
+    };
+    Ok(Condition { field, op, values })
+}
+
+impl ListRequest {
+    pub fn parse(raw_query: Option<&str>, spec: &ListSpec) -> ApiResult<ListRequest> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
+            .map_err(|e| invalid(format!("malformed query string: {e}")))?;
+        let find = |name: &str| spec.fields.iter().find(|f| f.name == name);
+        let mut page = 1;
+        let mut size = DEFAULT_PAGE_SIZE;
+        let mut any = false;
+        let mut hydrate = false;
+        let mut sort = (
+            find(spec.default_sort).expect("default sort is a field"),
+            Direction::Asc,
+        );
+        let mut conditions = Vec::new();
+        let mut extras = BTreeMap::new();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "page" => {
+                    page = value.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                        invalid(format!("page must be a whole number ≥ 1, not '{value}'"))
+                    })?;
+                }
+                "size" => {
+                    size = value
+                        .parse()
+                        .ok()
+                        .filter(|s| (1..=MAX_PAGE_SIZE).contains(s))
+                        .ok_or_else(|| {
+                            invalid(format!(
+                                "size must be between 1 and {MAX_PAGE_SIZE}, not '{value}'"
+                            ))
+                        })?;
+                }
+                "sort_by" => {
+                    let (direction, name) = match value.split_once(':') {
+                        Some(("asc", name)) => (Direction::Asc, name),
+                        Some(("desc", name)) => (Direction::Desc, name),
+                        Some(_) => return Err(invalid(format!("invalid sort_by '{value}'"))),
+                        None => (Direction::Asc, value.as_str()),
+                    };
+                    let field = find(name)
+                        .ok_or_else(|| invalid(format!("cannot sort by unknown field '{name}'")))?;
+                    sort = (field, direction);
+                }
+                "logical_operator" => {
+                    any = match value.to_ascii_lowercase().as_str() {
+                        "and" => false,
+                        "or" => true,
+                        _ => return Err(invalid("logical_operator must be 'and' or 'or'".into())),
+                    };
+                }
+                "hydrate" => hydrate = parse_bool("hydrate", &value)?,
+                name if COMMON.contains(&name) => {}
+                name if spec.extras.contains(&name) => {
+                    extras.insert(key, value);
+                }
+                name => {
+                    let field = find(name)
+                        .ok_or_else(|| invalid(format!("unknown query parameter '{name}'")))?;
+                    conditions.push(condition(field, &value)?);
+                }
+            }
+        }
+        Ok(ListRequest {
+            query: ListQuery {
+                conditions,
+                any,
+                sort: sort.0,
+                direction: sort.1,
+                page,
+                size,
+            },
+            hydrate,
+            extras,
+        })
+    }
+
+    /// An endpoint-specific boolean parameter.
+    pub fn flag(&self, name: &str) -> ApiResult<Option<bool>> {
+        self.extras
+            .get(name)
+            .map(|v| parse_bool(name, v))
+            .transpose()
+    }
+
+    /// Renders a page, refusing a page number past the last page as ZenML does.
+    pub fn page<T, U>(&self, listed: Listed<T>, render: impl FnMut(T) -> U) -> ApiResult<Page<U>> {
+        let size = self.query.size;
+        let total_pages = u32::try_from((listed.total.max(0) as u64).div_ceil(u64::from(size)))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        if self.query.page > total_pages {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid page {}. The requested page size is {size} and there are a total of {} \
+                 items for this query. The maximum page value therefore is {total_pages}.",
+                self.query.page, listed.total
+            )));
+        }
+        Ok(Page {
+            index: self.query.page,
+            max_size: size,
+            total_pages,
+            total: listed.total,
+            items: listed.items.into_iter().map(render).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static FIELDS: &[Field] = &[
+        Field::new("name", FieldKind::Text, "t.name"),
+        Field::new("id", FieldKind::Uuid, "t.id"),
+        Field::new("created", FieldKind::Time, "t.created"),
+        Field::new("private", FieldKind::Bool, "t.private"),
+    ];
+    const SPEC: ListSpec = ListSpec {
+        fields: FIELDS,
+        default_sort: "created",
+        extras: &["expand_secrets"],
+    };
+
+    #[test]
+    fn operators_and_paging_parse() {
+        let request = ListRequest::parse(
+            Some("name=startswith:prod&created=gt:2025-01-01 10:00:00&sort_by=desc:name&page=2&size=5&logical_operator=or&hydrate=True&expand_secrets=False"),
+            &SPEC,
+        )
+        .unwrap();
+        assert_eq!(request.query.conditions.len(), 2);
+        assert_eq!(request.query.conditions[0].op, Op::StartsWith);
+        assert_eq!(request.query.conditions[1].op, Op::Gt);
+        assert_eq!(request.query.sort.name, "name");
+        assert_eq!(request.query.direction, Direction::Desc);
+        assert_eq!((request.query.page, request.query.size), (2, 5));
+        assert!(request.query.any && request.hydrate);
+        assert_eq!(request.flag("expand_secrets").unwrap(), Some(false));
+    }
+
+    #[test]
+    fn a_value_without_an_operator_means_equals() {
+        let request = ListRequest::parse(Some("name=a:b"), &SPEC).unwrap();
+        assert_eq!(request.query.conditions[0].op, Op::Equals);
+        assert_eq!(
+            request.query.conditions[0].values,
+            [Arg::Text("a:b".into())]
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        for query in [
+            "page=0",
+            "size=10001",
+            "size=abc",
+            "sort_by=sideways:name",
+            "sort_by=nope",
+            "logical_operator=xor",
+            "unknown=1",
+            "id=not-a-uuid",
+            "private=maybe",
+            "created=yesterday",
+            "private=contains:x",
+        ] {
+            assert!(
+                ListRequest::parse(Some(query), &SPEC).is_err(),
+                "{query} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn oneof_takes_json_or_comma_lists() {
+        let json = ListRequest::parse(Some(r#"name=oneof:["a","b"]"#), &SPEC).unwrap();
+        let commas = ListRequest::parse(Some("name=oneof:a,b"), &SPEC).unwrap();
+        assert_eq!(
+            json.query.conditions[0].values,
+            commas.query.conditions[0].values
+        );
+    }
+
+    #[test]
+    fn pages_past_the_end_are_refused() {
+        let request = ListRequest::parse(Some("page=3&size=10"), &SPEC).unwrap();
+        let listed = Listed {
+            items: Vec::<u8>::new(),
+            total: 15,
+        };
+        assert!(request.page(listed, |x| x).is_err());
+        let empty = ListRequest::parse(None, &SPEC).unwrap();
+        let page = empty
+            .page(
+                Listed {
+                    items: Vec::<u8>::new(),
+                    total: 0,
+                },
+                |x| x,
+            )
+            .unwrap();
+        assert_eq!(page.total_pages, 1);
+    }
+}

@@ -1,0 +1,510 @@
+//! Secrets in ZenML 0.98 shapes, scoped to a workspace. Private secrets exist only for their
+//! owner; public ones for every member. Lists never carry values.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Query};
+use super::page::{ListRequest, ListSpec, Page};
+use super::time;
+use crate::crypto::keyring::secret_aad;
+use crate::domain::secret::SecretValues;
+use crate::domain::{Caller, EntityName, Scope};
+use crate::store::StoreError;
+use crate::store::data_keys::{self, DataKeyRow};
+use crate::store::secrets::{self, SecretRow};
+
+/// ZenML's `SecretResponse`; values sit in `body`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretResponse {
+    id: Uuid,
+    name: String,
+    permission_denied: bool,
+    body: SecretBody,
+    metadata: Option<serde_json::Value>,
+    resources: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct SecretBody {
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    created: DateTime<Utc>,
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    updated: DateTime<Utc>,
+    user_id: Option<Uuid>,
+    workspace_id: Uuid,
+    private: bool,
+    /// Empty in lists; the values otherwise.
+    values: BTreeMap<String, Option<String>>,
+}
+
+impl SecretResponse {
+    fn render(row: SecretRow, values: Option<&SecretValues>, hydrate: bool) -> SecretResponse {
+        let values = values
+            .map(|v| {
+                v.iter()
+                    .map(|(k, v)| (k.to_owned(), Some(v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        SecretResponse {
+            id: row.id,
+            name: row.name,
+            permission_denied: false,
+            body: SecretBody {
+                created: row.created,
+                updated: row.updated,
+                user_id: row.user_id,
+                workspace_id: row.workspace_id,
+                private: row.private,
+                values,
+            },
+            metadata: hydrate.then(|| serde_json::json!({})),
+            resources: serde_json::json!({ "user": null }),
+        }
+    }
+}
+
+fn name_taken(action: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
+    let message = format!(
+        "Unable to {action} the requested secret with name '{name}': Found another existing \
+         secret with the same name."
+    );
+    move |err| match err {
+        StoreError::Conflict(_) => ApiError::Conflict(message),
+        other => other.into(),
+    }
+}
+
+async fn encrypt(state: &AppState, row: &mut SecretRow, values: &SecretValues) -> ApiResult<()> {
+    let aad = secret_aad(row.workspace_id, row.id);
+    let (key_id, ciphertext) = state.keyring.encrypt(&aad, &values.to_plaintext()).await?;
+    row.key_id = key_id;
+    row.ciphertext = ciphertext;
+    Ok(())
+}
+
+async fn decrypt(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
+    let plaintext = state
+        .keyring
+        .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
+        .await?;
+    SecretValues::from_plaintext(&plaintext)
+        .ok_or_else(|| ApiError::Integrity("a stored secret does not hold a key/value map".into()))
+}
+
+/// The secret, if it exists for this caller.
+async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<SecretRow> {
+    let mut conn = state.store.conn().await?;
+    secrets::get(&mut conn, scope.workspace_id, id)
+        .await?
+        .filter(|s| scope.can_see(s.user_id, s.private))
+        .ok_or_else(|| ApiError::NotFound(format!("Unable to find secret with ID '{id}'")))
+}
+
+/// The secret's id in the path (by name, so the workspace-scoped routes work too).
+#[derive(Debug, Deserialize)]
+pub struct SecretPath {
+    secret_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretCreate {
+    /// Ignored: the owner is always the caller.
+    #[allow(dead_code)]
+    user: Option<Uuid>,
+    #[schema(value_type = String)]
+    name: EntityName,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    values: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the `Scope` extractor; declared here to be accepted and documented.
+pub struct WorkspaceQuery {
+    /// The workspace to act in (default: the caller's default workspace).
+    project_name_or_id: Option<String>,
+    /// The same as `project_name_or_id`.
+    workspace: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/secrets", tag = "secrets", request_body = SecretCreate,
+    params(WorkspaceQuery),
+    responses((status = 200, body = SecretResponse), (status = 400), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create_secret(
+    State(state): State<AppState>,
+    scope: Scope,
+    Query(_workspace): Query<WorkspaceQuery>,
+    Json(request): Json<SecretCreate>,
+) -> ApiResult<Json<SecretResponse>> {
+    let values = SecretValues::parse(request.values)?;
+    let now = state.clock.now();
+    let mut row = SecretRow {
+        id: Uuid::new_v4(),
+        workspace_id: scope.workspace_id,
+        user_id: Some(scope.user_id()),
+        name: request.name.into_inner(),
+        private: request.private,
+        internal: false,
+        key_id: Uuid::nil(),
+        ciphertext: Vec::new(),
+        revision: 1,
+        created: now,
+        updated: now,
+    };
+    encrypt(&state, &mut row, &values).await?;
+    let mut conn = state.store.conn().await?;
+    secrets::insert(&mut conn, &row)
+        .await
+        .map_err(name_taken("create", &row.name))?;
+    Ok(Json(SecretResponse::render(row, Some(&values), true)))
+}
+
+const LIST: ListSpec = ListSpec {
+    fields: secrets::FIELDS,
+    default_sort: "created",
+    extras: &[],
+};
+
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets",
+    params(WorkspaceQuery),
+    responses((status = 200, body = Page<SecretResponse>)),
+    security(("bearer" = [])))]
+pub async fn list_secrets(
+    State(state): State<AppState>,
+    scope: Scope,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<SecretResponse>>> {
+    let request = ListRequest::parse(query.as_deref(), &LIST)?;
+    let mut conn = state.store.conn().await?;
+    let listed = secrets::list(
+        &mut conn,
+        scope.workspace_id,
+        scope.user_id(),
+        &request.query,
+    )
+    .await?;
+    Ok(Json(request.page(listed, |s| {
+        SecretResponse::render(s, None, request.hydrate)
+    })?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    hydrate: Option<bool>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/secrets/{secret_id}", tag = "secrets",
+    params(("secret_id" = Uuid, Path), GetQuery),
+    responses((status = 200, body = SecretResponse), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_secret(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(SecretPath { secret_id: id }): Path<SecretPath>,
+    Query(query): Query<GetQuery>,
+) -> ApiResult<Json<SecretResponse>> {
+    let row = visible(&state, &scope, id).await?;
+    let values = decrypt(&state, &row).await?;
+    Ok(Json(SecretResponse::render(
+        row,
+        Some(&values),
+        query.hydrate.unwrap_or(true),
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretUpdate {
+    #[schema(value_type = Option<String>)]
+    name: Option<EntityName>,
+    private: Option<bool>,
+    values: Option<BTreeMap<String, Option<String>>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateQuery {
+    /// Merge `values` into the stored ones (a null value removes its key) instead of replacing
+    /// them all.
+    patch_values: Option<bool>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+/// Times an update is retried when another request changed the secret in between.
+const UPDATE_ATTEMPTS: usize = 5;
+
+#[utoipa::path(put, path = "/api/v1/secrets/{secret_id}", tag = "secrets",
+    params(("secret_id" = Uuid, Path), UpdateQuery),
+    request_body = SecretUpdate,
+    responses((status = 200, body = SecretResponse), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn update_secret(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(SecretPath { secret_id: id }): Path<SecretPath>,
+    Query(query): Query<UpdateQuery>,
+    Json(update): Json<SecretUpdate>,
+) -> ApiResult<Json<SecretResponse>> {
+    for _ in 0..UPDATE_ATTEMPTS {
+        let mut row = visible(&state, &scope, id).await?;
+        scope.require_owner_or_admin(row.user_id, "secret")?;
+        let mut values = decrypt(&state, &row).await?;
+        if let Some(new_values) = update.values.clone() {
+            if query.patch_values.unwrap_or(false) {
+                values.patch(new_values)?;
+            } else {
+                values = SecretValues::parse(new_values)?;
+            }
+        }
+        if let Some(name) = &update.name {
+            row.name = name.as_str().to_owned();
+        }
+        row.private = update.private.unwrap_or(row.private);
+        row.updated = state.clock.now();
+        let expected = row.revision;
+        row.revision += 1;
+        encrypt(&state, &mut row, &values).await?;
+        let mut conn = state.store.conn().await?;
+        match secrets::update(&mut conn, &row, expected).await {
+            Ok(()) => return Ok(Json(SecretResponse::render(row, Some(&values), true))),
+            Err(StoreError::Concurrent) => continue,
+            Err(e) => return Err(name_taken("update", &row.name)(e)),
+        }
+    }
+    Err(StoreError::Concurrent.into())
+}
+
+#[utoipa::path(delete, path = "/api/v1/secrets/{secret_id}", tag = "secrets",
+    params(("secret_id" = Uuid, Path), WorkspaceQuery),
+    responses((status = 200), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_secret(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(SecretPath { secret_id: id }): Path<SecretPath>,
+    Query(_workspace): Query<WorkspaceQuery>,
+) -> ApiResult<Json<()>> {
+    let row = visible(&state, &scope, id).await?;
+    scope.require_owner_or_admin(row.user_id, "secret")?;
+    let mut conn = state.store.conn().await?;
+    secrets::delete(&mut conn, scope.workspace_id, id).await?;
+    Ok(Json(()))
+}
+
+/// Every secret with the data keys that protect it, still encrypted: restoring needs the same
+/// master key, so a backup file reveals no value on its own.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsBackup {
+    format: String,
+    data_keys: Vec<BackupKey>,
+    secrets: Vec<BackupSecret>,
+}
+
+const BACKUP_FORMAT: &str = "connector-hub-secrets/1";
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BackupKey {
+    id: Uuid,
+    /// Base64 of the data key wrapped by the master key.
+    wrapped: String,
+    master_key_id: String,
+    encryptions: i64,
+    created: DateTime<Utc>,
+    retired: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BackupSecret {
+    id: Uuid,
+    workspace_id: Uuid,
+    user_id: Option<Uuid>,
+    name: String,
+    private: bool,
+    internal: bool,
+    key_id: Uuid,
+    /// Base64 of the encrypted values.
+    ciphertext: String,
+    revision: i64,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+}
+
+#[utoipa::path(post, path = "/api/v1/secrets_operations/backup", tag = "secrets",
+    responses((status = 200, body = SecretsBackup), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn backup_secrets(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SecretsBackup>> {
+    caller.require_server_admin()?;
+    let mut tx = state.store.begin().await?;
+    let keys = data_keys::all(&mut tx).await?;
+    let rows = secrets::all(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(SecretsBackup {
+        format: BACKUP_FORMAT.into(),
+        data_keys: keys
+            .into_iter()
+            .map(|k| BackupKey {
+                id: k.id,
+                wrapped: STANDARD.encode(&k.wrapped),
+                master_key_id: k.master_key_id,
+                encryptions: k.encryptions,
+                created: k.created,
+                retired: k.retired,
+            })
+            .collect(),
+        secrets: rows
+            .into_iter()
+            .map(|s| BackupSecret {
+                id: s.id,
+                workspace_id: s.workspace_id,
+                user_id: s.user_id,
+                name: s.name,
+                private: s.private,
+                internal: s.internal,
+                key_id: s.key_id,
+                ciphertext: STANDARD.encode(&s.ciphertext),
+                revision: s.revision,
+                created: s.created,
+                updated: s.updated,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestoreReport {
+    restored: usize,
+    /// Secrets that exist already (same id or name) or whose workspace is gone.
+    skipped: usize,
+}
+
+fn decode_b64(what: &str, value: &str) -> ApiResult<Vec<u8>> {
+    STANDARD
+        .decode(value)
+        .map_err(|_| ApiError::BadRequest(format!("the backup's {what} is not valid base64")))
+}
+
+/// Restores the secrets of a backup that do not exist here. Every value is checked to decrypt
+/// before anything is written; the secrets are then written in one transaction.
+#[utoipa::path(post, path = "/api/v1/secrets_operations/restore", tag = "secrets",
+    request_body = SecretsBackup,
+    responses((status = 200, body = RestoreReport), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn restore_secrets(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(backup): Json<SecretsBackup>,
+) -> ApiResult<Json<RestoreReport>> {
+    caller.require_server_admin()?;
+    if backup.format != BACKUP_FORMAT {
+        return Err(ApiError::BadRequest(format!(
+            "unknown backup format '{}'",
+            backup.format
+        )));
+    }
+    let mut tx = state.store.begin().await?;
+    for key in &backup.data_keys {
+        let row = DataKeyRow {
+            id: key.id,
+            wrapped: decode_b64("data key", &key.wrapped)?,
+            master_key_id: key.master_key_id.clone(),
+            active: false,
+            encryptions: key.encryptions,
+            created: key.created,
+            retired: key.retired,
+        };
+        data_keys::insert_retired_if_absent(&mut tx, &row).await?;
+    }
+    tx.commit().await?;
+
+    let mut rows = Vec::with_capacity(backup.secrets.len());
+    for secret in backup.secrets {
+        let row = SecretRow {
+            ciphertext: decode_b64("ciphertext", &secret.ciphertext)?,
+            id: secret.id,
+            workspace_id: secret.workspace_id,
+            user_id: secret.user_id,
+            name: secret.name,
+            private: secret.private,
+            internal: secret.internal,
+            key_id: secret.key_id,
+            revision: secret.revision,
+            created: secret.created,
+            updated: secret.updated,
+        };
+        state
+            .keyring
+            .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "secret {} in the backup cannot be restored: {e}",
+                    row.id
+                ))
+            })?;
+        rows.push(row);
+    }
+    let mut tx = state.store.begin().await?;
+    let mut restored = 0;
+    for row in &rows {
+        if secrets::insert_if_absent(&mut tx, row).await? {
+            restored += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(Json(RestoreReport {
+        restored,
+        skipped: rows.len() - restored,
+    }))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_secret, list_secrets))
+        .routes(routes!(get_secret, update_secret, delete_secret))
+        .routes(routes!(backup_secrets))
+        .routes(routes!(restore_secrets))
+}
+
+/// The same operations under `/api/v1/workspaces/{workspace}/…`.
+pub fn workspace_router() -> Router<AppState> {
+    Router::new()
+        .route("/secrets", get(list_secrets).post(create_secret))
+        .route(
+            "/secrets/{secret_id}",
+            get(get_secret).put(update_secret).delete(delete_secret),
+        )
+}

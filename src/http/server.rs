@@ -1,0 +1,81 @@
+//! Server identity and health: `/api/v1/info`, `/api/v1/version`, `/health`.
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::AppState;
+use super::extract::Json;
+
+/// The version of ZenML's API this server speaks.
+pub const ZENML_API_VERSION: &str = "0.98.0";
+
+/// ZenML's `ServerModel`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub active: bool,
+    pub debug: bool,
+    /// Never `cloud`: ZenML clients would take this server for ZenML Pro.
+    pub deployment_type: String,
+    pub database_type: String,
+    pub secrets_store_type: String,
+    pub auth_scheme: String,
+    pub server_url: Option<String>,
+    pub dashboard_url: Option<String>,
+    pub analytics_enabled: bool,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/info", tag = "server",
+    responses((status = 200, body = ServerInfo)))]
+pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert(
+        "server".into(),
+        format!("connector-hub {}", env!("CARGO_PKG_VERSION")),
+    );
+    Json(ServerInfo {
+        id: state.server.id,
+        name: "connector-hub".into(),
+        version: ZENML_API_VERSION.into(),
+        active: true,
+        debug: false,
+        deployment_type: "other".into(),
+        database_type: if state.server.database_type == "sqlite" {
+            "sqlite"
+        } else {
+            "other"
+        }
+        .into(),
+        secrets_store_type: "sql".into(),
+        auth_scheme: "OAUTH2_PASSWORD_BEARER".into(),
+        server_url: state.server.url.clone(),
+        dashboard_url: None,
+        analytics_enabled: false,
+        metadata,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/version", tag = "server",
+    responses((status = 200, body = String)))]
+pub async fn version() -> Json<&'static str> {
+    Json(ZENML_API_VERSION)
+}
+
+/// Liveness: answers `"OK"` once the server accepts requests.
+#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = String)))]
+pub async fn health() -> Json<&'static str> {
+    Json("OK")
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(version))
+        .routes(routes!(health))
+}

@@ -1,0 +1,580 @@
+//! Users, service accounts and API keys. Managing accounts is for server administrators; every
+//! user may read their own account.
+
+use axum::extract::{Path, RawQuery, State};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Query};
+use super::page::{ListRequest, ListSpec, Page};
+use super::time;
+use crate::auth::{api_key, password};
+use crate::domain::{Caller, EntityName, Password, Role};
+use crate::store::users::{self, ApiKeyRow, UserRow};
+use crate::store::{Conn, StoreError, workspaces};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HydrateQuery {
+    /// Include the `metadata` section.
+    pub hydrate: Option<bool>,
+}
+
+/// ZenML's `UserResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    id: Uuid,
+    name: String,
+    permission_denied: bool,
+    body: UserBody,
+    metadata: Option<UserMetadata>,
+    resources: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct UserBody {
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    created: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    updated: chrono::DateTime<chrono::Utc>,
+    active: bool,
+    activation_token: Option<String>,
+    full_name: String,
+    email_opted_in: Option<bool>,
+    is_service_account: bool,
+    is_admin: bool,
+    /// The user's default workspace.
+    default_project_id: Option<Uuid>,
+    avatar_url: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct UserMetadata {
+    email: Option<String>,
+    external_user_id: Option<Uuid>,
+    user_metadata: serde_json::Value,
+}
+
+impl UserResponse {
+    pub fn render(user: UserRow, hydrate: bool) -> UserResponse {
+        UserResponse {
+            id: user.id,
+            permission_denied: false,
+            metadata: hydrate.then(|| UserMetadata {
+                email: user.email.clone(),
+                external_user_id: None,
+                user_metadata: serde_json::json!({}),
+            }),
+            body: UserBody {
+                created: user.created,
+                updated: user.updated,
+                active: user.active,
+                activation_token: None,
+                full_name: user.full_name,
+                email_opted_in: None,
+                is_service_account: user.is_service_account,
+                is_admin: user.is_admin,
+                default_project_id: user.default_workspace_id,
+                avatar_url: None,
+                description: user.is_service_account.then_some(user.description),
+            },
+            name: user.name,
+            resources: serde_json::json!({}),
+        }
+    }
+}
+
+pub async fn hash_password(password: Password) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || password::hash(password.expose()))
+        .await
+        .map_err(ApiError::internal)
+}
+
+fn name_taken(what: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
+    let message = format!(
+        "Unable to create the requested {what} with name '{name}': Found another existing {what} \
+         with the same name."
+    );
+    move |err| match err {
+        StoreError::Conflict(_) => ApiError::Conflict(message),
+        other => other.into(),
+    }
+}
+
+/// Resolves a workspace reference given by an administrator.
+async fn workspace_id(conn: &mut Conn, reference: &str) -> ApiResult<Uuid> {
+    Ok(workspaces::by_name_or_id(conn, reference)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace", reference))?
+        .id)
+}
+
+async fn load_account(
+    conn: &mut Conn,
+    reference: &str,
+    service_account: bool,
+) -> ApiResult<UserRow> {
+    let what = if service_account {
+        "service account"
+    } else {
+        "user"
+    };
+    users::by_name_or_id(conn, reference)
+        .await?
+        .filter(|u| u.is_service_account == service_account)
+        .ok_or_else(|| ApiError::not_found(what, reference))
+}
+
+/// A new user. With `default_workspace` the user also becomes a member of it (`role`, default
+/// `member`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserCreate {
+    #[schema(value_type = String)]
+    name: EntityName,
+    #[serde(default)]
+    full_name: String,
+    email: Option<String>,
+    #[schema(value_type = String)]
+    password: Password,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default = "yes")]
+    active: bool,
+    default_workspace: Option<String>,
+    role: Option<Role>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Creates the account and, when asked, its membership of its default workspace, in one
+/// transaction.
+async fn insert_account(
+    state: &AppState,
+    mut user: UserRow,
+    default_workspace: Option<String>,
+    role: Option<Role>,
+) -> ApiResult<UserRow> {
+    let what = if user.is_service_account {
+        "service account"
+    } else {
+        "user"
+    };
+    let mut tx = state.store.begin().await?;
+    if let Some(reference) = &default_workspace {
+        user.default_workspace_id = Some(workspace_id(&mut tx, reference).await?);
+    }
+    users::insert(&mut tx, &user)
+        .await
+        .map_err(name_taken(what, &user.name))?;
+    if let Some(ws) = user.default_workspace_id {
+        workspaces::set_member(
+            &mut tx,
+            ws,
+            user.id,
+            role.unwrap_or(Role::Member),
+            user.created,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(user)
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = UserCreate,
+    responses((status = 200, body = UserResponse), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<UserCreate>,
+) -> ApiResult<Json<UserResponse>> {
+    caller.require_server_admin()?;
+    let now = state.clock.now();
+    let user = UserRow {
+        id: Uuid::new_v4(),
+        name: request.name.into_inner(),
+        full_name: request.full_name,
+        email: request.email,
+        password_hash: Some(hash_password(request.password).await?),
+        description: String::new(),
+        is_admin: request.is_admin,
+        is_service_account: false,
+        active: request.active,
+        default_workspace_id: None,
+        created: now,
+        updated: now,
+    };
+    let user = insert_account(&state, user, request.default_workspace, request.role).await?;
+    Ok(Json(UserResponse::render(user, true)))
+}
+
+const USER_LIST: ListSpec = ListSpec {
+    fields: users::FIELDS,
+    default_sort: "created",
+    extras: &[],
+};
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Page<UserResponse>), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<UserResponse>>> {
+    caller.require_server_admin()?;
+    let request = ListRequest::parse(query.as_deref(), &USER_LIST)?;
+    let mut conn = state.store.conn().await?;
+    let listed = users::list(&mut conn, false, &request.query).await?;
+    Ok(Json(request.page(listed, |u| {
+        UserResponse::render(u, request.hydrate)
+    })?))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User name or id"), HydrateQuery),
+    responses((status = 200, body = UserResponse), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Query(query): Query<HydrateQuery>,
+) -> ApiResult<Json<UserResponse>> {
+    let mut conn = state.store.conn().await?;
+    let user = users::by_name_or_id(&mut conn, &reference)
+        .await?
+        .filter(|u| caller.may_read_user(u.id))
+        .ok_or_else(|| ApiError::not_found("user", &reference))?;
+    Ok(Json(UserResponse::render(
+        user,
+        query.hydrate.unwrap_or(true),
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    #[schema(value_type = Option<String>)]
+    name: Option<EntityName>,
+    full_name: Option<String>,
+    email: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<Password>,
+    is_admin: Option<bool>,
+    active: Option<bool>,
+    default_workspace: Option<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{user}", tag = "users", request_body = UserUpdate,
+    params(("user" = String, Path, description = "User name or id")),
+    responses((status = 200, body = UserResponse), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Json(update): Json<UserUpdate>,
+) -> ApiResult<Json<UserResponse>> {
+    caller.require_server_admin()?;
+    let password_hash = match update.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
+    let mut tx = state.store.begin().await?;
+    let mut user = load_account(&mut tx, &reference, false).await?;
+    if user.id == caller.user_id && (update.is_admin == Some(false) || update.active == Some(false))
+    {
+        return Err(ApiError::Forbidden(
+            "administrators cannot demote or deactivate their own account".into(),
+        ));
+    }
+    if let Some(name) = update.name {
+        user.name = name.into_inner();
+    }
+    if let Some(full_name) = update.full_name {
+        user.full_name = full_name;
+    }
+    if update.email.is_some() {
+        user.email = update.email;
+    }
+    if password_hash.is_some() {
+        user.password_hash = password_hash;
+    }
+    user.is_admin = update.is_admin.unwrap_or(user.is_admin);
+    user.active = update.active.unwrap_or(user.active);
+    if let Some(reference) = update.default_workspace {
+        user.default_workspace_id = Some(workspace_id(&mut tx, &reference).await?);
+    }
+    user.updated = state.clock.now();
+    users::update(&mut tx, &user)
+        .await
+        .map_err(name_taken("user", &user.name))?;
+    tx.commit().await?;
+    Ok(Json(UserResponse::render(user, true)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
+    params(("user" = String, Path, description = "User name or id")),
+    responses((status = 200), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<()>> {
+    caller.require_server_admin()?;
+    let mut tx = state.store.begin().await?;
+    let user = load_account(&mut tx, &reference, false).await?;
+    if user.id == caller.user_id {
+        return Err(ApiError::Forbidden(
+            "administrators cannot delete their own account".into(),
+        ));
+    }
+    users::delete(&mut tx, user.id).await?;
+    tx.commit().await?;
+    Ok(Json(()))
+}
+
+/// A new service account, for machines that log in with API keys.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountCreate {
+    #[schema(value_type = String)]
+    name: EntityName,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "yes")]
+    active: bool,
+    default_workspace: Option<String>,
+    role: Option<Role>,
+}
+
+#[utoipa::path(post, path = "/api/v1/service_accounts", tag = "service accounts",
+    request_body = ServiceAccountCreate,
+    responses((status = 200, body = UserResponse), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create_service_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<ServiceAccountCreate>,
+) -> ApiResult<Json<UserResponse>> {
+    caller.require_server_admin()?;
+    let now = state.clock.now();
+    let account = UserRow {
+        id: Uuid::new_v4(),
+        name: request.name.into_inner(),
+        full_name: String::new(),
+        email: None,
+        password_hash: None,
+        description: request.description,
+        is_admin: false,
+        is_service_account: true,
+        active: request.active,
+        default_workspace_id: None,
+        created: now,
+        updated: now,
+    };
+    let account = insert_account(&state, account, request.default_workspace, request.role).await?;
+    Ok(Json(UserResponse::render(account, true)))
+}
+
+#[utoipa::path(get, path = "/api/v1/service_accounts", tag = "service accounts",
+    responses((status = 200, body = Page<UserResponse>), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list_service_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<UserResponse>>> {
+    caller.require_server_admin()?;
+    let request = ListRequest::parse(query.as_deref(), &USER_LIST)?;
+    let mut conn = state.store.conn().await?;
+    let listed = users::list(&mut conn, true, &request.query).await?;
+    Ok(Json(request.page(listed, |u| {
+        UserResponse::render(u, request.hydrate)
+    })?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/service_accounts/{account}", tag = "service accounts",
+    params(("account" = String, Path, description = "Service account name or id")),
+    responses((status = 200), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_service_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<()>> {
+    caller.require_server_admin()?;
+    let mut tx = state.store.begin().await?;
+    let account = load_account(&mut tx, &reference, true).await?;
+    users::delete(&mut tx, account.id).await?;
+    tx.commit().await?;
+    Ok(Json(()))
+}
+
+/// ZenML's `APIKeyResponse`; `key` is present only in the answer that creates it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    id: Uuid,
+    name: String,
+    permission_denied: bool,
+    body: ApiKeyBody,
+    metadata: serde_json::Value,
+    resources: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ApiKeyBody {
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    created: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    updated: chrono::DateTime<chrono::Utc>,
+    active: bool,
+    service_account_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl ApiKeyResponse {
+    fn render(key: ApiKeyRow, text: Option<String>) -> ApiKeyResponse {
+        ApiKeyResponse {
+            id: key.id,
+            permission_denied: false,
+            body: ApiKeyBody {
+                created: key.created,
+                updated: key.updated,
+                active: key.active,
+                service_account_id: key.service_account_id,
+                key: text,
+            },
+            metadata: serde_json::json!({
+                "description": key.description,
+                "last_login": key.last_login.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+            }),
+            resources: serde_json::json!({}),
+            name: key.name,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyCreate {
+    #[schema(value_type = String)]
+    name: EntityName,
+    #[serde(default)]
+    description: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/service_accounts/{account}/api_keys", tag = "service accounts",
+    params(("account" = String, Path, description = "Service account name or id")),
+    request_body = ApiKeyCreate,
+    responses((status = 200, body = ApiKeyResponse), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+    Json(request): Json<ApiKeyCreate>,
+) -> ApiResult<Json<ApiKeyResponse>> {
+    caller.require_server_admin()?;
+    let id = Uuid::new_v4();
+    let generated = api_key::generate(id);
+    let secret = generated.secret.clone();
+    let key_hash = tokio::task::spawn_blocking(move || password::hash(&secret))
+        .await
+        .map_err(ApiError::internal)?;
+    let now = state.clock.now();
+    let mut conn = state.store.conn().await?;
+    let account = load_account(&mut conn, &reference, true).await?;
+    let key = ApiKeyRow {
+        id,
+        service_account_id: account.id,
+        name: request.name.into_inner(),
+        description: request.description,
+        key_hash,
+        active: true,
+        last_login: None,
+        created: now,
+        updated: now,
+    };
+    users::insert_api_key(&mut conn, &key)
+        .await
+        .map_err(name_taken("API key", &key.name))?;
+    Ok(Json(ApiKeyResponse::render(
+        key,
+        Some(generated.text.to_string()),
+    )))
+}
+
+#[utoipa::path(get, path = "/api/v1/service_accounts/{account}/api_keys", tag = "service accounts",
+    params(("account" = String, Path, description = "Service account name or id")),
+    responses((status = 200, body = Page<ApiKeyResponse>), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<Page<ApiKeyResponse>>> {
+    caller.require_server_admin()?;
+    let mut conn = state.store.conn().await?;
+    let account = load_account(&mut conn, &reference, true).await?;
+    let keys = users::api_keys(&mut conn, account.id).await?;
+    let total = keys.len() as i64;
+    Ok(Json(Page {
+        index: 1,
+        max_size: keys.len().max(1) as u32,
+        total_pages: 1,
+        total,
+        items: keys
+            .into_iter()
+            .map(|k| ApiKeyResponse::render(k, None))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/service_accounts/{account}/api_keys/{key_id}",
+    tag = "service accounts",
+    params(("account" = String, Path, description = "Service account name or id"),
+           ("key_id" = Uuid, Path, description = "API key id")),
+    responses((status = 200), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((reference, key_id)): Path<(String, Uuid)>,
+) -> ApiResult<Json<()>> {
+    caller.require_server_admin()?;
+    let mut conn = state.store.conn().await?;
+    let account = load_account(&mut conn, &reference, true).await?;
+    users::delete_api_key(&mut conn, account.id, key_id)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::not_found("API key", key_id),
+            other => other.into(),
+        })?;
+    Ok(Json(()))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_user, list_users))
+        .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(create_service_account, list_service_accounts))
+        .routes(routes!(delete_service_account))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(delete_api_key))
+}

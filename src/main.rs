@@ -1,0 +1,79 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use connector_hub::app::{self, Server};
+use connector_hub::config::{Cli, Command, KeysAction, LogFormat};
+use connector_hub::crypto::MasterKey;
+use connector_hub::domain::clock::Clock;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    connector_hub::install_crypto_provider();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(config) => {
+            app::init_tracing(config.log_format, &config.log);
+            let server = Server::build(config).await.map_err(|e| e.to_string())?;
+            server
+                .run(app::shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Keys { storage, action } => {
+            app::init_tracing(LogFormat::Text, "warn");
+            let (_, keyring) = app::open_storage(&storage, Clock::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let print = |value: serde_json::Value| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).expect("JSON prints")
+                );
+            };
+            match action {
+                KeysAction::Status => print(serde_json::json!(
+                    keyring.status().await.map_err(|e| e.to_string())?
+                )),
+                KeysAction::Rotate => {
+                    let id = keyring.rotate().await.map_err(|e| e.to_string())?;
+                    print(serde_json::json!({ "active_key": id }));
+                }
+                KeysAction::Rewrap { batch_size } => {
+                    let report = keyring
+                        .rewrap(batch_size)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    print(serde_json::json!(report));
+                }
+                KeysAction::Remove { key_id } => {
+                    keyring.remove(key_id).await.map_err(|e| e.to_string())?;
+                    print(serde_json::json!({ "removed": key_id }));
+                }
+                KeysAction::RotateMaster { new_key_file } => {
+                    let new_key = MasterKey::read_file(&new_key_file).map_err(|e| e.to_string())?;
+                    let count = keyring
+                        .rotate_master(&new_key)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    print(
+                        serde_json::json!({ "rewrapped_data_keys": count, "master_key_id": new_key.id() }),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", connector_hub::http::openapi::document());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Persistence with sqlx. One set of functions serves both backends: every query is written once
+//! in SQL both PostgreSQL and SQLite accept, and [`with_conn!`] runs it on whichever connection
+//! the caller holds. The store never decides permissions; callers pass in what the domain allows.
+
+pub mod data_keys;
+pub mod query;
+pub mod secrets;
+pub mod settings;
+pub mod users;
+pub mod workspaces;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
+
+pub use query::{Arg, Dialect};
+
+/// The errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("record not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the payload names the constraint or index.
+    #[error("unique constraint {0} violated")]
+    Conflict(String),
+    #[error("the record was changed concurrently")]
+    Concurrent,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] and "no rows" to
+/// [`StoreError::NotFound`]; everything else stays a database error.
+pub(crate) fn classify(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A handle on the database: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// One connection taken from the pool, or an open transaction; store functions take `&mut Conn`.
+pub enum Conn {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+    PostgresTx(sqlx::Transaction<'static, Postgres>),
+    SqliteTx(sqlx::Transaction<'static, Sqlite>),
+}
+
+/// Runs `$body` with `$c` bound to the underlying `&mut PgConnection` or `&mut SqliteConnection`.
+/// The body is compiled once per backend, so it is written exactly once.
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {{
+        match $conn.raw() {
+            $crate::store::RawConn::Postgres($c) => $body,
+            $crate::store::RawConn::Sqlite($c) => $body,
+        }
+    }};
+}
+pub(crate) use with_conn;
+
+pub(crate) enum RawConn<'a> {
+    Postgres(&'a mut PgConnection),
+    Sqlite(&'a mut SqliteConnection),
+}
+
+impl Conn {
+    pub(crate) fn raw(&mut self) -> RawConn<'_> {
+        match self {
+            Conn::Postgres(c) => RawConn::Postgres(c),
+            Conn::Sqlite(c) => RawConn::Sqlite(c),
+            Conn::PostgresTx(tx) => RawConn::Postgres(tx),
+            Conn::SqliteTx(tx) => RawConn::Sqlite(tx),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Postgres(_) | Conn::PostgresTx(_) => Dialect::Postgres,
+            Conn::Sqlite(_) | Conn::SqliteTx(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Commits a transaction; a plain connection has nothing to commit.
+    pub async fn commit(self) -> StoreResult<()> {
+        match self {
+            Conn::PostgresTx(tx) => tx.commit().await?,
+            Conn::SqliteTx(tx) => tx.commit().await?,
+            Conn::Postgres(_) | Conn::Sqlite(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Connects to `database_url`, or to the embedded SQLite database in `data_dir`, and applies
+    /// the migrations.
+    pub async fn open(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        max_connections: u32,
+    ) -> StoreResult<Store> {
+        let store = match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Store {
+                    pool: Pool::Postgres(pool),
+                }
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                Self::open_sqlite(SqliteConnectOptions::from_str(url)?, max_connections).await?
+            }
+            Some(_) => {
+                return Err(StoreError::Config(
+                    "DATABASE_URL must start with postgres://, postgresql:// or sqlite:".into(),
+                ));
+            }
+            None => {
+                std::fs::create_dir_all(data_dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", data_dir.display()))
+                })?;
+                let options =
+                    SqliteConnectOptions::new().filename(data_dir.join("connector-hub.sqlite3"));
+                Self::open_sqlite(options.create_if_missing(true), max_connections).await?
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(
+        options: SqliteConnectOptions,
+        max_connections: u32,
+    ) -> StoreResult<Store> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The name reported as `database_type` by `/api/v1/info`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.pool {
+            Pool::Postgres(_) => "postgresql",
+            Pool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A pooled connection for reads and single-statement writes.
+    pub async fn conn(&self) -> StoreResult<Conn> {
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
+            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+        })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
+    /// that concurrent writers queue on the busy timeout instead of failing on lock upgrade.
+    pub async fn begin(&self) -> StoreResult<Conn> {
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => Conn::PostgresTx(pool.begin().await?),
+            Pool::Sqlite(pool) => Conn::SqliteTx(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(pool) => pool.close().await,
+            Pool::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Counts the rows `from` selects, then fetches the requested page of them.
+pub(crate) async fn fetch_page<T>(
+    conn: &mut Conn,
+    columns: &str,
+    from: query::SqlBuilder,
+    list: &query::ListQuery,
+    tiebreak: &str,
+) -> StoreResult<query::Listed<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    let count_sql = format!("SELECT COUNT(*) {}", from.sql);
+    let total: i64 = with_conn!(conn, |c| {
+        query::bind_args!(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.clone())),
+            from.args.iter().cloned()
+        )
+        .fetch_one(c)
+        .await
+    })
+    .map_err(classify)?;
+    if total <= list.offset() {
+        return Ok(query::Listed {
+            items: Vec::new(),
+            total,
+        });
+    }
+    let mut page = query::SqlBuilder {
+        sql: format!("SELECT {columns} {}", from.sql),
+        args: from.args,
+    };
+    list.push_tail(&mut page, tiebreak);
+    let items = with_conn!(conn, |c| {
+        query::bind_args!(
+            sqlx::query_as(sqlx::AssertSqlSafe(page.sql.clone())),
+            page.args.iter().cloned()
+        )
+        .fetch_all(c)
+        .await
+    })
+    .map_err(classify)?;
+    Ok(query::Listed { items, total })
+}

@@ -1,0 +1,257 @@
+//! Users, service accounts and their API keys.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub name: String,
+    pub full_name: String,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub description: String,
+    pub is_admin: bool,
+    pub is_service_account: bool,
+    pub active: bool,
+    pub default_workspace_id: Option<Uuid>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "u.id, u.name, u.full_name, u.email, u.password_hash, u.description, \
+                       u.is_admin, u.is_service_account, u.active, u.default_workspace_id, \
+                       u.created, u.updated";
+
+pub static FIELDS: &[Field] = &[
+    Field::new("id", FieldKind::Uuid, "u.id"),
+    Field::new("name", FieldKind::Text, "u.name"),
+    Field::new("full_name", FieldKind::Text, "u.full_name"),
+    Field::new("email", FieldKind::Text, "u.email"),
+    Field::new("active", FieldKind::Bool, "u.active"),
+    Field::new("is_admin", FieldKind::Bool, "u.is_admin"),
+    Field::new("created", FieldKind::Time, "u.created"),
+    Field::new("updated", FieldKind::Time, "u.updated"),
+];
+
+pub async fn insert(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
+    let sql = "INSERT INTO users (id, name, full_name, email, password_hash, description, is_admin, \
+               is_service_account, active, default_workspace_id, created, updated) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(user.id)
+            .bind(&user.name)
+            .bind(&user.full_name)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(&user.description)
+            .bind(user.is_admin)
+            .bind(user.is_service_account)
+            .bind(user.active)
+            .bind(user.default_workspace_id)
+            .bind(user.created)
+            .bind(user.updated)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
+    let sql = "UPDATE users SET name = $1, full_name = $2, email = $3, password_hash = $4, \
+               description = $5, is_admin = $6, active = $7, default_workspace_id = $8, \
+               updated = $9 WHERE id = $10";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(&user.name)
+            .bind(&user.full_name)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(&user.description)
+            .bind(user.is_admin)
+            .bind(user.active)
+            .bind(user.default_workspace_id)
+            .bind(user.updated)
+            .bind(user.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1");
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+pub async fn by_name(conn: &mut Conn, name: &str) -> StoreResult<Option<UserRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.name = $1");
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(name)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// Looks a user up by id (when the text is a UUID) or else by name.
+pub async fn by_name_or_id(conn: &mut Conn, name_or_id: &str) -> StoreResult<Option<UserRow>> {
+    if let Ok(id) = Uuid::parse_str(name_or_id)
+        && let Some(user) = get(conn, id).await?
+    {
+        return Ok(Some(user));
+    }
+    by_name(conn, name_or_id).await
+}
+
+pub async fn count(conn: &mut Conn) -> StoreResult<i64> {
+    with_conn!(conn, |c| sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(c)
+        .await)
+    .map_err(classify)
+}
+
+pub async fn list(
+    conn: &mut Conn,
+    service_accounts: bool,
+    query: &ListQuery,
+) -> StoreResult<Listed<UserRow>> {
+    let mut from = SqlBuilder::new("FROM users u WHERE u.is_service_account = ");
+    from.bind(Arg::Bool(service_accounts));
+    from.push_conditions(conn.dialect(), &query.conditions, query.any);
+    fetch_page(conn, COLUMNS, from, query, "u.id").await
+}
+
+/// Deletes a user with the private secrets only they could see; public ones stay, unowned.
+pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<()> {
+    let done = with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND private")
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub service_account_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub key_hash: String,
+    pub active: bool,
+    pub last_login: Option<DateTime<Utc>>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+const KEY_COLUMNS: &str =
+    "id, service_account_id, name, description, key_hash, active, last_login, created, updated";
+
+pub async fn insert_api_key(conn: &mut Conn, key: &ApiKeyRow) -> StoreResult<()> {
+    let sql =
+        format!("INSERT INTO api_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    with_conn!(conn, |c| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(key.id)
+            .bind(key.service_account_id)
+            .bind(&key.name)
+            .bind(&key.description)
+            .bind(&key.key_hash)
+            .bind(key.active)
+            .bind(key.last_login)
+            .bind(key.created)
+            .bind(key.updated)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn api_key(conn: &mut Conn, id: Uuid) -> StoreResult<Option<ApiKeyRow>> {
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+pub async fn api_keys(conn: &mut Conn, service_account_id: Uuid) -> StoreResult<Vec<ApiKeyRow>> {
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys WHERE service_account_id = $1 ORDER BY created, id"
+    );
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(service_account_id)
+            .fetch_all(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+pub async fn delete_api_key(
+    conn: &mut Conn,
+    service_account_id: Uuid,
+    id: Uuid,
+) -> StoreResult<()> {
+    let sql = "DELETE FROM api_keys WHERE id = $1 AND service_account_id = $2";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(service_account_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn touch_api_key(conn: &mut Conn, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+    let sql = "UPDATE api_keys SET last_login = $1 WHERE id = $2";
+    with_conn!(conn, |c| sqlx::query(sql)
+        .bind(now)
+        .bind(id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))
+    .map_err(classify)?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Workspaces (the tenants) and their members.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use crate::domain::Role;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkspaceRow {
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "w.id, w.name, w.display_name, w.description, w.created, w.updated";
+
+pub static FIELDS: &[Field] = &[
+    Field::new("id", FieldKind::Uuid, "w.id"),
+    Field::new("name", FieldKind::Text, "w.name"),
+    Field::new("display_name", FieldKind::Text, "w.display_name"),
+    Field::new("created", FieldKind::Time, "w.created"),
+    Field::new("updated", FieldKind::Time, "w.updated"),
+];
+
+pub async fn insert(conn: &mut Conn, ws: &WorkspaceRow) -> StoreResult<()> {
+    let sql = "INSERT INTO workspaces (id, name, display_name, description, created, updated) \
+               VALUES ($1, $2, $3, $4, $5, $6)";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(ws.id)
+            .bind(&ws.name)
+            .bind(&ws.display_name)
+            .bind(&ws.description)
+            .bind(ws.created)
+            .bind(ws.updated)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn update(conn: &mut Conn, ws: &WorkspaceRow) -> StoreResult<()> {
+    let sql = "UPDATE workspaces SET name = $1, display_name = $2, description = $3, updated = $4 \
+               WHERE id = $5";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(&ws.name)
+            .bind(&ws.display_name)
+            .bind(&ws.description)
+            .bind(ws.updated)
+            .bind(ws.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<()> {
+    let done = with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM workspaces WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Finds a workspace by id (when the text is a UUID) or by name.
+pub async fn by_name_or_id(conn: &mut Conn, name_or_id: &str) -> StoreResult<Option<WorkspaceRow>> {
+    let (id, name) = split_ref(name_or_id);
+    let sql = format!("SELECT {COLUMNS} FROM workspaces w WHERE w.id = $1 OR w.name = $2");
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(id)
+            .bind(name)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// `(id, name)` to match a reference against: a UUID matches either column.
+fn split_ref(name_or_id: &str) -> (Uuid, &str) {
+    (
+        Uuid::parse_str(name_or_id).unwrap_or(Uuid::nil()),
+        name_or_id,
+    )
+}
+
+/// The workspaces `member` belongs to, or all of them when `member` is `None`.
+pub async fn list(
+    conn: &mut Conn,
+    member: Option<Uuid>,
+    query: &ListQuery,
+) -> StoreResult<Listed<WorkspaceRow>> {
+    let mut from = SqlBuilder::new("FROM workspaces w WHERE 1 = 1");
+    if let Some(user) = member {
+        from.push(" AND EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id AND m.user_id = ");
+        from.bind(Arg::Uuid(user));
+        from.push(")");
+    }
+    from.push_conditions(conn.dialect(), &query.conditions, query.any);
+    fetch_page(conn, COLUMNS, from, query, "w.id").await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub workspace_id: Uuid,
+    pub workspace_name: String,
+    pub role: String,
+}
+
+impl MembershipRow {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::Member)
+    }
+}
+
+/// The caller's membership in the workspace named or identified by `name_or_id`, if any.
+pub async fn membership(
+    conn: &mut Conn,
+    user_id: Uuid,
+    name_or_id: &str,
+) -> StoreResult<Option<MembershipRow>> {
+    let (id, name) = split_ref(name_or_id);
+    let sql = "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM workspaces w \
+               JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = $1 \
+               WHERE w.id = $2 OR w.name = $3";
+    with_conn!(conn, |c| {
+        sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(id)
+            .bind(name)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+pub async fn membership_by_id(
+    conn: &mut Conn,
+    user_id: Uuid,
+    workspace_id: Uuid,
+) -> StoreResult<Option<MembershipRow>> {
+    let sql = "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM workspaces w \
+               JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = $1 \
+               WHERE w.id = $2";
+    with_conn!(conn, |c| {
+        sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(workspace_id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// Adds a member or changes their role.
+pub async fn set_member(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let sql = "INSERT INTO workspace_members (workspace_id, user_id, role, created) \
+               VALUES ($1, $2, $3, $4) \
+               ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(workspace_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn remove_member(conn: &mut Conn, workspace_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    let sql = "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(workspace_id)
+            .bind(user_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub user_name: String,
+    pub role: String,
+    pub created: DateTime<Utc>,
+}
+
+pub async fn members(conn: &mut Conn, workspace_id: Uuid) -> StoreResult<Vec<MemberRow>> {
+    let sql = "SELECT u.id AS user_id, u.name AS user_name, m.role, m.created \
+               FROM workspace_members m JOIN users u ON u.id = m.user_id \
+               WHERE m.workspace_id = $1 ORDER BY u.name";
+    with_conn!(conn, |c| sqlx::query_as(sql)
+        .bind(workspace_id)
+        .fetch_all(c)
+        .await)
+    .map_err(classify)
+}
