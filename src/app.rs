@@ -50,7 +50,7 @@ fn master_key(storage: &StorageConfig) -> Result<MasterKey, StartupError> {
                 .into(),
         ));
     }
-    std::fs::create_dir_all(&storage.data_dir)?;
+    create_private_dir(&storage.data_dir)?;
     let path = storage.data_dir.join(KEY_FILE_NAME);
     if path.exists() {
         return Ok(MasterKey::read_file(&path)?);
@@ -61,6 +61,15 @@ fn master_key(storage: &StorageConfig) -> Result<MasterKey, StartupError> {
         "generated a new master encryption key; back it up, since without it no stored secret can be read"
     );
     Ok(key)
+}
+
+/// The data directory holds the database and the key file: only its owner may enter it.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// Opens the database and the keyring: what `serve` and `keys` both need.

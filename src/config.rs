@@ -14,8 +14,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "A self-hosted server for cloud service connectors"
 )]
 pub struct Cli {
+    /// What to do; without a command the server runs with its defaults and environment.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,12 +187,11 @@ impl ServeConfig {
         Duration::from_secs(self.request_timeout_seconds)
     }
 
-    /// The configuration a test or embedded caller starts from: every default, with data in `dir`.
-    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Self {
-        let Command::Serve(mut config) = Cli::parse_from(["connector-hub", "serve"]).command else {
-            unreachable!("parsing `serve` yields the serve command")
-        };
-        config.storage.data_dir = dir.into();
-        config
+    /// The defaults, overridden by the environment: what `serve` without flags runs with.
+    pub fn from_env() -> Self {
+        match Cli::parse_from(["connector-hub", "serve"]).command {
+            Some(Command::Serve(config)) => config,
+            _ => unreachable!("parsing `serve` yields the serve command"),
+        }
     }
 }

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use connector_hub::app::{self, Server};
-use connector_hub::config::{Cli, Command, KeysAction, LogFormat};
+use connector_hub::config::{Cli, Command, KeysAction, LogFormat, ServeConfig};
 use connector_hub::crypto::MasterKey;
 use connector_hub::domain::clock::Clock;
 
@@ -19,7 +19,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    match cli.command {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeConfig::from_env()))
+    {
         Command::Serve(config) => {
             app::init_tracing(config.log_format, &config.log);
             let server = Server::build(config).await.map_err(|e| e.to_string())?;

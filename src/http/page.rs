@@ -66,6 +66,20 @@ pub fn parse_bool(name: &str, value: &str) -> ApiResult<bool> {
     }
 }
 
+/// Deserialises an optional boolean query parameter in any spelling [`parse_bool`] accepts
+/// (the ZenML client sends `True` and `False`).
+pub fn optional_bool<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<bool>, D::Error> {
+    let value = <Option<String> as serde::Deserialize>::deserialize(deserializer)?;
+    value
+        .map(|v| {
+            parse_bool("", &v)
+                .map_err(|_| serde::de::Error::custom(format!("expected true or false, not '{v}'")))
+        })
+        .transpose()
+}
+
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Some(t.with_timezone(&Utc));

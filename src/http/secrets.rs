@@ -211,6 +211,7 @@ pub async fn list_secrets(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
+    #[serde(default, deserialize_with = "super::page::optional_bool")]
     hydrate: Option<bool>,
     #[allow(dead_code)] // Read by the `Scope` extractor.
     project_name_or_id: Option<String>,
@@ -251,6 +252,7 @@ pub struct SecretUpdate {
 pub struct UpdateQuery {
     /// Merge `values` into the stored ones (a null value removes its key) instead of replacing
     /// them all.
+    #[serde(default, deserialize_with = "super::page::optional_bool")]
     patch_values: Option<bool>,
     #[allow(dead_code)] // Read by the `Scope` extractor.
     project_name_or_id: Option<String>,

@@ -21,6 +21,7 @@ use crate::store::{Conn, StoreError, workspaces};
 #[serde(deny_unknown_fields)]
 pub struct HydrateQuery {
     /// Include the `metadata` section.
+    #[serde(default, deserialize_with = "super::page::optional_bool")]
     pub hydrate: Option<bool>,
 }
 

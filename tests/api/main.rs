@@ -1,1 +1,11 @@
+//! Black-box tests of the HTTP API, each run on SQLite and on PostgreSQL.
 
+mod auth;
+mod encryption;
+mod errors;
+mod harness;
+mod keys;
+mod secrets;
+mod server;
+mod users;
+mod workspaces;

@@ -1,0 +1,460 @@
+//! Starts the real server on 127.0.0.1:0 against a fresh database and talks HTTP to it.
+//!
+//! PostgreSQL tests each get a schema of their own in the database named by
+//! `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); they fail, never
+//! skip, when it cannot be reached.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use connector_hub::app::Server;
+use connector_hub::config::ServeConfig;
+use connector_hub::domain::clock::Clock;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const ADMIN_PASSWORD: &str = "admin password for tests";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each listed `async fn name(backend: Backend)` as two tests, one per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+fn postgres_base_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database no other test uses, and a way to look at it directly.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub backend: Backend,
+    /// `None` for the embedded default in `data_dir`.
+    pub url: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+impl TestDatabase {
+    pub async fn new(backend: Backend, data_dir: PathBuf) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                backend,
+                url: None,
+                data_dir,
+            },
+            Backend::Postgres => {
+                let schema = format!("t_{}", Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&postgres_base_url())
+                    .await
+                    .expect(
+                        "PostgreSQL must be reachable for the PostgreSQL tests (TEST_DATABASE_URL)",
+                    );
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test schema");
+                let separator = if postgres_base_url().contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                let url = format!(
+                    "{}{separator}options=-c%20search_path%3D{schema}",
+                    postgres_base_url()
+                );
+                TestDatabase {
+                    backend,
+                    url: Some(url),
+                    data_dir,
+                }
+            }
+        }
+    }
+
+    /// Every row of every table, as text (binary columns hex-encoded on PostgreSQL), or the
+    /// raw database files on SQLite: what an attacker with a copy of the database would see.
+    pub async fn raw_contents(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut bytes = Vec::new();
+                for entry in std::fs::read_dir(&self.data_dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("connector-hub.sqlite3")
+                    {
+                        bytes.extend(std::fs::read(path).unwrap());
+                    }
+                }
+                bytes
+            }
+            Backend::Postgres => {
+                let mut conn = self.pg().await;
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                let mut text = String::new();
+                for table in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT row_to_json(t)::text FROM {table} t"
+                    )))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                    text.extend(rows);
+                }
+                text.into_bytes()
+            }
+        }
+    }
+
+    async fn pg(&self) -> sqlx::PgConnection {
+        sqlx::PgConnection::connect(self.url.as_deref().unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn sqlite(&self) -> sqlx::SqliteConnection {
+        let path = self.data_dir.join("connector-hub.sqlite3");
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap()
+    }
+
+    /// Reads a secret's row: (workspace id, ciphertext).
+    pub async fn secret_ciphertext(&self, id: Uuid) -> (Uuid, Vec<u8>) {
+        let sql = "SELECT workspace_id, ciphertext FROM secrets WHERE id = $1";
+        match self.backend {
+            Backend::Postgres => {
+                let row = sqlx::query(sql)
+                    .bind(id)
+                    .fetch_one(&mut self.pg().await)
+                    .await
+                    .unwrap();
+                (row.get(0), row.get(1))
+            }
+            Backend::Sqlite => {
+                let row = sqlx::query(sql)
+                    .bind(id)
+                    .fetch_one(&mut self.sqlite().await)
+                    .await
+                    .unwrap();
+                (row.get(0), row.get(1))
+            }
+        }
+    }
+
+    /// Overwrites a secret's ciphertext and workspace behind the server's back.
+    pub async fn tamper_secret(&self, id: Uuid, workspace: Uuid, ciphertext: &[u8]) {
+        let sql = "UPDATE secrets SET workspace_id = $1, ciphertext = $2 WHERE id = $3";
+        let done = match self.backend {
+            Backend::Postgres => sqlx::query(sql)
+                .bind(workspace)
+                .bind(ciphertext)
+                .bind(id)
+                .execute(&mut self.pg().await)
+                .await
+                .unwrap()
+                .rows_affected(),
+            Backend::Sqlite => sqlx::query(sql)
+                .bind(workspace)
+                .bind(ciphertext)
+                .bind(id)
+                .execute(&mut self.sqlite().await)
+                .await
+                .unwrap()
+                .rows_affected(),
+        };
+        assert_eq!(done, 1);
+    }
+}
+
+/// A response: status, headers and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the ZenML error shape and returns its exception class and message.
+    pub fn error(&self) -> (String, String) {
+        let detail = self.body["detail"]
+            .as_array()
+            .unwrap_or_else(|| panic!("expected an error body, got {} {}", self.status, self.body));
+        assert_eq!(detail.len(), 2, "error detail has two parts: {}", self.body);
+        (
+            detail[0].as_str().unwrap().to_owned(),
+            detail[1].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn ok(self) -> Value {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "unexpected reply: {}",
+            self.body
+        );
+        self.body
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Clock,
+    pub db: TestDatabase,
+    pub config: ServeConfig,
+    pub admin: String,
+    _data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    finished: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A fixed master key for tests that start a second server on the same database.
+pub fn test_master_key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let data_dir = tempfile::tempdir().unwrap();
+        let db = TestDatabase::new(backend, data_dir.path().to_owned()).await;
+        let mut config = ServeConfig::from_env();
+        config.storage.data_dir = data_dir.path().to_owned();
+        config.bind = "127.0.0.1:0".parse().unwrap();
+        config.storage.database_url = db.url.clone();
+        config.storage.encryption_key = Some(test_master_key());
+        config.storage.encryption_key_file = None;
+        config.storage.previous_encryption_key_file = None;
+        config.storage.database_max_connections = 8;
+        config.admin_password = Some(ADMIN_PASSWORD.to_owned());
+        config.request_timeout_seconds = 30;
+        configure(&mut config);
+        let mut app = Self::start(config, db, data_dir).await;
+        app.admin = app.login("default", ADMIN_PASSWORD).await;
+        app
+    }
+
+    /// Starts another server process on this app's database (same master key).
+    pub async fn spawn_peer(&self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut config = self.config.clone();
+        configure(&mut config);
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut peer = Self::start(config, self.db.clone(), data_dir).await;
+        peer.admin = peer.login("default", ADMIN_PASSWORD).await;
+        peer
+    }
+
+    async fn start(config: ServeConfig, db: TestDatabase, data_dir: tempfile::TempDir) -> TestApp {
+        connector_hub::install_crypto_provider();
+        let clock = Clock::default();
+        let server = Server::build_with_clock(config.clone(), clock.clone())
+            .await
+            .expect("server starts");
+        let base = format!("http://{}", server.local_addr());
+        let (tx, rx) = oneshot::channel();
+        let finished = tokio::spawn(async move {
+            server
+                .run(async { rx.await.unwrap_or(()) })
+                .await
+                .expect("server runs");
+        });
+        TestApp {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            clock,
+            db,
+            config,
+            admin: String::new(),
+            _data_dir: data_dir,
+            shutdown: Some(tx),
+            finished: Some(finished),
+        }
+    }
+
+    /// Stops the server gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(finished) = self.finished.take() {
+            finished.await.unwrap();
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data.
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops the server and starts a new one on the same data with a changed configuration.
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        self.shut_down().await;
+        configure(&mut self.config);
+        let mut app = Self::start(self.config, self.db, self._data_dir).await;
+        app.admin = app.login("default", ADMIN_PASSWORD).await;
+        app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request is answered");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A JSON request as `token` (no token when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn try_login(&self, username: &str, password: &str) -> Reply {
+        let form = [
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+        ];
+        self.send(self.client.post(self.url("/api/v1/login")).form(&form))
+            .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let reply = self.try_login(username, password).await.ok();
+        reply["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_workspace(&self, name: &str) -> Value {
+        self.post("/api/v1/workspaces", &self.admin, json!({ "name": name }))
+            .await
+            .ok()
+    }
+
+    /// A user whose default workspace is `workspace`, with `role` there; returns a token.
+    pub async fn create_user(&self, name: &str, workspace: &str, role: &str) -> String {
+        let password = format!("{name} password");
+        self.post(
+            "/api/v1/users",
+            &self.admin,
+            json!({ "name": name, "password": password, "default_workspace": workspace, "role": role }),
+        )
+        .await
+        .ok();
+        self.login(name, &password).await
+    }
+
+    pub async fn add_member(&self, workspace: &str, user: &str, role: &str) {
+        self.put(
+            &format!("/api/v1/workspaces/{workspace}/members/{user}"),
+            &self.admin,
+            json!({ "role": role }),
+        )
+        .await
+        .ok();
+    }
+
+    pub async fn create_secret(
+        &self,
+        token: &str,
+        name: &str,
+        private: bool,
+        values: Value,
+    ) -> Value {
+        self.post(
+            "/api/v1/secrets",
+            token,
+            json!({ "name": name, "private": private, "values": values }),
+        )
+        .await
+        .ok()
+    }
+}
+
+pub fn id_of(value: &Value) -> Uuid {
+    value["id"].as_str().unwrap().parse().unwrap()
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up what the test suite needs on this machine, then runs every test.
+#   - PostgreSQL: reachable at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
+#     started with pg_ctlcluster when installed but stopped; the database is created if missing.
+# A missing service is an error, never a reason to skip tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+
+pg_host=127.0.0.1
+pg_port=5432
+pg_ready() { pg_isready -h "$pg_host" -p "$pg_port" -q; }
+
+if ! command -v pg_isready >/dev/null; then
+    echo "error: PostgreSQL client tools are missing; install PostgreSQL (apt-get install postgresql)" >&2
+    exit 1
+fi
+if ! pg_ready; then
+    if command -v pg_ctlcluster >/dev/null && command -v pg_lsclusters >/dev/null; then
+        echo "starting PostgreSQL"
+        pg_lsclusters --no-header | while read -r version cluster _; do
+            pg_ctlcluster "$version" "$cluster" start || true
+        done
+        for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
+    fi
+fi
+if ! pg_ready; then
+    echo "error: PostgreSQL is not reachable at $pg_host:$pg_port; the PostgreSQL tests cannot run" >&2
+    exit 1
+fi
+database="${TEST_DATABASE_URL##*/}"
+database="${database%%\?*}"
+if ! psql "$TEST_DATABASE_URL" -qAt -c 'select 1' >/dev/null 2>&1; then
+    echo "creating database $database"
+    psql "${TEST_DATABASE_URL%/*}/postgres" -q -c "CREATE DATABASE \"$database\""
+fi
+
+cargo test --locked --all-targets
