@@ -70,6 +70,18 @@ impl ApiError {
     }
 }
 
+/// Maps a uniqueness conflict to ZenML's 409 message, which names only the name itself.
+pub fn name_taken(action: &str, what: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
+    let message = format!(
+        "Unable to {action} the requested {what} with name '{name}': Found another existing \
+         {what} with the same name."
+    );
+    move |err| match err {
+        StoreError::Conflict(_) => ApiError::Conflict(message),
+        other => other.into(),
+    }
+}
+
 /// The error body for a status and message, as every error response carries it.
 pub fn error_body(class: &str, message: &str) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "detail": [class, message] }))

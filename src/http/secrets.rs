@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query};
 use super::page::{ListRequest, ListSpec, Page};
 use super::time;
@@ -76,17 +76,6 @@ impl SecretResponse {
             metadata: hydrate.then(|| serde_json::json!({})),
             resources: serde_json::json!({ "user": null }),
         }
-    }
-}
-
-fn name_taken(action: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
-    let message = format!(
-        "Unable to {action} the requested secret with name '{name}': Found another existing \
-         secret with the same name."
-    );
-    move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
-        other => other.into(),
     }
 }
 
@@ -175,7 +164,7 @@ pub async fn create_secret(
     let mut conn = state.store.conn().await?;
     secrets::insert(&mut conn, &row)
         .await
-        .map_err(name_taken("create", &row.name))?;
+        .map_err(name_taken("create", "secret", &row.name))?;
     Ok(Json(SecretResponse::render(row, Some(&values), true)))
 }
 
@@ -298,7 +287,7 @@ pub async fn update_secret(
         match secrets::update(&mut conn, &row, expected).await {
             Ok(()) => return Ok(Json(SecretResponse::render(row, Some(&values), true))),
             Err(StoreError::Concurrent) => continue,
-            Err(e) => return Err(name_taken("update", &row.name)(e)),
+            Err(e) => return Err(name_taken("update", "secret", &row.name)(e)),
         }
     }
     Err(StoreError::Concurrent.into())

@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query};
 use super::page::{ListRequest, ListSpec, Page};
 use super::time;
@@ -98,17 +98,6 @@ pub async fn hash_password(password: Password) -> ApiResult<String> {
         .map_err(ApiError::internal)
 }
 
-fn name_taken(what: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
-    let message = format!(
-        "Unable to create the requested {what} with name '{name}': Found another existing {what} \
-         with the same name."
-    );
-    move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
-        other => other.into(),
-    }
-}
-
 /// Resolves a workspace reference given by an administrator.
 async fn workspace_id(conn: &mut Conn, reference: &str) -> ApiResult<Uuid> {
     Ok(workspaces::by_name_or_id(conn, reference)
@@ -176,7 +165,7 @@ async fn insert_account(
     }
     users::insert(&mut tx, &user)
         .await
-        .map_err(name_taken(what, &user.name))?;
+        .map_err(name_taken("create", what, &user.name))?;
     if let Some(ws) = user.default_workspace_id {
         workspaces::set_member(
             &mut tx,
@@ -320,7 +309,7 @@ pub async fn update_user(
     user.updated = state.clock.now();
     users::update(&mut tx, &user)
         .await
-        .map_err(name_taken("user", &user.name))?;
+        .map_err(name_taken("update", "user", &user.name))?;
     tx.commit().await?;
     Ok(Json(UserResponse::render(user, true)))
 }
@@ -514,7 +503,7 @@ pub async fn create_api_key(
     };
     users::insert_api_key(&mut conn, &key)
         .await
-        .map_err(name_taken("API key", &key.name))?;
+        .map_err(name_taken("create", "API key", &key.name))?;
     Ok(Json(ApiKeyResponse::render(
         key,
         Some(generated.text.to_string()),

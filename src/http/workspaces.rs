@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::AppState;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::Json;
 use super::page::{ListRequest, ListSpec, Page};
 use super::time;
@@ -83,17 +83,6 @@ async fn visible_workspace(
     Ok(ws)
 }
 
-fn name_taken(name: &str) -> impl FnOnce(StoreError) -> ApiError {
-    let message = format!(
-        "Unable to create the requested workspace with name '{name}': Found another existing \
-         workspace with the same name."
-    );
-    move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
-        other => other.into(),
-    }
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreate {
@@ -126,7 +115,7 @@ pub async fn create_workspace(
     let mut conn = state.store.conn().await?;
     workspaces::insert(&mut conn, &ws)
         .await
-        .map_err(name_taken(&ws.name))?;
+        .map_err(name_taken("create", "workspace", &ws.name))?;
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 
@@ -202,7 +191,7 @@ pub async fn update_workspace(
     ws.updated = state.clock.now();
     workspaces::update(&mut conn, &ws)
         .await
-        .map_err(name_taken(&ws.name))?;
+        .map_err(name_taken("update", "workspace", &ws.name))?;
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 

@@ -38,6 +38,12 @@ pub async fn insert(conn: &mut Conn, secret: &SecretRow) -> StoreResult<()> {
     let sql = "INSERT INTO secrets (id, workspace_id, user_id, name, private, internal, key_id, \
                ciphertext, revision, created, updated) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    insert_with(conn, sql, secret).await?;
+    Ok(())
+}
+
+/// Runs an insert whose eleven parameters are a secret's columns in table order.
+async fn insert_with(conn: &mut Conn, sql: &'static str, secret: &SecretRow) -> StoreResult<u64> {
     with_conn!(conn, |c| {
         sqlx::query(sql)
             .bind(secret.id)
@@ -55,8 +61,7 @@ pub async fn insert(conn: &mut Conn, secret: &SecretRow) -> StoreResult<()> {
             .await
             .map(|r| r.rows_affected())
     })
-    .map_err(classify)?;
-    Ok(())
+    .map_err(classify)
 }
 
 /// A user-facing (not internal) secret of the workspace.
@@ -154,23 +159,6 @@ pub async fn insert_if_absent(conn: &mut Conn, secret: &SecretRow) -> StoreResul
                SELECT $1, $2, (SELECT id FROM users WHERE id = $3), $4, $5, $6, $7, $8, $9, $10, $11 \
                WHERE EXISTS (SELECT 1 FROM workspaces WHERE id = $2) \
                ON CONFLICT DO NOTHING";
-    let done = with_conn!(conn, |c| {
-        sqlx::query(sql)
-            .bind(secret.id)
-            .bind(secret.workspace_id)
-            .bind(secret.user_id)
-            .bind(&secret.name)
-            .bind(secret.private)
-            .bind(secret.internal)
-            .bind(secret.key_id)
-            .bind(&secret.ciphertext)
-            .bind(secret.revision)
-            .bind(secret.created)
-            .bind(secret.updated)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(classify)?;
+    let done = insert_with(conn, sql, secret).await?;
     Ok(done == 1)
 }
