@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{FailedLogins, TokenSigner, password};
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
+use crate::connectors::Catalogue;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
@@ -218,6 +219,7 @@ impl Server {
             store,
             keyring: Arc::new(keyring),
             tokens: Arc::new(tokens),
+            catalogue: Arc::new(Catalogue::new(config.enable_implicit_auth_methods)),
             logins: Arc::new(FailedLogins::new(
                 config.login_max_failures_per_user,
                 config.login_max_failures_per_address,

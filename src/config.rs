@@ -163,6 +163,12 @@ pub struct ServeConfig {
     #[arg(long, env = "CONNECTOR_HUB_SERVER_URL")]
     pub server_url: Option<String>,
 
+    /// Allow connectors to use implicit authentication, which lends them this server's own
+    /// cloud identity (`1`, `y`, `yes` or `true`, in any case; off otherwise).
+    #[arg(long, env = "ZENML_ENABLE_IMPLICIT_AUTH_METHODS", default_value = "false",
+          value_parser = truthy, action = clap::ArgAction::Set)]
+    pub enable_implicit_auth_methods: bool,
+
     /// Log format.
     #[arg(long, env = "CONNECTOR_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -176,6 +182,14 @@ pub struct ServeConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// ZenML's reading of a boolean environment variable: anything but these means false.
+fn truthy(value: &str) -> Result<bool, String> {
+    Ok(matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "y" | "yes" | "true"
+    ))
 }
 
 impl ServeConfig {

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod connectors;
 pub mod crypto;
 pub mod domain;
 pub mod http;

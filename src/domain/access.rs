@@ -84,6 +84,11 @@ impl Scope {
         !private || owner == Some(self.user_id())
     }
 
+    /// Reading a visible record's secret values: its owner or a workspace admin.
+    pub fn may_read_secrets(&self, owner: Option<Uuid>) -> bool {
+        owner == Some(self.user_id()) || self.is_workspace_admin()
+    }
+
     /// Changing or deleting a visible record: its owner or a workspace admin.
     pub fn require_owner_or_admin(&self, owner: Option<Uuid>, what: &str) -> DomainResult<()> {
         if owner == Some(self.user_id()) || self.is_workspace_admin() {

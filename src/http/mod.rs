@@ -2,6 +2,8 @@
 //! `crypto`, and render ZenML-shaped responses.
 
 pub mod auth;
+pub mod connector_types;
+pub mod connectors;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -33,6 +35,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
 use crate::auth::{FailedLogins, TokenSigner};
+use crate::connectors::Catalogue;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
 use crate::store::Store;
@@ -45,6 +48,7 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub tokens: Arc<TokenSigner>,
     pub logins: Arc<FailedLogins>,
+    pub catalogue: Arc<Catalogue>,
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,
 }
@@ -74,13 +78,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(users::router())
         .merge(workspaces::router())
         .merge(secrets::router())
+        .merge(connectors::router())
+        .merge(connector_types::router())
         .merge(keys::router())
         .split_for_parts()
 }
 
 pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, spec) = api();
-    api.nest("/api/v1/workspaces/{workspace}", secrets::workspace_router())
+    api.nest(
+        "/api/v1/workspaces/{workspace}",
+        secrets::workspace_router().merge(connectors::workspace_router()),
+    )
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })
         .layer(

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "service accounts", description = "Machine accounts and their API keys"),
         (name = "workspaces", description = "Tenants and their members"),
         (name = "secrets", description = "Encrypted secrets"),
+        (name = "service connectors", description = "Connector types and service connectors"),
         (name = "keys", description = "Encryption-key administration"),
     )
 )]

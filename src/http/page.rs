@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -80,15 +80,12 @@ pub fn optional_bool<'de, D: serde::Deserializer<'de>>(
         .transpose()
 }
 
+/// A timestamp (see [`super::time::parse`]) or a bare date, meaning its midnight UTC.
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
-            return Some(t.and_utc());
-        }
-    }
+    super::time::parse(value).or_else(|| date_only(value))
+}
+
+fn date_only(value: &str) -> Option<DateTime<Utc>> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -164,6 +161,10 @@ impl ListRequest {
     pub fn parse(raw_query: Option<&str>, spec: &ListSpec) -> ApiResult<ListRequest> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw_query.unwrap_or(""))
             .map_err(|e| invalid(format!("malformed query string: {e}")))?;
+        Self::from_pairs(pairs, spec)
+    }
+
+    pub fn from_pairs(pairs: Vec<(String, String)>, spec: &ListSpec) -> ApiResult<ListRequest> {
         let find = |name: &str| spec.fields.iter().find(|f| f.name == name);
         let mut page = 1;
         let mut size = DEFAULT_PAGE_SIZE;
@@ -235,6 +236,11 @@ impl ListRequest {
             hydrate,
             extras,
         })
+    }
+
+    /// An endpoint-specific parameter as given.
+    pub fn extra(&self, name: &str) -> Option<&str> {
+        self.extras.get(name).map(String::as_str)
     }
 
     /// An endpoint-specific boolean parameter.

@@ -8,3 +8,34 @@ const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
 pub fn zenml<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(&time.format(FORMAT))
 }
+
+/// Reads a timestamp with or without an offset; one without is UTC, as ZenML sends them.
+pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+pub fn zenml_opt<S: Serializer>(
+    time: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => zenml(time, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+pub fn deserialize_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let text = <Option<String> as serde::Deserialize>::deserialize(deserializer)?;
+    text.map(|t| {
+        parse(&t).ok_or_else(|| serde::de::Error::custom(format!("'{t}' is not a date and time")))
+    })
+    .transpose()
+}

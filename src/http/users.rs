@@ -64,6 +64,37 @@ struct UserMetadata {
 }
 
 impl UserResponse {
+    /// A user as embedded in another resource: the body only.
+    pub fn summary(
+        id: Uuid,
+        name: String,
+        is_admin: bool,
+        is_service_account: bool,
+        created: chrono::DateTime<chrono::Utc>,
+        updated: chrono::DateTime<chrono::Utc>,
+    ) -> UserResponse {
+        UserResponse {
+            id,
+            name,
+            permission_denied: false,
+            body: UserBody {
+                created,
+                updated,
+                active: true,
+                activation_token: None,
+                full_name: String::new(),
+                email_opted_in: None,
+                is_service_account,
+                is_admin,
+                default_project_id: None,
+                avatar_url: None,
+                description: None,
+            },
+            metadata: None,
+            resources: serde_json::json!({}),
+        }
+    }
+
     pub fn render(user: UserRow, hydrate: bool) -> UserResponse {
         UserResponse {
             id: user.id,

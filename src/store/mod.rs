@@ -2,6 +2,7 @@
 //! in SQL both PostgreSQL and SQLite accept, and [`with_conn!`] runs it on whichever connection
 //! the caller holds. The store never decides permissions; callers pass in what the domain allows.
 
+pub mod connectors;
 pub mod data_keys;
 pub mod query;
 pub mod secrets;
@@ -249,6 +250,24 @@ where
         .await
     })
     .map_err(classify)?;
+    fetch_page_with_total(conn, columns, from, list, tiebreak, total).await
+}
+
+/// Fetches the requested page of the rows `from` selects, whose number is known to be `total`.
+pub(crate) async fn fetch_page_with_total<T>(
+    conn: &mut Conn,
+    columns: &str,
+    from: query::SqlBuilder,
+    list: &query::ListQuery,
+    tiebreak: &str,
+    total: i64,
+) -> StoreResult<query::Listed<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
     if total <= list.offset() {
         return Ok(query::Listed {
             items: Vec::new(),

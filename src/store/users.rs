@@ -140,8 +140,10 @@ pub async fn list(
     fetch_page(conn, COLUMNS, from, query, "u.id").await
 }
 
-/// Deletes a user with the private secrets only they could see; public ones stay, unowned.
+/// Deletes a user with the private connectors and secrets only they could see; shared and
+/// public ones stay, unowned. Run inside a transaction.
 pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<()> {
+    super::connectors::delete_private_of(conn, id).await?;
     let done = with_conn!(conn, |c| {
         sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND private")
             .bind(id)

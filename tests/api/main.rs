@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API, each run on SQLite and on PostgreSQL.
 
 mod auth;
+mod connectors;
 mod encryption;
 mod errors;
 mod harness;

@@ -1,0 +1,1000 @@
+//! Service connectors in ZenML 0.98 shapes, scoped to a workspace. A private connector exists
+//! only for its owner; a shared one is visible to and usable by every member. Secret fields go
+//! to an internal encrypted secret and come back only to the owner and workspace admins.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, RawQuery, State};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult, name_taken};
+use super::extract::{Json, Query};
+use super::page::{ListRequest, ListSpec, Page, optional_bool};
+use super::time;
+use super::users::UserResponse;
+use crate::connectors::validate::{self, ConnectorDraft, ValidConnector};
+use crate::connectors::{ConnectorType, registry};
+use crate::crypto::keyring::secret_aad;
+use crate::domain::secret::SecretValues;
+use crate::domain::{EntityName, Scope};
+use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
+use crate::store::secrets::{self, SecretRow};
+
+/// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
+const DEFAULT_SKEW_SECONDS: i64 = 300;
+
+/// The connector type in a request: its name, or (as ZenML clients may send) the whole type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ConnectorTypeRef {
+    Name(String),
+    Spec { connector_type: String },
+}
+
+impl ConnectorTypeRef {
+    fn name(&self) -> &str {
+        match self {
+            ConnectorTypeRef::Name(name)
+            | ConnectorTypeRef::Spec {
+                connector_type: name,
+            } => name,
+        }
+    }
+}
+
+/// ZenML's `ServiceConnectorRequest`, plus `shared`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorRequest {
+    /// Ignored: the owner is always the caller.
+    #[allow(dead_code)]
+    user: Option<Uuid>,
+    #[schema(value_type = String)]
+    name: EntityName,
+    #[schema(value_type = String)]
+    connector_type: ConnectorTypeRef,
+    #[serde(default)]
+    description: String,
+    auth_method: String,
+    #[serde(default)]
+    resource_types: Vec<String>,
+    resource_id: Option<String>,
+    /// Ignored: derived from the resource type.
+    #[allow(dead_code)]
+    supports_instances: Option<bool>,
+    #[serde(default, deserialize_with = "time::deserialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<DateTime<Utc>>,
+    expires_skew_tolerance: Option<i64>,
+    expiration_seconds: Option<i64>,
+    /// Every configuration value, secret ones included (they are split out and encrypted).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    configuration: Map<String, Value>,
+    /// Secret values sent apart, as ZenML clients before 0.84 do.
+    #[serde(default)]
+    secrets: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Visible to every member of the workspace (default: only to the owner).
+    #[serde(default)]
+    shared: bool,
+}
+
+/// ZenML's `ServiceConnectorResponse`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectorResponse {
+    id: Uuid,
+    name: String,
+    permission_denied: bool,
+    body: ConnectorBody,
+    metadata: Option<ConnectorMetadata>,
+    resources: ConnectorResources,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ConnectorBody {
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    created: DateTime<Utc>,
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = String, format = DateTime)]
+    updated: DateTime<Utc>,
+    user_id: Option<Uuid>,
+    description: String,
+    connector_type: String,
+    auth_method: String,
+    resource_types: Vec<String>,
+    resource_id: Option<String>,
+    supports_instances: bool,
+    #[serde(serialize_with = "time::zenml_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<DateTime<Utc>>,
+    expires_skew_tolerance: Option<i64>,
+    workspace_id: Uuid,
+    shared: bool,
+    /// The credentials are past `expires_at` (less the skew tolerance).
+    expired: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ConnectorMetadata {
+    #[schema(value_type = Object)]
+    configuration: BTreeMap<String, Value>,
+    expiration_seconds: Option<i64>,
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ConnectorResources {
+    user: Option<UserResponse>,
+}
+
+fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {
+    row.expires_at.is_some_and(|at| {
+        at - Duration::seconds(row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS)) < now
+    })
+}
+
+/// How much of a connector to render.
+#[derive(Debug, Clone, Copy)]
+struct Detail {
+    hydrate: bool,
+    /// Secret values to merge into the configuration, when the caller may read them.
+    expand: bool,
+}
+
+impl ConnectorResponse {
+    fn render(
+        view: ConnectorView,
+        secret: Option<&SecretValues>,
+        detail: Detail,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let owner = match (&view.owner_name, view.connector.user_id) {
+            (Some(name), Some(id)) => Some(UserResponse::summary(
+                id,
+                name.clone(),
+                view.owner_is_admin.unwrap_or(false),
+                view.owner_is_service_account.unwrap_or(false),
+                view.owner_created.unwrap_or(view.connector.created),
+                view.owner_updated.unwrap_or(view.connector.created),
+            )),
+            _ => None,
+        };
+        let row = view.connector;
+        let expanded = secret.filter(|_| detail.expand);
+        // As ZenML does, expanded secrets come with the metadata even when not hydrating.
+        let metadata = (detail.hydrate || expanded.is_some()).then(|| {
+            let mut configuration: BTreeMap<String, Value> =
+                serde_json::from_str(&row.configuration).unwrap_or_default();
+            for (key, value) in expanded.iter().flat_map(|s| s.iter()) {
+                configuration.insert(key.to_owned(), Value::String(value.to_owned()));
+            }
+            ConnectorMetadata {
+                configuration,
+                expiration_seconds: row.expiration_seconds,
+                labels: serde_json::from_str(&row.labels).unwrap_or_default(),
+            }
+        });
+        ConnectorResponse {
+            id: row.id,
+            permission_denied: false,
+            body: ConnectorBody {
+                expired: is_expired(&row, now),
+                created: row.created,
+                updated: row.updated,
+                user_id: row.user_id,
+                description: row.description,
+                connector_type: row.connector_type,
+                auth_method: row.auth_method,
+                resource_types: serde_json::from_str(&row.resource_types).unwrap_or_default(),
+                resource_id: row.resource_id,
+                supports_instances: row.supports_instances,
+                expires_at: row.expires_at,
+                expires_skew_tolerance: row.expires_skew_tolerance,
+                workspace_id: row.workspace_id,
+                shared: row.shared,
+            },
+            name: row.name,
+            metadata,
+            resources: ConnectorResources { user: owner },
+        }
+    }
+}
+
+fn connector_type<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn ConnectorType> {
+    state.catalogue.get(name).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "connector configuration is not valid: the connector type '{name}' is not available on \
+             this server"
+        ))
+    })
+}
+
+/// Refuses implicit authentication while the administrator has not enabled it.
+pub fn require_enabled(state: &AppState, auth_method: &str) -> ApiResult<()> {
+    if state.catalogue.auth_method_enabled(auth_method) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "Implicit authentication methods for service connectors are disabled on this server for \
+             security reasons, because they lend the server's own cloud identity to its users. An \
+             administrator can enable them by setting ZENML_ENABLE_IMPLICIT_AUTH_METHODS=true. \
+             Requested method: '{}'.",
+            registry::IMPLICIT
+        )))
+    }
+}
+
+/// The connector, if it exists for this caller.
+async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
+    let mut conn = state.store.conn().await?;
+    connectors::get(&mut conn, scope.workspace_id, id)
+        .await?
+        .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Unable to get service connector with ID '{id}': No service connector with this ID found"
+            ))
+        })
+}
+
+async fn decrypt_secret(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
+    let plaintext = state
+        .keyring
+        .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
+        .await?;
+    SecretValues::from_plaintext(&plaintext).ok_or_else(|| {
+        ApiError::Integrity("a connector's stored secret is not a key/value map".into())
+    })
+}
+
+/// The secret values of the connectors that have one, fetched in one query.
+async fn secrets_of(
+    state: &AppState,
+    workspace_id: Uuid,
+    rows: impl Iterator<Item = &ConnectorRow>,
+) -> ApiResult<BTreeMap<Uuid, SecretValues>> {
+    let ids: Vec<Uuid> = rows.filter_map(|r| r.secret_id).collect();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut conn = state.store.conn().await?;
+    let stored = secrets::by_ids(&mut conn, workspace_id, &ids).await?;
+    drop(conn);
+    let mut values = BTreeMap::new();
+    for secret in &stored {
+        values.insert(secret.id, decrypt_secret(state, secret).await?);
+    }
+    Ok(values)
+}
+
+/// Encrypts a connector's secret fields into a new internal secret row.
+async fn seal_secret(
+    state: &AppState,
+    scope: &Scope,
+    connector_id: Uuid,
+    values: &SecretValues,
+) -> ApiResult<Option<SecretRow>> {
+    if values.keys().next().is_none() {
+        return Ok(None);
+    }
+    let now = state.clock.now();
+    let id = Uuid::new_v4();
+    let (key_id, ciphertext) = state
+        .keyring
+        .encrypt(&secret_aad(scope.workspace_id, id), &values.to_plaintext())
+        .await?;
+    Ok(Some(SecretRow {
+        id,
+        workspace_id: scope.workspace_id,
+        user_id: Some(scope.user_id()),
+        name: format!("connector-{connector_id}"),
+        private: false,
+        internal: true,
+        key_id,
+        ciphertext,
+        revision: 1,
+        created: now,
+        updated: now,
+    }))
+}
+
+fn draft_of(request: &ConnectorRequest) -> ConnectorDraft {
+    let mut configuration = request.configuration.clone();
+    for (key, value) in &request.secrets {
+        if let Some(value) = value {
+            configuration.insert(key.clone(), Value::String(value.clone()));
+        }
+    }
+    ConnectorDraft {
+        auth_method: request.auth_method.clone(),
+        resource_types: request.resource_types.clone(),
+        resource_id: request.resource_id.clone(),
+        expires_at: request.expires_at,
+        expires_skew_tolerance: request.expires_skew_tolerance,
+        expiration_seconds: request.expiration_seconds,
+        configuration,
+    }
+}
+
+/// Checks a request against its type and this server's policy.
+fn validated(state: &AppState, request: &ConnectorRequest) -> ApiResult<ValidConnector> {
+    let kind = connector_type(state, request.connector_type.name())?;
+    require_enabled(state, &request.auth_method)?;
+    validate::validate_labels(&request.labels)?;
+    Ok(validate::validate(kind, draft_of(request))?)
+}
+
+/// What a connector is besides its validated configuration.
+struct Identity {
+    id: Uuid,
+    name: String,
+    description: String,
+    connector_type: String,
+    shared: bool,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+}
+
+fn to_row(
+    identity: Identity,
+    scope: &Scope,
+    valid: &ValidConnector,
+    labels: &BTreeMap<String, String>,
+    secret_id: Option<Uuid>,
+) -> ConnectorRow {
+    ConnectorRow {
+        id: identity.id,
+        workspace_id: scope.workspace_id,
+        user_id: Some(scope.user_id()),
+        name: identity.name,
+        description: identity.description,
+        connector_type: identity.connector_type,
+        auth_method: valid.auth_method.clone(),
+        resource_types: serde_json::to_string(&valid.resource_types).expect("strings serialise"),
+        resource_id: valid.resource_id.clone(),
+        supports_instances: valid.supports_instances,
+        expires_at: valid.expires_at,
+        expires_skew_tolerance: valid.expires_skew_tolerance,
+        expiration_seconds: valid.expiration_seconds,
+        configuration: serde_json::to_string(&valid.configuration).expect("JSON values serialise"),
+        labels: serde_json::to_string(labels).expect("strings serialise"),
+        secret_id,
+        shared: identity.shared,
+        created: identity.created,
+        updated: identity.updated,
+    }
+}
+
+fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
+    ConnectorView {
+        connector: row,
+        owner_name: Some(scope.caller.name.clone()),
+        owner_is_admin: Some(scope.caller.is_admin),
+        owner_is_service_account: None,
+        owner_created: None,
+        owner_updated: None,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Read by the `Scope` extractor; declared to be accepted and documented.
+pub struct WorkspaceQuery {
+    /// The workspace to act in (default: the caller's default workspace).
+    project_name_or_id: Option<String>,
+    /// The same as `project_name_or_id`.
+    workspace: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/service_connectors", tag = "service connectors",
+    params(WorkspaceQuery), request_body = ConnectorRequest,
+    responses((status = 200, body = ConnectorResponse), (status = 400), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create_connector(
+    State(state): State<AppState>,
+    scope: Scope,
+    Query(_workspace): Query<WorkspaceQuery>,
+    Json(request): Json<ConnectorRequest>,
+) -> ApiResult<Json<ConnectorResponse>> {
+    let valid = validated(&state, &request)?;
+    let id = Uuid::new_v4();
+    let secret = seal_secret(&state, &scope, id, &valid.secrets).await?;
+    let now = state.clock.now();
+    let identity = Identity {
+        id,
+        name: request.name.into_inner(),
+        description: request.description,
+        connector_type: request.connector_type.name().to_owned(),
+        shared: request.shared,
+        created: now,
+        updated: now,
+    };
+    let row = to_row(
+        identity,
+        &scope,
+        &valid,
+        &request.labels,
+        secret.as_ref().map(|s| s.id),
+    );
+    let mut tx = state.store.begin().await?;
+    if let Some(secret) = &secret {
+        secrets::insert(&mut tx, secret).await?;
+    }
+    connectors::insert(&mut tx, &row, &request.labels, &valid.resource_types)
+        .await
+        .map_err(name_taken("create", "service connector", &row.name))?;
+    tx.commit().await?;
+    let detail = Detail {
+        hydrate: true,
+        expand: true,
+    };
+    Ok(Json(ConnectorResponse::render(
+        view_of(row, &scope),
+        Some(&valid.secrets),
+        detail,
+        now,
+    )))
+}
+
+const LIST: ListSpec = ListSpec {
+    fields: connectors::FIELDS,
+    default_sort: "created",
+    extras: &["expand_secrets", "resource_type", "labels_str", "labels"],
+};
+
+/// `labels_str`: a JSON object (`null` values mean "key present") or `k=v,k2=`.
+fn parse_labels(text: &str) -> ApiResult<Vec<(String, Option<String>)>> {
+    if let Ok(map) = serde_json::from_str::<BTreeMap<String, Option<String>>>(text) {
+        return Ok(map.into_iter().collect());
+    }
+    text.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((key, "")) => Ok((key.trim().to_owned(), None)),
+            Some((key, value)) => Ok((key.trim().to_owned(), Some(value.trim().to_owned()))),
+            None => Ok((pair.to_owned(), None)),
+        })
+        .collect()
+}
+
+fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilter> {
+    let labels = match request
+        .extra("labels_str")
+        .or_else(|| request.extra("labels"))
+    {
+        Some(text) => parse_labels(text)?,
+        None => Vec::new(),
+    };
+    Ok(ConnectorFilter {
+        resource_type: request.extra("resource_type").map(str::to_owned),
+        labels,
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/service_connectors", tag = "service connectors",
+    params(WorkspaceQuery),
+    responses((status = 200, body = Page<ConnectorResponse>)),
+    security(("bearer" = [])))]
+pub async fn list_connectors(
+    State(state): State<AppState>,
+    scope: Scope,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Page<ConnectorResponse>>> {
+    let request = ListRequest::parse(query.as_deref(), &LIST)?;
+    let filter = connector_filter(&request)?;
+    let expand = request.flag("expand_secrets")?.unwrap_or(true);
+    let mut conn = state.store.conn().await?;
+    let listed = connectors::list(
+        &mut conn,
+        scope.workspace_id,
+        scope.user_id(),
+        &request.query,
+        &filter,
+    )
+    .await?;
+    drop(conn);
+    let readable = |row: &ConnectorRow| expand && scope.may_read_secrets(row.user_id);
+    let values = secrets_of(
+        &state,
+        scope.workspace_id,
+        listed
+            .items
+            .iter()
+            .map(|v| &v.connector)
+            .filter(|r| readable(r)),
+    )
+    .await?;
+    let now = state.clock.now();
+    Ok(Json(request.page(listed, |view| {
+        let secret = view.connector.secret_id.and_then(|id| values.get(&id));
+        let detail = Detail {
+            hydrate: request.hydrate,
+            expand: readable(&view.connector),
+        };
+        ConnectorResponse::render(view, secret, detail, now)
+    })?))
+}
+
+/// The connector's id in the path (by name, so the workspace-scoped routes work too).
+#[derive(Debug, Deserialize)]
+pub struct ConnectorPath {
+    connector_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Include `metadata` (default true).
+    #[serde(default, deserialize_with = "optional_bool")]
+    hydrate: Option<bool>,
+    /// Merge secret values into the configuration (default true; only for the owner and
+    /// workspace admins).
+    #[serde(default, deserialize_with = "optional_bool")]
+    expand_secrets: Option<bool>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/service_connectors/{connector_id}", tag = "service connectors",
+    params(("connector_id" = Uuid, Path), GetQuery),
+    responses((status = 200, body = ConnectorResponse), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_connector(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
+    Query(query): Query<GetQuery>,
+) -> ApiResult<Json<ConnectorResponse>> {
+    let view = visible(&state, &scope, connector_id).await?;
+    let expand =
+        query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
+    let values = if expand {
+        secrets_of(&state, scope.workspace_id, std::iter::once(&view.connector)).await?
+    } else {
+        BTreeMap::new()
+    };
+    let secret = view.connector.secret_id.and_then(|id| values.get(&id));
+    let detail = Detail {
+        hydrate: query.hydrate.unwrap_or(true),
+        expand,
+    };
+    Ok(Json(ConnectorResponse::render(
+        view,
+        secret,
+        detail,
+        state.clock.now(),
+    )))
+}
+
+/// ZenML's `ServiceConnectorUpdate`: absent fields stay as they are, except `resource_id` and
+/// `expiration_seconds`, which absent or null clear. `configuration` and `labels` replace the
+/// stored ones whole.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorUpdate {
+    #[schema(value_type = Option<String>)]
+    name: Option<EntityName>,
+    #[schema(value_type = Option<String>)]
+    connector_type: Option<ConnectorTypeRef>,
+    description: Option<String>,
+    auth_method: Option<String>,
+    resource_types: Option<Vec<String>>,
+    resource_id: Option<String>,
+    #[allow(dead_code)]
+    supports_instances: Option<bool>,
+    #[serde(default, deserialize_with = "time::deserialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<DateTime<Utc>>,
+    expires_skew_tolerance: Option<i64>,
+    expiration_seconds: Option<i64>,
+    #[schema(value_type = Option<Object>)]
+    configuration: Option<Map<String, Value>>,
+    secrets: Option<BTreeMap<String, Option<String>>>,
+    labels: Option<BTreeMap<String, String>>,
+    shared: Option<bool>,
+}
+
+#[utoipa::path(put, path = "/api/v1/service_connectors/{connector_id}", tag = "service connectors",
+    params(("connector_id" = Uuid, Path), WorkspaceQuery),
+    request_body = ConnectorUpdate,
+    responses((status = 200, body = ConnectorResponse), (status = 400), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn update_connector(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
+    Query(_workspace): Query<WorkspaceQuery>,
+    Json(update): Json<ConnectorUpdate>,
+) -> ApiResult<Json<ConnectorResponse>> {
+    let view = visible(&state, &scope, connector_id).await?;
+    scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
+    let before = view.connector.clone();
+
+    // The configuration to validate: the new one whole, or the stored one with its secrets.
+    let configuration = match (update.configuration, update.secrets) {
+        (None, None) => {
+            let stored = secrets_of(&state, scope.workspace_id, std::iter::once(&before)).await?;
+            let mut configuration: Map<String, Value> =
+                serde_json::from_str(&before.configuration).unwrap_or_default();
+            for (key, value) in before
+                .secret_id
+                .and_then(|id| stored.get(&id))
+                .iter()
+                .flat_map(|s| s.iter())
+            {
+                configuration.insert(key.to_owned(), Value::String(value.to_owned()));
+            }
+            configuration
+        }
+        (configuration, secret_values) => {
+            let mut configuration = configuration.unwrap_or_default();
+            for (key, value) in secret_values.unwrap_or_default() {
+                if let Some(value) = value {
+                    configuration.insert(key, Value::String(value));
+                }
+            }
+            configuration
+        }
+    };
+    let type_name = update
+        .connector_type
+        .as_ref()
+        .map_or(before.connector_type.as_str(), |t| t.name())
+        .to_owned();
+    let kind = connector_type(&state, &type_name)?;
+    let auth_method = update
+        .auth_method
+        .unwrap_or_else(|| before.auth_method.clone());
+    require_enabled(&state, &auth_method)?;
+    let labels = match update.labels {
+        Some(labels) => labels,
+        None => serde_json::from_str(&before.labels).unwrap_or_default(),
+    };
+    validate::validate_labels(&labels)?;
+    let draft = ConnectorDraft {
+        auth_method,
+        resource_types: update
+            .resource_types
+            .unwrap_or_else(|| serde_json::from_str(&before.resource_types).unwrap_or_default()),
+        resource_id: update.resource_id,
+        expires_at: update.expires_at.or(before.expires_at),
+        expires_skew_tolerance: update
+            .expires_skew_tolerance
+            .or(before.expires_skew_tolerance),
+        expiration_seconds: update.expiration_seconds,
+        configuration,
+    };
+    let valid = validate::validate(kind, draft)?;
+    let secret = seal_secret(&state, &scope, before.id, &valid.secrets).await?;
+    let now = state
+        .clock
+        .now()
+        .max(before.updated + Duration::microseconds(1));
+    let identity = Identity {
+        id: before.id,
+        name: update
+            .name
+            .map_or_else(|| before.name.clone(), EntityName::into_inner),
+        description: update
+            .description
+            .unwrap_or_else(|| before.description.clone()),
+        connector_type: type_name,
+        shared: update.shared.unwrap_or(before.shared),
+        created: before.created,
+        updated: now,
+    };
+    let mut row = to_row(
+        identity,
+        &scope,
+        &valid,
+        &labels,
+        secret.as_ref().map(|s| s.id),
+    );
+    row.user_id = before.user_id;
+    let mut tx = state.store.begin().await?;
+    if let Some(secret) = &secret {
+        secrets::insert(&mut tx, secret).await?;
+    }
+    connectors::update(&mut tx, &before, &row, &labels, &valid.resource_types)
+        .await
+        .map_err(name_taken("update", "service connector", &row.name))?;
+    if let Some(old_secret) = before.secret_id {
+        secrets::delete(&mut tx, scope.workspace_id, old_secret).await?;
+    }
+    tx.commit().await?;
+    let view = ConnectorView {
+        connector: row,
+        ..view
+    };
+    let detail = Detail {
+        hydrate: true,
+        expand: true,
+    };
+    Ok(Json(ConnectorResponse::render(
+        view,
+        Some(&valid.secrets),
+        detail,
+        now,
+    )))
+}
+
+#[utoipa::path(delete, path = "/api/v1/service_connectors/{connector_id}", tag = "service connectors",
+    params(("connector_id" = Uuid, Path), WorkspaceQuery),
+    responses((status = 200), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn delete_connector(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
+    Query(_workspace): Query<WorkspaceQuery>,
+) -> ApiResult<Json<()>> {
+    let view = visible(&state, &scope, connector_id).await?;
+    scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
+    let mut tx = state.store.begin().await?;
+    connectors::delete(&mut tx, &view.connector).await?;
+    tx.commit().await?;
+    Ok(Json(()))
+}
+
+/// ZenML's `ServiceConnectorResourcesModel`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourcesResponse {
+    id: Option<Uuid>,
+    name: Option<String>,
+    connector_type: String,
+    resources: Vec<TypedResources>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypedResources {
+    resource_type: String,
+    resource_ids: Option<Vec<String>>,
+    error: Option<String>,
+}
+
+const EXPIRED: &str = "the connector's authentication credentials have expired.";
+
+impl ResourcesResponse {
+    /// What is known without reaching the cloud: the stored resource id of a single-resource
+    /// connector, or an error saying the resources were not listed.
+    fn from_stored(
+        row: &ConnectorRow,
+        now: DateTime<Utc>,
+        resource_type: Option<&str>,
+    ) -> ResourcesResponse {
+        let types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
+        let expired = is_expired(row, now);
+        let resources = types
+            .into_iter()
+            .filter(|t| resource_type.is_none_or(|wanted| wanted == t))
+            .map(|resource_type| {
+                let resource_ids = row
+                    .resource_id
+                    .clone()
+                    .filter(|_| !expired)
+                    .map(|id| vec![id]);
+                let error = if expired {
+                    Some(EXPIRED.to_owned())
+                } else if resource_ids.is_none() {
+                    Some(format!(
+                        "listing '{resource_type}' resources needs this server to reach the cloud \
+                         provider, which it does not do yet"
+                    ))
+                } else {
+                    None
+                };
+                TypedResources {
+                    resource_type,
+                    resource_ids,
+                    error,
+                }
+            })
+            .collect();
+        ResourcesResponse {
+            id: Some(row.id),
+            name: Some(row.name.clone()),
+            connector_type: row.connector_type.clone(),
+            resources,
+            error: expired.then(|| EXPIRED.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    resource_type: Option<String>,
+    /// Verify one resource (checked against the cloud once this server reaches it).
+    #[allow(dead_code)]
+    resource_id: Option<String>,
+    /// List the resources the connector reaches (default true).
+    #[serde(default, deserialize_with = "optional_bool")]
+    #[allow(dead_code)]
+    list_resources: Option<bool>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+/// Verifies a stored connector and lists the resources it reaches.
+#[utoipa::path(put, path = "/api/v1/service_connectors/{connector_id}/verify", tag = "service connectors",
+    params(("connector_id" = Uuid, Path), VerifyQuery),
+    responses((status = 200, body = ResourcesResponse), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn verify_connector(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
+    Query(query): Query<VerifyQuery>,
+) -> ApiResult<Json<ResourcesResponse>> {
+    let view = visible(&state, &scope, connector_id).await?;
+    require_enabled(&state, &view.connector.auth_method)?;
+    let row = &view.connector;
+    if let Some(wanted) = &query.resource_type {
+        let types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
+        if !types.contains(wanted) {
+            return Err(ApiError::BadRequest(format!(
+                "the connector is not configured for the '{wanted}' resource type"
+            )));
+        }
+    }
+    Ok(Json(ResourcesResponse::from_stored(
+        row,
+        state.clock.now(),
+        query.resource_type.as_deref(),
+    )))
+}
+
+/// Verifies a connector configuration that is not stored.
+#[utoipa::path(post, path = "/api/v1/service_connectors/verify", tag = "service connectors",
+    params(VerifyQuery), request_body = ConnectorRequest,
+    responses((status = 200, body = ResourcesResponse), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn verify_configuration(
+    State(state): State<AppState>,
+    scope: Scope,
+    Query(query): Query<VerifyQuery>,
+    Json(request): Json<ConnectorRequest>,
+) -> ApiResult<Json<ResourcesResponse>> {
+    let valid = validated(&state, &request)?;
+    let now = state.clock.now();
+    let identity = Identity {
+        id: Uuid::nil(),
+        name: request.name.into_inner(),
+        description: request.description,
+        connector_type: request.connector_type.name().to_owned(),
+        shared: request.shared,
+        created: now,
+        updated: now,
+    };
+    let row = to_row(identity, &scope, &valid, &request.labels, None);
+    let mut result = ResourcesResponse::from_stored(&row, now, query.resource_type.as_deref());
+    result.id = None;
+    Ok(Json(result))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesQuery {
+    connector_type: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    labels_str: Option<String>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+    // Sent by ZenML clients; a resource list is not paged.
+    #[allow(dead_code)]
+    sort_by: Option<String>,
+    #[allow(dead_code)]
+    logical_operator: Option<String>,
+    #[allow(dead_code)]
+    page: Option<u32>,
+    #[allow(dead_code)]
+    size: Option<u32>,
+}
+
+/// The resources every visible connector reaches (or, for now, has stored).
+#[utoipa::path(get, path = "/api/v1/service_connectors/resources", tag = "service connectors",
+    params(ResourcesQuery),
+    responses((status = 200, body = Vec<ResourcesResponse>)),
+    security(("bearer" = [])))]
+pub async fn list_resources(
+    State(state): State<AppState>,
+    scope: Scope,
+    Query(query): Query<ResourcesQuery>,
+) -> ApiResult<Json<Vec<ResourcesResponse>>> {
+    let mut pairs = vec![("size".to_owned(), super::page::MAX_PAGE_SIZE.to_string())];
+    if let Some(connector_type) = &query.connector_type {
+        pairs.push((
+            "connector_type".to_owned(),
+            format!("equals:{connector_type}"),
+        ));
+    }
+    if let Some(resource_type) = &query.resource_type {
+        pairs.push(("resource_type".to_owned(), resource_type.clone()));
+    }
+    if let Some(labels) = &query.labels_str {
+        pairs.push(("labels_str".to_owned(), labels.clone()));
+    }
+    let request = ListRequest::from_pairs(pairs, &LIST)?;
+    let filter = connector_filter(&request)?;
+    let mut conn = state.store.conn().await?;
+    let listed = connectors::list(
+        &mut conn,
+        scope.workspace_id,
+        scope.user_id(),
+        &request.query,
+        &filter,
+    )
+    .await?;
+    let now = state.clock.now();
+    Ok(Json(
+        listed
+            .items
+            .iter()
+            .filter(|view| {
+                state
+                    .catalogue
+                    .auth_method_enabled(&view.connector.auth_method)
+            })
+            .map(|view| {
+                ResourcesResponse::from_stored(&view.connector, now, query.resource_type.as_deref())
+            })
+            .filter(|result| match &query.resource_id {
+                Some(id) => result
+                    .resources
+                    .iter()
+                    .any(|r| r.resource_ids.as_ref().is_some_and(|ids| ids.contains(id))),
+                None => true,
+            })
+            .collect(),
+    ))
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_connector, list_connectors))
+        .routes(routes!(list_resources))
+        .routes(routes!(verify_configuration))
+        .routes(routes!(get_connector, update_connector, delete_connector))
+        .routes(routes!(verify_connector))
+}
+
+/// The same operations under `/api/v1/workspaces/{workspace}/…`, with ZenML's older paths.
+pub fn workspace_router() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route(
+            "/service_connectors",
+            get(list_connectors).post(create_connector),
+        )
+        .route("/service_connectors/resources", get(list_resources))
+        .route("/resources", get(list_resources))
+        .route("/service_connectors/verify", post(verify_configuration))
+        .route(
+            "/service_connectors/{connector_id}",
+            get(get_connector)
+                .put(update_connector)
+                .delete(delete_connector),
+        )
+        .route(
+            "/service_connectors/{connector_id}/verify",
+            put(verify_connector),
+        )
+}

@@ -1,0 +1,390 @@
+//! Service connectors, their labels and resource types (kept in side tables for filtering), and
+//! per-workspace counts that keep unfiltered totals cheap.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rand_core::RngCore;
+use uuid::Uuid;
+
+use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectorRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub user_id: Option<Uuid>,
+    pub name: String,
+    pub description: String,
+    pub connector_type: String,
+    pub auth_method: String,
+    /// A JSON array.
+    pub resource_types: String,
+    pub resource_id: Option<String>,
+    pub supports_instances: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub expires_skew_tolerance: Option<i64>,
+    pub expiration_seconds: Option<i64>,
+    /// A JSON object of the non-secret configuration.
+    pub configuration: String,
+    /// A JSON object.
+    pub labels: String,
+    pub secret_id: Option<Uuid>,
+    pub shared: bool,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+/// A connector with its owner's account, as lists and reads render it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ConnectorView {
+    #[sqlx(flatten)]
+    pub connector: ConnectorRow,
+    pub owner_name: Option<String>,
+    pub owner_is_admin: Option<bool>,
+    pub owner_is_service_account: Option<bool>,
+    pub owner_created: Option<DateTime<Utc>>,
+    pub owner_updated: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "c.id, c.workspace_id, c.user_id, c.name, c.description, c.connector_type, \
+    c.auth_method, c.resource_types, c.resource_id, c.supports_instances, c.expires_at, \
+    c.expires_skew_tolerance, c.expiration_seconds, c.configuration, c.labels, c.secret_id, \
+    c.shared, c.created, c.updated, u.name AS owner_name, u.is_admin AS owner_is_admin, \
+    u.is_service_account AS owner_is_service_account, u.created AS owner_created, \
+    u.updated AS owner_updated";
+
+const FROM: &str = "FROM service_connectors c LEFT JOIN users u ON u.id = c.user_id";
+
+pub static FIELDS: &[Field] = &[
+    Field::new("id", FieldKind::Uuid, "c.id"),
+    Field::new("name", FieldKind::Text, "c.name"),
+    Field::new("connector_type", FieldKind::Text, "c.connector_type"),
+    Field::new("auth_method", FieldKind::Text, "c.auth_method"),
+    Field::new("resource_id", FieldKind::Text, "c.resource_id"),
+    Field::new("description", FieldKind::Text, "c.description"),
+    Field::new("shared", FieldKind::Bool, "c.shared"),
+    Field::new("user", FieldKind::Text, "u.name"),
+    Field::new("user_id", FieldKind::Uuid, "c.user_id"),
+    Field::new("expires_at", FieldKind::Time, "c.expires_at"),
+    Field::new("created", FieldKind::Time, "c.created"),
+    Field::new("updated", FieldKind::Time, "c.updated"),
+];
+
+/// Filters outside the generic field conditions: they always narrow the result.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorFilter {
+    pub resource_type: Option<String>,
+    /// `(key, Some(value))` requires that value; `(key, None)` only that the key is present.
+    pub labels: Vec<(String, Option<String>)>,
+}
+
+impl ConnectorFilter {
+    fn is_empty(&self) -> bool {
+        self.resource_type.is_none() && self.labels.is_empty()
+    }
+}
+
+const SHARDS: u32 = 16;
+
+/// The count row a connector is tallied in: shared ones under the nil owner.
+fn count_owner(shared: bool, owner: Option<Uuid>) -> Uuid {
+    if shared {
+        Uuid::nil()
+    } else {
+        owner.unwrap_or_default()
+    }
+}
+
+async fn add_to_count(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    owner: Uuid,
+    delta: i64,
+) -> StoreResult<()> {
+    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i16;
+    let sql = "INSERT INTO service_connector_counts (workspace_id, owner_id, shard, total) \
+               VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, owner_id, shard) \
+               DO UPDATE SET total = service_connector_counts.total + excluded.total";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(workspace_id)
+            .bind(owner)
+            .bind(shard)
+            .bind(delta)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+async fn replace_side_tables(
+    conn: &mut Conn,
+    row: &ConnectorRow,
+    labels: &BTreeMap<String, String>,
+    resource_types: &[String],
+) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM service_connector_labels WHERE connector_id = $1")
+            .bind(row.id)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query("DELETE FROM service_connector_resource_types WHERE connector_id = $1")
+            .bind(row.id)
+            .execute(&mut *c)
+            .await?;
+        for (key, value) in labels {
+            sqlx::query(
+                "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .bind(key)
+            .bind(value)
+            .execute(&mut *c)
+            .await?;
+        }
+        for resource_type in resource_types {
+            sqlx::query(
+                "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .bind(resource_type)
+            .execute(&mut *c)
+            .await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    })
+    .map_err(classify)
+}
+
+/// Inserts a connector with its labels and resource types. Run inside a transaction.
+pub async fn insert(
+    conn: &mut Conn,
+    row: &ConnectorRow,
+    labels: &BTreeMap<String, String>,
+    resource_types: &[String],
+) -> StoreResult<()> {
+    let sql = "INSERT INTO service_connectors (id, workspace_id, user_id, name, description, \
+               connector_type, auth_method, resource_types, resource_id, supports_instances, \
+               expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
+               secret_id, shared, created, updated) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .bind(row.user_id)
+            .bind(&row.name)
+            .bind(&row.description)
+            .bind(&row.connector_type)
+            .bind(&row.auth_method)
+            .bind(&row.resource_types)
+            .bind(&row.resource_id)
+            .bind(row.supports_instances)
+            .bind(row.expires_at)
+            .bind(row.expires_skew_tolerance)
+            .bind(row.expiration_seconds)
+            .bind(&row.configuration)
+            .bind(&row.labels)
+            .bind(row.secret_id)
+            .bind(row.shared)
+            .bind(row.created)
+            .bind(row.updated)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    replace_side_tables(conn, row, labels, resource_types).await?;
+    add_to_count(
+        conn,
+        row.workspace_id,
+        count_owner(row.shared, row.user_id),
+        1,
+    )
+    .await
+}
+
+/// Rewrites a connector (the row as read, `before`, keeps the counts right). Run inside a
+/// transaction.
+pub async fn update(
+    conn: &mut Conn,
+    before: &ConnectorRow,
+    row: &ConnectorRow,
+    labels: &BTreeMap<String, String>,
+    resource_types: &[String],
+) -> StoreResult<()> {
+    let sql = "UPDATE service_connectors SET name = $1, description = $2, connector_type = $3, \
+               auth_method = $4, resource_types = $5, resource_id = $6, supports_instances = $7, \
+               expires_at = $8, expires_skew_tolerance = $9, expiration_seconds = $10, \
+               configuration = $11, labels = $12, secret_id = $13, shared = $14, updated = $15 \
+               WHERE id = $16 AND workspace_id = $17 AND updated = $18";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(&row.name)
+            .bind(&row.description)
+            .bind(&row.connector_type)
+            .bind(&row.auth_method)
+            .bind(&row.resource_types)
+            .bind(&row.resource_id)
+            .bind(row.supports_instances)
+            .bind(row.expires_at)
+            .bind(row.expires_skew_tolerance)
+            .bind(row.expiration_seconds)
+            .bind(&row.configuration)
+            .bind(&row.labels)
+            .bind(row.secret_id)
+            .bind(row.shared)
+            .bind(row.updated)
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .bind(before.updated)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::Concurrent);
+    }
+    replace_side_tables(conn, row, labels, resource_types).await?;
+    let (old, new) = (
+        count_owner(before.shared, before.user_id),
+        count_owner(row.shared, row.user_id),
+    );
+    if old != new {
+        add_to_count(conn, row.workspace_id, old, -1).await?;
+        add_to_count(conn, row.workspace_id, new, 1).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a connector and its internal secret. Run inside a transaction.
+pub async fn delete(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
+    let done = with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM service_connectors WHERE id = $1 AND workspace_id = $2")
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    if let Some(secret_id) = row.secret_id {
+        super::secrets::delete(conn, row.workspace_id, secret_id).await?;
+    }
+    add_to_count(
+        conn,
+        row.workspace_id,
+        count_owner(row.shared, row.user_id),
+        -1,
+    )
+    .await
+}
+
+pub async fn get(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> StoreResult<Option<ConnectorView>> {
+    let sql = format!("SELECT {COLUMNS} {FROM} WHERE c.workspace_id = $1 AND c.id = $2");
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// The connectors `viewer` may see (shared ones and their own), filtered and paged.
+pub async fn list(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    viewer: Uuid,
+    query: &ListQuery,
+    filter: &ConnectorFilter,
+) -> StoreResult<Listed<ConnectorView>> {
+    let mut from = SqlBuilder::new(FROM);
+    from.push(" WHERE c.workspace_id = ");
+    from.bind(Arg::Uuid(workspace_id));
+    from.push(" AND (c.shared OR c.user_id = ");
+    from.bind(Arg::Uuid(viewer));
+    from.push(")");
+    if let Some(resource_type) = &filter.resource_type {
+        from.push(
+            " AND c.id IN (SELECT rt.connector_id FROM service_connector_resource_types rt \
+             WHERE rt.workspace_id = c.workspace_id AND rt.resource_type = ",
+        );
+        from.bind(Arg::Text(resource_type.clone()));
+        from.push(")");
+    }
+    for (key, value) in &filter.labels {
+        from.push(
+            " AND c.id IN (SELECT l.connector_id FROM service_connector_labels l \
+             WHERE l.workspace_id = c.workspace_id AND l.key = ",
+        );
+        from.bind(Arg::Text(key.clone()));
+        if let Some(value) = value {
+            from.push(" AND l.value = ");
+            from.bind(Arg::Text(value.clone()));
+        }
+        from.push(")");
+    }
+    from.push_conditions(conn.dialect(), &query.conditions, query.any);
+    if query.conditions.is_empty() && filter.is_empty() {
+        let total = visible_count(conn, workspace_id, viewer).await?;
+        return super::fetch_page_with_total(conn, COLUMNS, from, query, "c.id", total).await;
+    }
+    fetch_page(conn, COLUMNS, from, query, "c.id").await
+}
+
+/// Shared connectors plus the viewer's own, from the maintained counts.
+async fn visible_count(conn: &mut Conn, workspace_id: Uuid, viewer: Uuid) -> StoreResult<i64> {
+    let sql = "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM service_connector_counts \
+               WHERE workspace_id = $1 AND owner_id IN ($2, $3)";
+    with_conn!(conn, |c| {
+        sqlx::query_scalar(sql)
+            .bind(workspace_id)
+            .bind(Uuid::nil())
+            .bind(viewer)
+            .fetch_one(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// Deletes a user's private connectors (with their secrets); their shared ones stay, unowned.
+pub async fn delete_private_of(conn: &mut Conn, user_id: Uuid) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        sqlx::query(
+            "DELETE FROM secrets WHERE id IN \
+             (SELECT secret_id FROM service_connectors WHERE user_id = $1 AND NOT shared)",
+        )
+        .bind(user_id)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query("DELETE FROM service_connectors WHERE user_id = $1 AND NOT shared")
+            .bind(user_id)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query("DELETE FROM service_connector_counts WHERE owner_id = $1")
+            .bind(user_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
