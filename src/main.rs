@@ -6,6 +6,11 @@ use connector_hub::config::{Cli, Command, KeysAction, LogFormat, ServeConfig};
 use connector_hub::crypto::MasterKey;
 use connector_hub::domain::clock::Clock;
 
+/// mimalloc: the server allocates many small, short-lived buffers per request, where it is
+/// faster than glibc's allocator and keeps the resident set smaller under concurrency.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     connector_hub::install_crypto_provider();

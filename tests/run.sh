@@ -36,4 +36,4 @@ if ! psql "$TEST_DATABASE_URL" -qAt -c 'select 1' >/dev/null 2>&1; then
     psql "${TEST_DATABASE_URL%/*}/postgres" -q -c "CREATE DATABASE \"$database\""
 fi
 
-cargo test --locked --all-targets
+cargo test --locked

@@ -45,14 +45,15 @@ CREATE TABLE service_connector_resource_types (
 CREATE INDEX service_connector_resource_types_lookup
     ON service_connector_resource_types (workspace_id, resource_type, connector_id);
 
--- How many connectors a workspace holds: shared ones under the nil owner, private ones under
--- their owner. An unfiltered list's total then costs a few index lookups instead of a scan.
--- Each change adds +1 or -1 to a random one of 16 shards, so concurrent writers rarely wait
--- on the same row.
+-- How many connectors a workspace holds, so that list totals cost a few index lookups instead
+-- of a scan: shared connectors under the nil owner, private ones under their owner; per facet:
+-- '' (all), 'type:<resource type>', 'label:<key>' and 'label:<key>=<value>'. Each change adds
+-- +1 or -1 to one of 16 shards, so that concurrent writers rarely wait on the same row.
 CREATE TABLE service_connector_counts (
     workspace_id BLOB NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
     owner_id     BLOB NOT NULL,
+    facet        TEXT NOT NULL,
     shard        INTEGER NOT NULL,
     total        INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, owner_id, shard)
+    PRIMARY KEY (workspace_id, facet, owner_id, shard)
 );

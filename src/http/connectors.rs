@@ -247,9 +247,18 @@ async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<Connect
 }
 
 async fn decrypt_secret(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
+    open_secret(state, row.workspace_id, row.id, &row.ciphertext).await
+}
+
+async fn open_secret(
+    state: &AppState,
+    workspace_id: Uuid,
+    secret_id: Uuid,
+    ciphertext: &[u8],
+) -> ApiResult<SecretValues> {
     let plaintext = state
         .keyring
-        .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
+        .decrypt(&secret_aad(workspace_id, secret_id), ciphertext)
         .await?;
     SecretValues::from_plaintext(&plaintext).ok_or_else(|| {
         ApiError::Integrity("a connector's stored secret is not a key/value map".into())
@@ -382,6 +391,7 @@ fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
         owner_is_service_account: None,
         owner_created: None,
         owner_updated: None,
+        secret_ciphertext: None,
     }
 }
 
@@ -560,19 +570,20 @@ pub async fn get_connector(
     let view = visible(&state, &scope, connector_id).await?;
     let expand =
         query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
-    let values = if expand {
-        secrets_of(&state, scope.workspace_id, std::iter::once(&view.connector)).await?
-    } else {
-        BTreeMap::new()
+    // The secret came with the connector, in the same query.
+    let secret = match (expand, view.connector.secret_id, &view.secret_ciphertext) {
+        (true, Some(secret_id), Some(ciphertext)) => {
+            Some(open_secret(&state, scope.workspace_id, secret_id, ciphertext).await?)
+        }
+        _ => None,
     };
-    let secret = view.connector.secret_id.and_then(|id| values.get(&id));
     let detail = Detail {
         hydrate: query.hydrate.unwrap_or(true),
         expand,
     };
     Ok(Json(ConnectorResponse::render(
         view,
-        secret,
+        secret.as_ref(),
         detail,
         state.clock.now(),
     )))

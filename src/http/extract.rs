@@ -4,12 +4,12 @@
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
-use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::{Caller, Scope};
-use crate::store::{users, workspaces};
+use crate::auth::Claims;
+use crate::domain::{Caller, Role, Scope};
+use crate::store::{Conn, users, workspaces};
 
 /// `axum::Json` with rejections in our error format.
 #[derive(Debug, FromRequest)]
@@ -37,45 +37,55 @@ fn unauthenticated(reason: &str) -> ApiError {
     ApiError::Unauthenticated(format!("Authentication error: {reason}"))
 }
 
+/// The claims of the request's bearer token, checked against the server clock.
+fn bearer_claims(parts: &Parts, state: &AppState) -> Result<Claims, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| unauthenticated("not authenticated"))?;
+    state
+        .tokens
+        .verify(token.trim(), state.clock.now())
+        .map_err(|e| unauthenticated(&e.to_string()))
+}
+
+fn account_gone() -> ApiError {
+    unauthenticated("the account no longer exists or is inactive")
+}
+
+/// A token obtained with an API key is valid only while that key is.
+async fn check_api_key(conn: &mut Conn, claims: &Claims) -> Result<(), ApiError> {
+    if let Some(key_id) = claims.api_key_id {
+        let key = users::api_key(conn, key_id).await?;
+        if !key.is_some_and(|k| k.active && k.service_account_id == claims.sub) {
+            return Err(unauthenticated("the API key was deleted or deactivated"));
+        }
+    }
+    Ok(())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(caller) = parts.extensions.get::<Caller>() {
-            return Ok(caller.clone());
-        }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| unauthenticated("not authenticated"))?;
-        let claims = state
-            .tokens
-            .verify(token.trim(), state.clock.now())
-            .map_err(|e| unauthenticated(&e.to_string()))?;
+        let claims = bearer_claims(parts, state)?;
         let mut conn = state.store.conn().await?;
         let user = users::get(&mut conn, claims.sub)
             .await?
             .filter(|u| u.active)
-            .ok_or_else(|| unauthenticated("the account no longer exists or is inactive"))?;
-        if let Some(key_id) = claims.api_key_id {
-            let key = users::api_key(&mut conn, key_id).await?;
-            if !key.is_some_and(|k| k.active && k.service_account_id == user.id) {
-                return Err(unauthenticated("the API key was deleted or deactivated"));
-            }
-        }
-        let caller = Caller {
+            .ok_or_else(account_gone)?;
+        check_api_key(&mut conn, &claims).await?;
+        Ok(Caller {
             user_id: user.id,
             name: user.name,
             is_admin: user.is_admin,
             default_workspace_id: user.default_workspace_id,
-        };
-        parts.extensions.insert(caller.clone());
-        Ok(caller)
+        })
     }
 }
 
@@ -96,32 +106,41 @@ fn workspace_reference(parts: &Parts, path: &RawPathParams) -> Option<String> {
 impl FromRequestParts<AppState> for Scope {
     type Rejection = ApiError;
 
+    /// One query reads the caller and their membership of the workspace.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+        let claims = bearer_claims(parts, state)?;
         let path = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let reference = workspace_reference(parts, &path);
         let mut conn = state.store.conn().await?;
-        let membership = match workspace_reference(parts, &path) {
-            Some(reference) => workspaces::membership(&mut conn, caller.user_id, &reference)
-                .await?
-                .ok_or_else(|| ApiError::not_found("workspace", &reference))?,
-            None => {
-                let id: Uuid = caller.default_workspace_id.ok_or_else(|| {
-                    ApiError::BadRequest(
-                        "no workspace was named and the caller has no default workspace".into(),
-                    )
-                })?;
-                workspaces::membership_by_id(&mut conn, caller.user_id, id)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("workspace", id))?
-            }
+        let found = workspaces::caller_in_workspace(&mut conn, claims.sub, reference.as_deref())
+            .await?
+            .filter(|c| c.active)
+            .ok_or_else(account_gone)?;
+        check_api_key(&mut conn, &claims).await?;
+        let (Some(workspace_id), Some(workspace_name), Some(role)) = (
+            found.workspace_id,
+            found.workspace_name,
+            found.role.as_deref().and_then(Role::parse),
+        ) else {
+            return Err(match reference {
+                Some(reference) => ApiError::not_found("workspace", reference),
+                None => ApiError::BadRequest(
+                    "no workspace was named and the caller belongs to no default workspace".into(),
+                ),
+            });
         };
         Ok(Scope {
-            workspace_id: membership.workspace_id,
-            role: membership.role(),
-            workspace_name: membership.workspace_name,
-            caller,
+            workspace_id,
+            workspace_name,
+            role,
+            caller: Caller {
+                user_id: found.user_id,
+                name: found.user_name,
+                is_admin: found.is_admin,
+                default_workspace_id: found.default_workspace_id,
+            },
         })
     }
 }

@@ -3,10 +3,19 @@
 use chrono::{DateTime, Utc};
 use serde::Serializer;
 
-const FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f";
-
 pub fn zenml<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&time.format(FORMAT))
+    use chrono::{Datelike, Timelike};
+    // Written out directly: chrono's format strings are parsed again on every call.
+    serializer.collect_str(&format_args!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.nanosecond() / 1000 % 1_000_000,
+    ))
 }
 
 /// Reads a timestamp with or without an offset; one without is UTC, as ZenML sends them.

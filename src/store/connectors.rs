@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rand_core::RngCore;
 use uuid::Uuid;
 
+use super::query::bind_args;
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
@@ -46,6 +47,9 @@ pub struct ConnectorView {
     pub owner_is_service_account: Option<bool>,
     pub owner_created: Option<DateTime<Utc>>,
     pub owner_updated: Option<DateTime<Utc>>,
+    /// The encrypted secret values; read by `get` only.
+    #[sqlx(default)]
+    pub secret_ciphertext: Option<Vec<u8>>,
 }
 
 const COLUMNS: &str = "c.id, c.workspace_id, c.user_id, c.name, c.description, c.connector_type, \
@@ -80,15 +84,9 @@ pub struct ConnectorFilter {
     pub labels: Vec<(String, Option<String>)>,
 }
 
-impl ConnectorFilter {
-    fn is_empty(&self) -> bool {
-        self.resource_type.is_none() && self.labels.is_empty()
-    }
-}
-
 const SHARDS: u32 = 16;
 
-/// The count row a connector is tallied in: shared ones under the nil owner.
+/// The count rows a connector is tallied in: shared ones under the nil owner.
 fn count_owner(shared: bool, owner: Option<Uuid>) -> Uuid {
     if shared {
         Uuid::nil()
@@ -97,30 +95,85 @@ fn count_owner(shared: bool, owner: Option<Uuid>) -> Uuid {
     }
 }
 
-async fn add_to_count(
+/// Separates a label's key from its value in a facet; label keys never contain it.
+const UNIT_SEPARATOR: char = '\u{1f}';
+
+fn type_facet(resource_type: &str) -> String {
+    format!("type:{resource_type}")
+}
+
+fn label_facet(key: &str, value: Option<&str>) -> String {
+    match value {
+        Some(value) => format!("label:{key}{UNIT_SEPARATOR}{value}"),
+        None => format!("label:{key}"),
+    }
+}
+
+/// Every facet a connector is counted under, sorted (so that concurrent writers take row
+/// locks in the same order).
+fn facets(row: &ConnectorRow) -> Vec<String> {
+    let resource_types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
+    let labels: BTreeMap<String, String> = serde_json::from_str(&row.labels).unwrap_or_default();
+    let mut facets = vec![String::new()];
+    facets.extend(resource_types.iter().map(|t| type_facet(t)));
+    for (key, value) in &labels {
+        facets.push(label_facet(key, None));
+        facets.push(label_facet(key, Some(value)));
+    }
+    facets.sort();
+    facets.dedup();
+    facets
+}
+
+/// Adds `delta` to the counts of `facets`, in one statement on one random shard.
+async fn add_to_counts(
     conn: &mut Conn,
     workspace_id: Uuid,
     owner: Uuid,
+    facets: &[String],
     delta: i64,
 ) -> StoreResult<()> {
-    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i16;
-    let sql = "INSERT INTO service_connector_counts (workspace_id, owner_id, shard, total) \
-               VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, owner_id, shard) \
-               DO UPDATE SET total = service_connector_counts.total + excluded.total";
+    if facets.is_empty() {
+        return Ok(());
+    }
+    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i64;
+    let mut sql = SqlBuilder::new(
+        "INSERT INTO service_connector_counts (workspace_id, owner_id, facet, shard, total) VALUES ",
+    );
+    for (i, facet) in facets.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(Arg::Uuid(workspace_id))
+            .push(", ")
+            .bind(Arg::Uuid(owner))
+            .push(", ");
+        sql.bind(Arg::Text(facet.clone()))
+            .push(", ")
+            .bind(Arg::Int(shard))
+            .push(", ");
+        sql.bind(Arg::Int(delta)).push(")");
+    }
+    sql.push(
+        " ON CONFLICT (workspace_id, facet, owner_id, shard) \
+         DO UPDATE SET total = service_connector_counts.total + excluded.total",
+    );
+    execute(conn, sql).await
+}
+
+async fn execute(conn: &mut Conn, sql: SqlBuilder) -> StoreResult<()> {
     with_conn!(conn, |c| {
-        sqlx::query(sql)
-            .bind(workspace_id)
-            .bind(owner)
-            .bind(shard)
-            .bind(delta)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+        bind_args!(
+            sqlx::query(sqlx::AssertSqlSafe(sql.sql.clone())),
+            sql.args.iter().cloned()
+        )
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     })
     .map_err(classify)?;
     Ok(())
 }
 
+/// Writes a connector's labels and resource types to the filter tables (one statement each).
 async fn replace_side_tables(
     conn: &mut Conn,
     row: &ConnectorRow,
@@ -135,33 +188,42 @@ async fn replace_side_tables(
         sqlx::query("DELETE FROM service_connector_resource_types WHERE connector_id = $1")
             .bind(row.id)
             .execute(&mut *c)
-            .await?;
-        for (key, value) in labels {
-            sqlx::query(
-                "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(row.id)
-            .bind(row.workspace_id)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *c)
-            .await?;
-        }
-        for resource_type in resource_types {
-            sqlx::query(
-                "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(row.id)
-            .bind(row.workspace_id)
-            .bind(resource_type)
-            .execute(&mut *c)
-            .await?;
-        }
-        Ok::<_, sqlx::Error>(())
+            .await
+            .map(|r| r.rows_affected())
     })
-    .map_err(classify)
+    .map_err(classify)?;
+    if !labels.is_empty() {
+        let mut sql = SqlBuilder::new(
+            "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value) VALUES ",
+        );
+        for (i, (key, value)) in labels.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Arg::Uuid(row.id))
+                .push(", ")
+                .bind(Arg::Uuid(row.workspace_id))
+                .push(", ");
+            sql.bind(Arg::Text(key.clone()))
+                .push(", ")
+                .bind(Arg::Text(value.clone()))
+                .push(")");
+        }
+        execute(conn, sql).await?;
+    }
+    if !resource_types.is_empty() {
+        let mut sql = SqlBuilder::new(
+            "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) VALUES ",
+        );
+        for (i, resource_type) in resource_types.iter().enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Arg::Uuid(row.id))
+                .push(", ")
+                .bind(Arg::Uuid(row.workspace_id))
+                .push(", ");
+            sql.bind(Arg::Text(resource_type.clone())).push(")");
+        }
+        execute(conn, sql).await?;
+    }
+    Ok(())
 }
 
 /// Inserts a connector with its labels and resource types. Run inside a transaction.
@@ -203,13 +265,8 @@ pub async fn insert(
     })
     .map_err(classify)?;
     replace_side_tables(conn, row, labels, resource_types).await?;
-    add_to_count(
-        conn,
-        row.workspace_id,
-        count_owner(row.shared, row.user_id),
-        1,
-    )
-    .await
+    let owner = count_owner(row.shared, row.user_id);
+    add_to_counts(conn, row.workspace_id, owner, &facets(row), 1).await
 }
 
 /// Rewrites a connector (the row as read, `before`, keeps the counts right). Run inside a
@@ -255,15 +312,19 @@ pub async fn update(
         return Err(StoreError::Concurrent);
     }
     replace_side_tables(conn, row, labels, resource_types).await?;
-    let (old, new) = (
-        count_owner(before.shared, before.user_id),
-        count_owner(row.shared, row.user_id),
-    );
-    if old != new {
-        add_to_count(conn, row.workspace_id, old, -1).await?;
-        add_to_count(conn, row.workspace_id, new, 1).await?;
+    let old_owner = count_owner(before.shared, before.user_id);
+    let new_owner = count_owner(row.shared, row.user_id);
+    let (old, new) = (facets(before), facets(row));
+    if old_owner == new_owner {
+        // Only the facets that changed move.
+        let gone: Vec<String> = old.iter().filter(|f| !new.contains(f)).cloned().collect();
+        let added: Vec<String> = new.iter().filter(|f| !old.contains(f)).cloned().collect();
+        add_to_counts(conn, row.workspace_id, old_owner, &gone, -1).await?;
+        add_to_counts(conn, row.workspace_id, new_owner, &added, 1).await
+    } else {
+        add_to_counts(conn, row.workspace_id, old_owner, &old, -1).await?;
+        add_to_counts(conn, row.workspace_id, new_owner, &new, 1).await
     }
-    Ok(())
 }
 
 /// Deletes a connector and its internal secret. Run inside a transaction.
@@ -283,21 +344,21 @@ pub async fn delete(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
     if let Some(secret_id) = row.secret_id {
         super::secrets::delete(conn, row.workspace_id, secret_id).await?;
     }
-    add_to_count(
-        conn,
-        row.workspace_id,
-        count_owner(row.shared, row.user_id),
-        -1,
-    )
-    .await
+    let owner = count_owner(row.shared, row.user_id);
+    add_to_counts(conn, row.workspace_id, owner, &facets(row), -1).await
 }
 
+/// A connector with its owner and its encrypted secret, in one query.
 pub async fn get(
     conn: &mut Conn,
     workspace_id: Uuid,
     id: Uuid,
 ) -> StoreResult<Option<ConnectorView>> {
-    let sql = format!("SELECT {COLUMNS} {FROM} WHERE c.workspace_id = $1 AND c.id = $2");
+    let sql = format!(
+        "SELECT {COLUMNS}, s.ciphertext AS secret_ciphertext {FROM} \
+         LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
+         WHERE c.workspace_id = $1 AND c.id = $2"
+    );
     with_conn!(conn, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
@@ -322,19 +383,21 @@ pub async fn list(
     from.push(" AND (c.shared OR c.user_id = ");
     from.bind(Arg::Uuid(viewer));
     from.push(")");
+    // Uncorrelated sub-selects, so that the planner can read each from its index once.
     if let Some(resource_type) = &filter.resource_type {
         from.push(
             " AND c.id IN (SELECT rt.connector_id FROM service_connector_resource_types rt \
-             WHERE rt.workspace_id = c.workspace_id AND rt.resource_type = ",
+             WHERE rt.workspace_id = ",
         );
+        from.bind(Arg::Uuid(workspace_id));
+        from.push(" AND rt.resource_type = ");
         from.bind(Arg::Text(resource_type.clone()));
         from.push(")");
     }
     for (key, value) in &filter.labels {
-        from.push(
-            " AND c.id IN (SELECT l.connector_id FROM service_connector_labels l \
-             WHERE l.workspace_id = c.workspace_id AND l.key = ",
-        );
+        from.push(" AND c.id IN (SELECT l.connector_id FROM service_connector_labels l WHERE l.workspace_id = ");
+        from.bind(Arg::Uuid(workspace_id));
+        from.push(" AND l.key = ");
         from.bind(Arg::Text(key.clone()));
         if let Some(value) = value {
             from.push(" AND l.value = ");
@@ -343,26 +406,37 @@ pub async fn list(
         from.push(")");
     }
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    if query.conditions.is_empty() && filter.is_empty() {
-        let total = visible_count(conn, workspace_id, viewer).await?;
-        return super::fetch_page_with_total(conn, COLUMNS, from, query, "c.id", total).await;
-    }
-    fetch_page(conn, COLUMNS, from, query, "c.id").await
+    let total = counted_facet(query, filter).map(|facet| {
+        let mut total = SqlBuilder::numbered_after(from.args.len());
+        total.push(
+            "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM service_connector_counts \
+             WHERE workspace_id = ",
+        );
+        total
+            .bind(Arg::Uuid(workspace_id))
+            .push(" AND facet = ")
+            .bind(Arg::Text(facet));
+        total
+            .push(" AND owner_id IN (")
+            .bind(Arg::Uuid(Uuid::nil()))
+            .push(", ");
+        total.bind(Arg::Uuid(viewer)).push(")");
+        total
+    });
+    fetch_page(conn, COLUMNS, from, query, "c.id", total).await
 }
 
-/// Shared connectors plus the viewer's own, from the maintained counts.
-async fn visible_count(conn: &mut Conn, workspace_id: Uuid, viewer: Uuid) -> StoreResult<i64> {
-    let sql = "SELECT CAST(COALESCE(SUM(total), 0) AS BIGINT) FROM service_connector_counts \
-               WHERE workspace_id = $1 AND owner_id IN ($2, $3)";
-    with_conn!(conn, |c| {
-        sqlx::query_scalar(sql)
-            .bind(workspace_id)
-            .bind(Uuid::nil())
-            .bind(viewer)
-            .fetch_one(c)
-            .await
-    })
-    .map_err(classify)
+/// The one maintained count that answers this filter's total, if there is one.
+fn counted_facet(query: &ListQuery, filter: &ConnectorFilter) -> Option<String> {
+    if !query.conditions.is_empty() {
+        return None;
+    }
+    match (&filter.resource_type, filter.labels.as_slice()) {
+        (None, []) => Some(String::new()),
+        (Some(resource_type), []) => Some(type_facet(resource_type)),
+        (None, [(key, value)]) => Some(label_facet(key, value.as_deref())),
+        _ => None,
+    }
 }
 
 /// Deletes a user's private connectors (with their secrets); their shared ones stay, unowned.

@@ -12,6 +12,7 @@ pub mod workspaces;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -53,6 +54,8 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     }
 }
 
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+
 #[derive(Clone)]
 enum Pool {
     Postgres(sqlx::PgPool),
@@ -63,6 +66,9 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite takes one writer at a time; queueing writers here, rather than in SQLite's busy
+    /// handler (which sleeps and retries), keeps write latency flat.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One connection taken from the pool, or an open transaction; store functions take `&mut Conn`.
@@ -70,7 +76,10 @@ pub enum Conn {
     Postgres(PoolConnection<Postgres>),
     Sqlite(PoolConnection<Sqlite>),
     PostgresTx(sqlx::Transaction<'static, Postgres>),
-    SqliteTx(sqlx::Transaction<'static, Sqlite>),
+    SqliteTx(
+        sqlx::Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
 }
 
 /// Runs `$body` with `$c` bound to the underlying `&mut PgConnection` or `&mut SqliteConnection`.
@@ -96,14 +105,14 @@ impl Conn {
             Conn::Postgres(c) => RawConn::Postgres(c),
             Conn::Sqlite(c) => RawConn::Sqlite(c),
             Conn::PostgresTx(tx) => RawConn::Postgres(tx),
-            Conn::SqliteTx(tx) => RawConn::Sqlite(tx),
+            Conn::SqliteTx(tx, _) => RawConn::Sqlite(tx),
         }
     }
 
     pub fn dialect(&self) -> Dialect {
         match self {
             Conn::Postgres(_) | Conn::PostgresTx(_) => Dialect::Postgres,
-            Conn::Sqlite(_) | Conn::SqliteTx(_) => Dialect::Sqlite,
+            Conn::Sqlite(_) | Conn::SqliteTx(..) => Dialect::Sqlite,
         }
     }
 
@@ -111,7 +120,7 @@ impl Conn {
     pub async fn commit(self) -> StoreResult<()> {
         match self {
             Conn::PostgresTx(tx) => tx.commit().await?,
-            Conn::SqliteTx(tx) => tx.commit().await?,
+            Conn::SqliteTx(tx, _writer) => tx.commit().await?,
             Conn::Postgres(_) | Conn::Sqlite(_) => {}
         }
         Ok(())
@@ -119,6 +128,13 @@ impl Conn {
 }
 
 impl Store {
+    fn new(pool: Pool) -> Store {
+        Store {
+            pool,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
     /// Connects to `database_url`, or to the embedded SQLite database in `data_dir`, and applies
     /// the migrations.
     pub async fn open(
@@ -134,9 +150,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
-                Store {
-                    pool: Pool::Postgres(pool),
-                }
+                Store::new(Pool::Postgres(pool))
             }
             Some(url) if url.starts_with("sqlite:") => {
                 Self::open_sqlite(SqliteConnectOptions::from_str(url)?, max_connections).await?
@@ -168,14 +182,14 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // One writer at a time and a page cache per connection: more than a few connections
+        // only cost memory.
         let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(Store {
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Store::new(Pool::Sqlite(pool)))
     }
 
     async fn migrate(&self) -> StoreResult<()> {
@@ -214,7 +228,10 @@ impl Store {
     pub async fn begin(&self) -> StoreResult<Conn> {
         Ok(match &self.pool {
             Pool::Postgres(pool) => Conn::PostgresTx(pool.begin().await?),
-            Pool::Sqlite(pool) => Conn::SqliteTx(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(pool) => {
+                let writer = self.sqlite_writer.clone().lock_owned().await;
+                Conn::SqliteTx(pool.begin_with("BEGIN IMMEDIATE").await?, writer)
+            }
         })
     }
 
@@ -226,13 +243,16 @@ impl Store {
     }
 }
 
-/// Counts the rows `from` selects, then fetches the requested page of them.
+/// Fetches the requested page of the rows `from` selects, with their total, in one query: the
+/// total is a scalar sub-select, either `total` (text numbered after `from`'s values, see
+/// [`query::SqlBuilder::numbered_after`]) or else a count of the rows `from` selects.
 pub(crate) async fn fetch_page<T>(
     conn: &mut Conn,
     columns: &str,
     from: query::SqlBuilder,
     list: &query::ListQuery,
     tiebreak: &str,
+    total: Option<query::SqlBuilder>,
 ) -> StoreResult<query::Listed<T>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -240,53 +260,69 @@ where
         + Send
         + Unpin,
 {
-    let count_sql = format!("SELECT COUNT(*) {}", from.sql);
-    let total: i64 = with_conn!(conn, |c| {
-        query::bind_args!(
-            sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.clone())),
-            from.args.iter().cloned()
-        )
-        .fetch_one(c)
-        .await
-    })
-    .map_err(classify)?;
-    fetch_page_with_total(conn, columns, from, list, tiebreak, total).await
-}
-
-/// Fetches the requested page of the rows `from` selects, whose number is known to be `total`.
-pub(crate) async fn fetch_page_with_total<T>(
-    conn: &mut Conn,
-    columns: &str,
-    from: query::SqlBuilder,
-    list: &query::ListQuery,
-    tiebreak: &str,
-    total: i64,
-) -> StoreResult<query::Listed<T>>
-where
-    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + Send
-        + Unpin,
-{
-    if total <= list.offset() {
+    // `$n` placeholders may repeat, so a count of `from` can reuse its values.
+    let total =
+        total.unwrap_or_else(|| query::SqlBuilder::new(format!("SELECT COUNT(*) {}", from.sql)));
+    let select = format!(
+        "SELECT {columns}, ({}) AS total_rows {}",
+        total.sql, from.sql
+    );
+    let args: Vec<query::Arg> = from.args.into_iter().chain(total.args).collect();
+    let rows: Vec<(T, i64)> = page_rows(conn, &select, &args, list, tiebreak).await?;
+    if let Some((_, total)) = rows.first() {
+        let total = *total;
         return Ok(query::Listed {
-            items: Vec::new(),
+            items: rows.into_iter().map(|(item, _)| item).collect(),
             total,
         });
     }
-    let mut page = query::SqlBuilder {
-        sql: format!("SELECT {columns} {}", from.sql),
-        args: from.args,
+    // Past the last page, the total (which the error message tells) comes from the first row.
+    let first = query::ListQuery {
+        page: 1,
+        size: 1,
+        ..list.clone()
     };
+    let total = match list.offset() {
+        0 => 0,
+        _ => page_rows::<T>(conn, &select, &args, &first, tiebreak)
+            .await?
+            .first()
+            .map_or(0, |(_, t)| *t),
+    };
+    Ok(query::Listed {
+        items: Vec::new(),
+        total,
+    })
+}
+
+async fn page_rows<T>(
+    conn: &mut Conn,
+    select: &str,
+    args: &[query::Arg],
+    list: &query::ListQuery,
+    tiebreak: &str,
+) -> StoreResult<Vec<(T, i64)>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    let mut page = query::SqlBuilder::new(select);
+    page.args = args.to_vec();
     list.push_tail(&mut page, tiebreak);
-    let items = with_conn!(conn, |c| {
+    with_conn!(conn, |c| {
         query::bind_args!(
-            sqlx::query_as(sqlx::AssertSqlSafe(page.sql.clone())),
+            sqlx::query(sqlx::AssertSqlSafe(page.sql.clone())),
             page.args.iter().cloned()
         )
         .fetch_all(c)
         .await
+        .and_then(|rows| {
+            rows.iter()
+                .map(|row| Ok((T::from_row(row)?, sqlx::Row::try_get(row, "total_rows")?)))
+                .collect()
+        })
     })
-    .map_err(classify)?;
-    Ok(query::Listed { items, total })
+    .map_err(classify)
 }

@@ -129,6 +129,8 @@ pub enum Direction {
 pub struct SqlBuilder {
     pub sql: String,
     pub args: Vec<Arg>,
+    /// Placeholders already taken by the query this text will be part of.
+    first: usize,
 }
 
 impl SqlBuilder {
@@ -136,6 +138,17 @@ impl SqlBuilder {
         SqlBuilder {
             sql: sql.into(),
             args: Vec::new(),
+            first: 0,
+        }
+    }
+
+    /// Text to embed in a query that already binds `first` values: its placeholders go on
+    /// from there.
+    pub fn numbered_after(first: usize) -> Self {
+        SqlBuilder {
+            sql: String::new(),
+            args: Vec::new(),
+            first,
         }
     }
 
@@ -148,7 +161,8 @@ impl SqlBuilder {
     pub fn bind(&mut self, arg: Arg) -> &mut Self {
         self.args.push(arg);
         self.sql.push('$');
-        self.sql.push_str(&self.args.len().to_string());
+        self.sql
+            .push_str(&(self.first + self.args.len()).to_string());
         self
     }
 

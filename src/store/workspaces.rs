@@ -117,7 +117,7 @@ pub async fn list(
         from.push(")");
     }
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, "w.id").await
+    fetch_page(conn, COLUMNS, from, query, "w.id", None).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -230,5 +230,51 @@ pub async fn members(conn: &mut Conn, workspace_id: Uuid) -> StoreResult<Vec<Mem
         .bind(workspace_id)
         .fetch_all(c)
         .await)
+    .map_err(classify)
+}
+
+/// A user and their membership in one workspace, read together for every workspace-scoped
+/// request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallerInWorkspace {
+    pub user_id: Uuid,
+    pub user_name: String,
+    pub is_admin: bool,
+    pub active: bool,
+    pub default_workspace_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+    pub workspace_name: Option<String>,
+    pub role: Option<String>,
+}
+
+/// The user `user_id` with their membership of the workspace named or identified by
+/// `reference`, or of their default workspace when there is no reference.
+pub async fn caller_in_workspace(
+    conn: &mut Conn,
+    user_id: Uuid,
+    reference: Option<&str>,
+) -> StoreResult<Option<CallerInWorkspace>> {
+    let (id, name) = match reference {
+        Some(reference) => {
+            let (id, name) = split_ref(reference);
+            (Some(id), Some(name))
+        }
+        None => (None, None),
+    };
+    let sql = "SELECT u.id AS user_id, u.name AS user_name, u.is_admin, u.active, \
+               u.default_workspace_id, w.id AS workspace_id, w.name AS workspace_name, m.role \
+               FROM users u \
+               LEFT JOIN workspaces w ON (w.id = $2 OR w.name = $3 \
+                   OR ($3 IS NULL AND w.id = u.default_workspace_id)) \
+               LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = u.id \
+               WHERE u.id = $1";
+    with_conn!(conn, |c| {
+        sqlx::query_as(sql)
+            .bind(user_id)
+            .bind(id)
+            .bind(name)
+            .fetch_optional(c)
+            .await
+    })
     .map_err(classify)
 }

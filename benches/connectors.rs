@@ -1,0 +1,471 @@
+//! Load benchmark: connectors listed, filtered, read and created over HTTP with 100k labelled
+//! connectors in one workspace, on SQLite and on PostgreSQL, with encryption on. A bare axum
+//! handler returning a small JSON body, measured in the same run by the same load generator,
+//! is the floor of this machine; results are reported as ratios to it.
+//!
+//!     cargo bench --bench connectors
+//!
+//! Settings (environment): BENCH_CONNECTORS (100000), BENCH_SECONDS per measurement (5),
+//! BENCH_BACKENDS (`sqlite,postgres`), TEST_DATABASE_URL (as for the tests).
+//!
+//! The server and the floor each run as a child process; the load generator shares the
+//! machine's cores with them, as it would on a small host.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const CLIENTS: usize = 16;
+const CREATE_CLIENTS: usize = 4;
+const PASSWORD: &str = "benchmark admin password";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The floor: the smallest useful axum service, in its own process.
+async fn serve_floor(port: u16) {
+    let app = axum::Router::new().route(
+        "/floor",
+        axum::routing::get(|| async { axum::Json(json!({"status": "ok", "items": [1, 2, 3]})) }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+struct Measured {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measured {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[index]
+    }
+}
+
+/// Runs `clients` loops sending `request(i)` until `duration` has passed; every reply must be
+/// a success.
+async fn measure<F>(clients: usize, duration: Duration, request: F) -> Measured
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = client;
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let response = request(i).send().await.expect("the server answers");
+                let status = response.status();
+                let body = response.bytes().await.expect("the body arrives");
+                assert!(
+                    status.is_success(),
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                latencies.push(sent.elapsed());
+                i += clients;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Measured {
+        requests: latencies.len(),
+        elapsed,
+        latencies,
+    }
+}
+
+const ENVIRONMENTS: [&str; 4] = ["dev", "prod", "staging", "test"];
+
+fn connector(i: usize) -> Value {
+    let (resource_types, resource_id) = match i % 5 {
+        0 => (
+            json!(["blob-container"]),
+            json!(format!("az://container-{i}")),
+        ),
+        1 => (
+            json!(["kubernetes-cluster"]),
+            json!(format!("rg-{}/aks-{i}", i % 10)),
+        ),
+        2 => (json!(["docker-registry"]), json!(format!("registry{i}"))),
+        3 => (json!(["azure-generic"]), json!("Benchmark subscription")),
+        _ => (json!([]), Value::Null),
+    };
+    json!({
+        "name": format!("connector-{i:06}"),
+        "connector_type": "azure",
+        "auth_method": "service-principal",
+        "resource_types": resource_types,
+        "resource_id": resource_id,
+        "configuration": {
+            "tenant_id": "5e1e2c3a-0000-4000-8000-000000000001",
+            "client_id": "5e1e2c3a-0000-4000-8000-000000000002",
+            "client_secret": format!("secret-{i}"),
+        },
+        "labels": {"env": ENVIRONMENTS[i % 4], "team": format!("t{}", i % 100)},
+    })
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    pid: u32,
+    database_url: String,
+}
+
+impl Server {
+    fn rss_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_until_up(client: &reqwest::Client, url: &str) {
+    for _ in 0..600 {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} did not come up");
+}
+
+async fn start_server(
+    backend: &str,
+    data_dir: &std::path::Path,
+    client: &reqwest::Client,
+) -> Server {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connector-hub"));
+    command
+        .arg("serve")
+        .env("CONNECTOR_HUB_BIND", format!("127.0.0.1:{port}"))
+        .env("CONNECTOR_HUB_DATA_DIR", data_dir)
+        .env("CONNECTOR_HUB_ADMIN_PASSWORD", PASSWORD)
+        .env(
+            "CONNECTOR_HUB_ENCRYPTION_KEY",
+            "YmVuY2htYXJrIGtleSBvZiAzMiBieXRlcyBsb25nIS4=",
+        )
+        .env("CONNECTOR_HUB_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null());
+    let mut database_url = String::new();
+    if backend == "postgres" {
+        let base = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .expect("PostgreSQL is reachable");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        database_url = format!("{base}?options=-c%20search_path%3D{schema}");
+        command.env("DATABASE_URL", &database_url);
+    }
+    let child = command.spawn().expect("the server binary starts");
+    let pid = child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_up(client, &format!("{base}/health")).await;
+    Server {
+        child,
+        base,
+        pid,
+        database_url,
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str) -> String {
+    let reply: Value = client
+        .post(format!("{base}/api/v1/login"))
+        .form(&[("username", "default"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Creates connectors `from..to` with 16 clients; returns their ids.
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    from: usize,
+    to: usize,
+) -> Vec<String> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, base, token, next) = (
+            client.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            next.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= to {
+                    return ids;
+                }
+                let reply: Value = client
+                    .post(format!("{base}/api/v1/service_connectors"))
+                    .bearer_auth(&token)
+                    .json(&connector(i))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.push(reply["id"].as_str().expect("created").to_owned());
+            }
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.extend(task.await.unwrap());
+    }
+    ids
+}
+
+struct Row {
+    name: String,
+    measured: Measured,
+    clients: usize,
+}
+
+fn print_rows(title: &str, floor: &Measured, rows: &[Row]) {
+    println!("\n### {title}\n");
+    println!("| operation | clients | requests/s | ratio to floor | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        let m = &row.measured;
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            row.name,
+            row.clients,
+            m.rps(),
+            m.rps() / floor.rps(),
+            m.percentile(0.5).as_secs_f64() * 1000.0,
+            m.percentile(0.99).as_secs_f64() * 1000.0,
+        );
+    }
+}
+
+fn main() {
+    if let Ok(port) = std::env::var("BENCH_FLOOR_PORT") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(serve_floor(port.parse().unwrap()));
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let total: usize = env_or("BENCH_CONNECTORS", 100_000);
+    let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 5));
+    let backends: String = env_or("BENCH_BACKENDS", "sqlite,postgres".to_owned());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+
+    let floor_port = free_port();
+    let mut floor_process = Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_FLOOR_PORT", floor_port.to_string())
+        .spawn()
+        .unwrap();
+    let floor_url = format!("http://127.0.0.1:{floor_port}/floor");
+    wait_until_up(&client, &floor_url).await;
+    let floor = {
+        let client = client.clone();
+        measure(CLIENTS, seconds, move |_| client.get(&floor_url)).await
+    };
+    let _ = floor_process.kill();
+    let _ = floor_process.wait();
+    println!(
+        "floor (bare axum JSON handler): {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        floor.rps(),
+        floor.percentile(0.5).as_secs_f64() * 1000.0,
+        floor.percentile(0.99).as_secs_f64() * 1000.0
+    );
+
+    for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let server = start_server(backend, data_dir.path(), &client).await;
+        let token = login(&client, &server.base).await;
+        let base = server.base.clone();
+        let auth = format!("Bearer {token}");
+        let list_url = format!(
+            "{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&sort_by=desc:created&logical_operator=and&page=1&size=20"
+        );
+        let list = |client: &reqwest::Client| {
+            let (client, url, auth) = (client.clone(), list_url.clone(), auth.clone());
+            move |_| client.get(&url).header("authorization", &auth)
+        };
+
+        let started = Instant::now();
+        let mut ids = load(&client, &base, &token, 0, 1_000.min(total)).await;
+        let list_1k = measure(CLIENTS, seconds, list(&client)).await;
+        ids.extend(load(&client, &base, &token, 1_000.min(total), total).await);
+        let loaded_in = started.elapsed();
+        if backend == "postgres" {
+            // What autovacuum does within a minute of a bulk load: give the planner statistics.
+            let mut conn = sqlx::PgConnection::connect(&server.database_url)
+                .await
+                .unwrap();
+            sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        }
+        let (rss_loaded, _) = server.rss_kib();
+
+        let list_full = measure(CLIENTS, seconds, list(&client)).await;
+        let label = {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            measure(CLIENTS, seconds, move |i| {
+                client
+                    .get(format!("{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&labels_str=team%3Dt{}&page=1&size=20", i % 100))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        let by_type = {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            measure(CLIENTS, seconds, move |_| {
+                client
+                    .get(format!("{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&resource_type=kubernetes-cluster&page=1&size=20"))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        let get = {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            let ids = Arc::new(ids);
+            measure(CLIENTS, seconds, move |i| {
+                let id = &ids[(i * 7919) % ids.len()];
+                client
+                    .get(format!("{base}/api/v1/service_connectors/{id}"))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        let create = {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            measure(CREATE_CLIENTS, seconds, move |i| {
+                client
+                    .post(format!("{base}/api/v1/service_connectors"))
+                    .header("authorization", &auth)
+                    .json(&connector(10_000_000 + i))
+            })
+            .await
+        };
+        let (rss_now, rss_peak) = server.rss_kib();
+        print_rows(
+            &format!("{backend}: {total} connectors"),
+            &floor,
+            &[
+                Row {
+                    name: "list a page of 20 (1k connectors)".into(),
+                    measured: list_1k,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: format!("list a page of 20 ({total} connectors)"),
+                    measured: list_full,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "filter by label (1% match)".into(),
+                    measured: label,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "filter by resource type".into(),
+                    measured: by_type,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "get by id (secrets expanded)".into(),
+                    measured: get,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "create".into(),
+                    measured: create,
+                    clients: CREATE_CLIENTS,
+                },
+            ],
+        );
+        println!(
+            "\nloaded {total} connectors in {:.1} s ({:.0}/s with {CLIENTS} clients); server RSS {:.1} MiB after loading, {:.1} MiB now, peak {:.1} MiB",
+            loaded_in.as_secs_f64(),
+            total as f64 / loaded_in.as_secs_f64(),
+            rss_loaded as f64 / 1024.0,
+            rss_now as f64 / 1024.0,
+            rss_peak as f64 / 1024.0,
+        );
+        drop(server);
+    }
+}
