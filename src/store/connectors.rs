@@ -383,21 +383,21 @@ pub async fn list(
     from.push(" AND (c.shared OR c.user_id = ");
     from.bind(Arg::Uuid(viewer));
     from.push(")");
-    // Uncorrelated sub-selects, so that the planner can read each from its index once.
+    // Probes by primary key, row by row in sort order: a page of a common filter stops after a
+    // few rows instead of materialising every match.
     if let Some(resource_type) = &filter.resource_type {
         from.push(
-            " AND c.id IN (SELECT rt.connector_id FROM service_connector_resource_types rt \
-             WHERE rt.workspace_id = ",
+            " AND EXISTS (SELECT 1 FROM service_connector_resource_types rt \
+             WHERE rt.connector_id = c.id AND rt.resource_type = ",
         );
-        from.bind(Arg::Uuid(workspace_id));
-        from.push(" AND rt.resource_type = ");
         from.bind(Arg::Text(resource_type.clone()));
         from.push(")");
     }
     for (key, value) in &filter.labels {
-        from.push(" AND c.id IN (SELECT l.connector_id FROM service_connector_labels l WHERE l.workspace_id = ");
-        from.bind(Arg::Uuid(workspace_id));
-        from.push(" AND l.key = ");
+        from.push(
+            " AND EXISTS (SELECT 1 FROM service_connector_labels l \
+             WHERE l.connector_id = c.id AND l.key = ",
+        );
         from.bind(Arg::Text(key.clone()));
         if let Some(value) = value {
             from.push(" AND l.value = ");

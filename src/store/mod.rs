@@ -144,7 +144,9 @@ impl Store {
     ) -> StoreResult<Store> {
         let store = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let options = PgConnectOptions::from_str(url)?;
+                // Requests are short: parallel workers cost more to start than they save.
+                let options = PgConnectOptions::from_str(url)?
+                    .options([("max_parallel_workers_per_gather", "0")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
