@@ -2,6 +2,7 @@
 # Sets up what the test suite needs on this machine, then runs every test.
 #   - PostgreSQL: reachable at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
 #     started with pg_ctlcluster when installed but stopped; the database is created if missing.
+#   - The real zenml client (zenml==0.98.0 from PyPI) in tests/.venv, for tests/api/zenml_cli.rs.
 # A missing service is an error, never a reason to skip tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,16 @@ if ! psql "$TEST_DATABASE_URL" -qAt -c 'select 1' >/dev/null 2>&1; then
     echo "creating database $database"
     psql "${TEST_DATABASE_URL%/*}/postgres" -q -c "CREATE DATABASE \"$database\""
 fi
+
+zenml_version=0.98.0
+venv=tests/.venv
+installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("zenml"))' 2>/dev/null || true)
+if [ "$installed" != "$zenml_version" ]; then
+    echo "installing zenml==$zenml_version into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet "zenml==$zenml_version"
+fi
+export ZENML_CLI="$PWD/$venv/bin/zenml"
 
 cargo test --locked

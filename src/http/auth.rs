@@ -8,12 +8,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
+use super::devices::device_code_hash;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Form, Json, Query};
 use super::users::{HydrateQuery, UserResponse};
 use crate::auth::{api_key, password};
 use crate::domain::{Caller, Password};
-use crate::store::users;
+use crate::store::{devices, users};
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginForm {
@@ -36,6 +37,32 @@ pub struct TokenResponse {
     scope: Option<String>,
     device_id: Option<String>,
     device_metadata: Option<serde_json::Value>,
+}
+
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// The user a device code was approved for. The code is good for one token.
+async fn exchange_device_code(state: &AppState, code: &str) -> ApiResult<uuid::Uuid> {
+    let mut conn = state.store.conn().await?;
+    let device = devices::by_code(&mut conn, &device_code_hash(code))
+        .await?
+        .ok_or(ApiError::DeviceFlow("invalid_grant"))?;
+    if device.expires_at <= state.clock.now() {
+        devices::delete(&mut conn, device.id).await?;
+        return Err(ApiError::DeviceFlow("expired_token"));
+    }
+    let user_id = device
+        .user_id
+        .ok_or(ApiError::DeviceFlow("authorization_pending"))?;
+    if !devices::delete(&mut conn, device.id).await? {
+        // Exchanged by a concurrent poll.
+        return Err(ApiError::DeviceFlow("invalid_grant"));
+    }
+    users::get(&mut conn, user_id)
+        .await?
+        .filter(|u| u.active)
+        .map(|u| u.id)
+        .ok_or_else(invalid_credentials)
 }
 
 fn invalid_credentials() -> ApiError {
@@ -85,7 +112,7 @@ pub async fn login(
         Some(grant) => grant.to_owned(),
         None if form.username.is_some() => "password".into(),
         None if form.password.is_some() => "zenml-api-key".into(),
-        None if form.device_code.is_some() => "urn:ietf:params:oauth:grant-type:device_code".into(),
+        None if form.device_code.is_some() => DEVICE_CODE_GRANT.into(),
         None => "password".into(),
     };
     let secret = form.password.unwrap_or_default();
@@ -134,6 +161,12 @@ pub async fn login(
             let mut conn = state.store.conn().await?;
             users::touch_api_key(&mut conn, key_id, state.clock.now()).await?;
             (id, Some(key_id))
+        }
+        DEVICE_CODE_GRANT => {
+            let code = form.device_code.ok_or_else(|| {
+                ApiError::BadRequest("Invalid request: device_code is required.".into())
+            })?;
+            (exchange_device_code(&state, &code).await?, None)
         }
         other => {
             return Err(ApiError::BadRequest(format!(

@@ -34,6 +34,10 @@ pub enum ApiError {
         message: String,
         retry_after: Duration,
     },
+    /// An OAuth device-flow answer (`authorization_pending`, `expired_token`, …), which clients
+    /// expect as `{"error": "<code>"}` with status 400.
+    #[error("{0}")]
+    DeviceFlow(&'static str),
     /// Stored data failed its integrity check; the message says so (it reveals no secret).
     #[error("{0}")]
     Integrity(String),
@@ -59,7 +63,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "KeyError"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "EntityExistsError"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "IllegalOperationError"),
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "ValueError"),
+            ApiError::BadRequest(_) | ApiError::DeviceFlow(_) => {
+                (StatusCode::BAD_REQUEST, "ValueError")
+            }
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ValueError"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValueError"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
@@ -89,6 +95,13 @@ pub fn error_body(class: &str, message: &str) -> Json<serde_json::Value> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::DeviceFlow(code) = self {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": code })),
+            )
+                .into_response();
+        }
         let (status, class) = self.status_and_class();
         let message = match &self {
             ApiError::Internal(cause) => {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod connector_types;
 pub mod connectors;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -11,6 +12,7 @@ pub mod openapi;
 pub mod page;
 pub mod secrets;
 pub mod server;
+pub mod stacks;
 mod time;
 pub mod users;
 pub mod workspaces;
@@ -80,6 +82,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(secrets::router())
         .merge(connectors::router())
         .merge(connector_types::router())
+        .merge(devices::router())
+        .merge(stacks::router())
         .merge(keys::router())
         .split_for_parts()
 }
@@ -90,6 +94,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         "/api/v1/workspaces/{workspace}",
         secrets::workspace_router().merge(connectors::workspace_router()),
     )
+        .route("/devices/verify", axum::routing::get(devices::verification_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })
         .layer(

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         (name = "secrets", description = "Encrypted secrets"),
         (name = "service connectors", description = "Connector types and service connectors"),
         (name = "keys", description = "Encryption-key administration"),
+        (name = "stacks", description = "The default stack of each workspace, for ZenML clients"),
     )
 )]
 pub struct ApiDoc;

@@ -25,8 +25,9 @@ pub struct ServerInfo {
     pub database_type: String,
     pub secrets_store_type: String,
     pub auth_scheme: String,
-    pub server_url: Option<String>,
-    pub dashboard_url: Option<String>,
+    /// Empty when not configured (ZenML clients need a string).
+    pub server_url: String,
+    pub dashboard_url: String,
     pub analytics_enabled: bool,
     pub metadata: std::collections::BTreeMap<String, String>,
 }
@@ -54,8 +55,8 @@ pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
         .into(),
         secrets_store_type: "sql".into(),
         auth_scheme: "OAUTH2_PASSWORD_BEARER".into(),
-        server_url: state.server.url.clone(),
-        dashboard_url: None,
+        server_url: state.server.url.clone().unwrap_or_default(),
+        dashboard_url: String::new(),
         analytics_enabled: false,
         metadata,
     })

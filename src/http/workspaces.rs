@@ -311,8 +311,35 @@ pub async fn remove_member(
     Ok(Json(()))
 }
 
+/// ZenML's name for a workspace: the caller's workspaces, as `ProjectResponse`s.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "workspaces",
+    responses((status = 200, body = Page<WorkspaceResponse>)),
+    security(("bearer" = [])))]
+pub async fn list_projects(
+    state: State<AppState>,
+    caller: Caller,
+    query: RawQuery,
+) -> ApiResult<Json<Page<WorkspaceResponse>>> {
+    list_workspaces(state, caller, query).await
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{workspace}", tag = "workspaces",
+    params(("workspace" = String, Path, description = "Workspace name or id"),
+           ("hydrate" = Option<bool>, Query, description = "Accepted; the project is always hydrated")),
+    responses((status = 200, body = WorkspaceResponse), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn get_project(
+    state: State<AppState>,
+    caller: Caller,
+    path: Path<String>,
+) -> ApiResult<Json<WorkspaceResponse>> {
+    get_workspace(state, caller, path).await
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(list_projects))
+        .routes(routes!(get_project))
         .routes(routes!(create_workspace, list_workspaces))
         .routes(routes!(get_workspace, update_workspace, delete_workspace))
         .routes(routes!(list_members))

@@ -4,6 +4,7 @@
 
 pub mod connectors;
 pub mod data_keys;
+pub mod devices;
 pub mod query;
 pub mod secrets;
 pub mod settings;

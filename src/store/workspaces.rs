@@ -85,7 +85,11 @@ pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<()> {
 /// Finds a workspace by id (when the text is a UUID) or by name.
 pub async fn by_name_or_id(conn: &mut Conn, name_or_id: &str) -> StoreResult<Option<WorkspaceRow>> {
     let (id, name) = split_ref(name_or_id);
-    let sql = format!("SELECT {COLUMNS} FROM workspaces w WHERE w.id = $1 OR w.name = $2");
+    // An id match wins over a workspace that happens to be named like another one's id.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM workspaces w WHERE w.id = $1 OR w.name = $2 \
+         ORDER BY CASE WHEN w.id = $1 THEN 0 ELSE 1 END LIMIT 1"
+    );
     with_conn!(conn, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(id)
@@ -274,6 +278,21 @@ pub async fn caller_in_workspace(
             .bind(id)
             .bind(name)
             .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// Every workspace `user_id` is a member of.
+pub async fn list_of_member(conn: &mut Conn, user_id: Uuid) -> StoreResult<Vec<WorkspaceRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id \
+         WHERE m.user_id = $1 ORDER BY w.created, w.id"
+    );
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(user_id)
+            .fetch_all(c)
             .await
     })
     .map_err(classify)

@@ -234,3 +234,118 @@ on_both_backends!(
     service_accounts_log_in_with_api_keys_until_the_key_is_deleted,
     users_change_their_own_password_only_with_the_old_one,
 );
+
+mod device_flow {
+    use std::time::Duration;
+
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+
+    use crate::harness::{Backend, TestApp, on_both_backends};
+
+    async fn start(app: &TestApp) -> Value {
+        let form = [("client_id", uuid::Uuid::new_v4().to_string())];
+        app.send(
+            app.client
+                .post(app.url("/api/v1/device_authorization"))
+                .form(&form),
+        )
+        .await
+        .ok()
+    }
+
+    async fn poll(app: &TestApp, device_code: &str) -> crate::harness::Reply {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "00000000-0000-0000-0000-000000000000"),
+            ("device_code", device_code),
+        ];
+        app.send(app.client.post(app.url("/api/v1/login")).form(&form))
+            .await
+    }
+
+    fn device_id(started: &Value) -> String {
+        let uri = started["verification_uri_complete"].as_str().unwrap();
+        uri.split("device_id=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn an_approved_device_gets_one_token_for_its_approver(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let alice = app.create_user("alice", "default", "member").await;
+        let started = start(&app).await;
+        let code = started["device_code"].as_str().unwrap().to_owned();
+        assert!(
+            started["expires_in"].as_i64().unwrap() > 0
+                && started["interval"].as_i64().unwrap() > 0
+        );
+
+        let pending = poll(&app, &code).await;
+        assert_eq!(pending.status, StatusCode::BAD_REQUEST);
+        assert_eq!(pending.body, json!({"error": "authorization_pending"}));
+
+        let path = format!("/api/v1/devices/{}/verify", device_id(&started));
+        let wrong = app.put(&path, &alice, json!({"user_code": "WRONG"})).await;
+        assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+        let anonymous = app
+            .put(&path, "", json!({"user_code": started["user_code"]}))
+            .await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+        app.put(&path, &alice, json!({"user_code": started["user_code"]}))
+            .await
+            .ok();
+
+        let granted = poll(&app, &code).await.ok();
+        let token = granted["access_token"].as_str().unwrap();
+        assert_eq!(
+            app.get("/api/v1/current-user", token).await.ok()["name"],
+            "alice"
+        );
+        let again = poll(&app, &code).await;
+        assert_eq!(
+            again.body,
+            json!({"error": "invalid_grant"}),
+            "a device code is good for one token"
+        );
+        let page = app
+            .client
+            .get(app.url("/devices/verify"))
+            .send()
+            .await
+            .unwrap();
+        assert!(page.text().await.unwrap().contains("/api/v1/devices/"));
+        app.stop().await;
+    }
+
+    async fn unapproved_device_codes_expire(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let started = start(&app).await;
+        app.clock.advance(Duration::from_secs(301));
+        let expired = poll(&app, started["device_code"].as_str().unwrap()).await;
+        assert_eq!(expired.body, json!({"error": "expired_token"}));
+        let path = format!("/api/v1/devices/{}/verify", device_id(&started));
+        let late = app
+            .put(
+                &path,
+                &app.admin,
+                json!({"user_code": started["user_code"]}),
+            )
+            .await;
+        assert_eq!(late.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            poll(&app, "made-up").await.body,
+            json!({"error": "invalid_grant"})
+        );
+        app.stop().await;
+    }
+
+    on_both_backends!(
+        an_approved_device_gets_one_token_for_its_approver,
+        unapproved_device_codes_expire
+    );
+}

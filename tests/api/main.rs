@@ -10,3 +10,4 @@ mod secrets;
 mod server;
 mod users;
 mod workspaces;
+mod zenml_cli;

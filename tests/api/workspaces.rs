@@ -266,4 +266,56 @@ on_both_backends!(
     membership_decides_the_default_and_named_workspace,
     workspaces_are_created_renamed_and_deleted_by_admins,
     list_filters_sorting_and_paging_follow_zenml,
+    projects_and_default_stacks_serve_zenml_clients,
 );
+
+/// What ZenML clients look up at start-up: their projects (our workspaces) and a default stack.
+async fn projects_and_default_stacks_serve_zenml_clients(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_workspace("red").await;
+    app.create_workspace("blue").await;
+    let alice = app.create_user("alice", "red", "member").await;
+    let bob = app.create_user("bob", "blue", "member").await;
+    let projects = app
+        .get(
+            "/api/v1/projects?hydrate=False&sort_by=created&logical_operator=and&page=1&size=20",
+            &alice,
+        )
+        .await
+        .ok();
+    assert_eq!(projects["total"], 1);
+    assert_eq!(projects["items"][0]["name"], "red");
+    assert_eq!(projects["items"][0]["body"]["display_name"], "red");
+    assert_eq!(
+        app.get("/api/v1/projects/red?hydrate=True", &alice)
+            .await
+            .ok()["name"],
+        "red"
+    );
+    assert_eq!(
+        app.get("/api/v1/projects/blue", &alice).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let stacks = app.get("/api/v1/stacks?hydrate=False&sort_by=created&logical_operator=and&page=1&size=20&name=default", &alice).await.ok();
+    assert_eq!(stacks["total"], 1);
+    let stack_id = stacks["items"][0]["id"].as_str().unwrap().to_owned();
+    let none = app.get("/api/v1/stacks?name=other", &alice).await.ok();
+    assert_eq!(none["total"], 0);
+    let hydrated = app
+        .get(&format!("/api/v1/stacks/{stack_id}?hydrate=True"), &alice)
+        .await
+        .ok();
+    assert_eq!(hydrated["metadata"]["components"], json!({}));
+    assert_eq!(hydrated["name"], "default");
+    // Bob's default stack is another one, and alice's does not exist for him.
+    let bobs = app.get("/api/v1/stacks", &bob).await.ok();
+    assert_ne!(bobs["items"][0]["id"], stacks["items"][0]["id"]);
+    assert_eq!(
+        app.get(&format!("/api/v1/stacks/{stack_id}"), &bob)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}

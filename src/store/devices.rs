@@ -1,0 +1,85 @@
+//! Device authorization grants for the OAuth device flow.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Conn, StoreResult, classify, with_conn};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    pub id: Uuid,
+    pub client_id: Uuid,
+    pub device_code_hash: String,
+    pub user_code: String,
+    pub user_id: Option<Uuid>,
+    pub expires_at: DateTime<Utc>,
+    pub created: DateTime<Utc>,
+}
+
+pub async fn insert(conn: &mut Conn, device: &DeviceRow) -> StoreResult<()> {
+    let sql = "INSERT INTO device_authorizations \
+               (id, client_id, device_code_hash, user_code, user_id, expires_at, created) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(device.id)
+            .bind(device.client_id)
+            .bind(&device.device_code_hash)
+            .bind(&device.user_code)
+            .bind(device.user_id)
+            .bind(device.expires_at)
+            .bind(device.created)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+pub async fn by_code(conn: &mut Conn, device_code_hash: &str) -> StoreResult<Option<DeviceRow>> {
+    let sql = "SELECT id, client_id, device_code_hash, user_code, user_id, expires_at, created \
+               FROM device_authorizations WHERE device_code_hash = $1";
+    with_conn!(conn, |c| sqlx::query_as(sql)
+        .bind(device_code_hash)
+        .fetch_optional(c)
+        .await)
+    .map_err(classify)
+}
+
+/// Approves a pending, unexpired grant whose user code matches; `false` otherwise.
+pub async fn approve(
+    conn: &mut Conn,
+    id: Uuid,
+    user_code: &str,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let sql = "UPDATE device_authorizations SET user_id = $1 \
+               WHERE id = $2 AND user_code = $3 AND user_id IS NULL AND expires_at > $4";
+    let done = with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(user_id)
+            .bind(id)
+            .bind(user_code)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(done == 1)
+}
+
+/// Deletes a grant; `false` when another request already did (it was exchanged).
+pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<bool> {
+    let done = with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM device_authorizations WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(done == 1)
+}

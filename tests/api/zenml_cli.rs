@@ -1,0 +1,514 @@
+//! The real zenml 0.98 command-line client against connector-hub, as users run it.
+//!
+//! It needs the client installed: `tests/run.sh` puts `zenml==0.98.0` into `tests/.venv`
+//! (or set `ZENML_CLI` to a `zenml` executable). Without it these tests fail; they never skip.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::harness::{ADMIN_PASSWORD, Backend, TestApp};
+
+const TENANT: &str = "2f7a1c3e-0000-4000-8000-000000000001";
+const CLIENT: &str = "2f7a1c3e-0000-4000-8000-000000000002";
+
+fn zenml_executable() -> PathBuf {
+    let path = std::env::var_os("ZENML_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/.venv/bin/zenml"
+            ))
+        });
+    assert!(
+        path.exists(),
+        "the zenml client is not installed at {}: run tests/run.sh, which installs zenml==0.98.0 \
+         into tests/.venv",
+        path.display()
+    );
+    path
+}
+
+/// One user's zenml client: its own home folder (configuration and cached token).
+struct Zenml {
+    home: tempfile::TempDir,
+    store_url: String,
+    login: Option<(String, String)>,
+}
+
+struct Ran {
+    success: bool,
+    output: String,
+}
+
+impl Zenml {
+    /// A client that logs in lazily with a user name and password from the environment.
+    fn as_user(app: &TestApp, username: &str, password: &str) -> Zenml {
+        Zenml {
+            home: tempfile::tempdir().unwrap(),
+            store_url: app.base.clone(),
+            login: Some((username.to_owned(), password.to_owned())),
+        }
+    }
+
+    /// A client with no credentials configured, which logs in with `zenml login`.
+    fn logged_out(app: &TestApp) -> Zenml {
+        Zenml {
+            home: tempfile::tempdir().unwrap(),
+            store_url: app.base.clone(),
+            login: None,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.environment(Command::new(zenml_executable()));
+        command.args(args);
+        command
+    }
+
+    /// `zenml login <url>` with both output streams merged, to read what it prints in order.
+    fn interactive_login(&self) -> Command {
+        let script = format!(
+            "exec '{}' login '{}' 2>&1",
+            zenml_executable().display(),
+            self.store_url
+        );
+        let mut command = self.environment(Command::new("sh"));
+        command.args(["-c", &script]);
+        command
+    }
+
+    fn environment(&self, mut command: Command) -> Command {
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("ZENML_ANALYTICS_OPT_IN", "false")
+            .env("ZENML_LOGGING_COLORS_DISABLED", "true")
+            .env("ZENML_ENABLE_RICH_TRACEBACK", "false")
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "250")
+            .env("BROWSER", "true")
+            .stdin(Stdio::null());
+        if let Some((username, password)) = &self.login {
+            command
+                .env("ZENML_STORE_URL", &self.store_url)
+                .env("ZENML_STORE_USERNAME", username)
+                .env("ZENML_STORE_PASSWORD", password);
+        }
+        command
+    }
+
+    async fn run(&self, args: &[&str]) -> Ran {
+        let output = self.command(args).output().await.expect("zenml runs");
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        Ran {
+            success: output.status.success(),
+            output: text,
+        }
+    }
+
+    /// Runs a command that asks for confirmation, answering yes.
+    async fn confirmed(&self, args: &[&str]) -> String {
+        use tokio::io::AsyncWriteExt;
+        let mut command = self.command(args);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("zenml runs");
+        child.stdin.take().unwrap().write_all(b"y\n").await.unwrap();
+        let output = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "zenml {args:?} failed:\n{text}");
+        text
+    }
+
+    /// Runs a command that must succeed and returns what it printed.
+    async fn ok(&self, args: &[&str]) -> String {
+        let ran = self.run(args).await;
+        assert!(ran.success, "zenml {args:?} failed:\n{}", ran.output);
+        ran.output
+    }
+
+    /// Runs a command that must fail and returns what it printed.
+    async fn fails(&self, args: &[&str]) -> String {
+        let ran = self.run(args).await;
+        assert!(
+            !ran.success,
+            "zenml {args:?} should have failed:\n{}",
+            ran.output
+        );
+        ran.output
+    }
+}
+
+fn service_principal_args<'a>(name: &'a str, secret: &'a str) -> Vec<String> {
+    vec![
+        "service-connector".into(),
+        "register".into(),
+        name.into(),
+        "--type".into(),
+        "azure".into(),
+        "--auth-method".into(),
+        "service-principal".into(),
+        format!("--tenant_id={TENANT}"),
+        format!("--client_id={CLIENT}"),
+        format!("--client_secret={secret}"),
+    ]
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_reads_as_zenmls_own_azure_type() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
+    let types = zenml
+        .ok(&["service-connector", "list-types", "--type", "azure"])
+        .await;
+    for expected in [
+        "Azure Service Connector",
+        "azure-generic",
+        "blob-container",
+        "kubernetes-cluster",
+        "docker-registry",
+        "service-principal",
+        "access-token",
+        "implicit",
+    ] {
+        assert!(
+            types.contains(expected),
+            "list-types lacks {expected}:\n{types}"
+        );
+    }
+    let described = zenml
+        .ok(&["service-connector", "describe-type", "azure"])
+        .await;
+    assert!(
+        described.contains("Azure Service Connector (connector type: azure)"),
+        "{described}"
+    );
+    let method = zenml
+        .ok(&[
+            "service-connector",
+            "describe-type",
+            "azure",
+            "--auth-method",
+            "service-principal",
+        ])
+        .await;
+    assert!(
+        method.contains("client_secret") && method.contains("tenant_id"),
+        "{method}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_are_registered_listed_described_updated_and_deleted() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
+
+    let registered = zenml
+        .ok(&strs(&service_principal_args("az-multi", "very-secret-1")))
+        .await;
+    assert!(
+        registered.contains("Successfully registered service connector `az-multi`"),
+        "{registered}"
+    );
+    let mut single = service_principal_args("az-blob", "very-secret-2");
+    single.extend([
+        "--resource-type".into(),
+        "blob-container".into(),
+        "--resource-id".into(),
+        "abfs://data".into(),
+    ]);
+    single.extend(["--label".into(), "env=prod".into()]);
+    let registered = zenml.ok(&strs(&single)).await;
+    assert!(
+        registered.contains("az://data"),
+        "the id is canonical: {registered}"
+    );
+    let token = zenml
+        .ok(&[
+            "service-connector",
+            "register",
+            "az-token",
+            "--type",
+            "azure",
+            "--auth-method",
+            "access-token",
+            "--token=static-token",
+            "--expires-at",
+            "2099-01-01T00:00:00",
+            "--resource-type",
+            "docker-registry",
+            "--resource-id",
+            "myregistry",
+        ])
+        .await;
+    assert!(token.contains("myregistry.azurecr.io"), "{token}");
+    let refused = zenml
+        .fails(&[
+            "service-connector",
+            "register",
+            "az-implicit",
+            "--type",
+            "azure",
+            "--auth-method",
+            "implicit",
+        ])
+        .await;
+    assert!(
+        refused.contains("ZENML_ENABLE_IMPLICIT_AUTH_METHODS"),
+        "{refused}"
+    );
+
+    let listed = zenml.ok(&["service-connector", "list"]).await;
+    for name in ["az-multi", "az-blob", "az-token"] {
+        assert!(listed.contains(name), "{listed}");
+    }
+    assert!(!listed.contains("az-implicit"));
+    let by_label = zenml
+        .ok(&["service-connector", "list", "--label", "env=prod"])
+        .await;
+    assert!(
+        by_label.contains("az-blob") && !by_label.contains("az-multi"),
+        "{by_label}"
+    );
+    let by_type = zenml
+        .ok(&[
+            "service-connector",
+            "list",
+            "--resource_type",
+            "docker-registry",
+        ])
+        .await;
+    assert!(
+        by_type.contains("az-token") && !by_type.contains("az-blob"),
+        "{by_type}"
+    );
+
+    let described = zenml
+        .ok(&["service-connector", "describe", "az-multi"])
+        .await;
+    assert!(
+        described.contains(CLIENT) && !described.contains("very-secret-1"),
+        "secrets stay hidden:\n{described}"
+    );
+
+    let updated = zenml
+        .ok(&[
+            "service-connector",
+            "update",
+            "az-multi",
+            "--label",
+            "team=ml",
+            "--description",
+            "the ML team's",
+        ])
+        .await;
+    assert!(updated.contains("az-multi"), "{updated}");
+    let described = zenml
+        .ok(&["service-connector", "describe", "az-multi"])
+        .await;
+    assert!(described.contains("team"), "{described}");
+    zenml
+        .ok(&[
+            "service-connector",
+            "update",
+            "az-multi",
+            "--client_secret=rotated-secret",
+        ])
+        .await;
+    let api = app
+        .get(
+            "/api/v1/service_connectors?name=az-multi&hydrate=true",
+            &app.admin,
+        )
+        .await
+        .ok();
+    assert_eq!(api["items"][0]["body"]["description"], "the ML team's");
+    assert_eq!(api["items"][0]["metadata"]["labels"]["team"], "ml");
+    assert_eq!(
+        api["items"][0]["metadata"]["configuration"]["client_secret"],
+        "rotated-secret"
+    );
+
+    let resources = zenml
+        .ok(&[
+            "service-connector",
+            "list-resources",
+            "--resource-type",
+            "blob-container",
+        ])
+        .await;
+    assert!(resources.contains("az://data"), "{resources}");
+
+    let deleted = zenml
+        .confirmed(&["service-connector", "delete", "az-blob"])
+        .await;
+    assert!(
+        deleted.contains("Deleted service connector: az-blob"),
+        "{deleted}"
+    );
+    let listed = zenml.ok(&["service-connector", "list"]).await;
+    assert!(!listed.contains("az-blob"), "{listed}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_created_read_updated_and_deleted() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
+    zenml
+        .ok(&[
+            "secret",
+            "create",
+            "db-creds",
+            "--username=admin",
+            "--password=hunter2",
+        ])
+        .await;
+    let listed = zenml.ok(&["secret", "list"]).await;
+    assert!(
+        listed.contains("db-creds") && !listed.contains("hunter2"),
+        "{listed}"
+    );
+    let got = zenml.ok(&["secret", "get", "db-creds"]).await;
+    assert!(got.contains("hunter2") && got.contains("admin"), "{got}");
+    zenml
+        .ok(&["secret", "update", "db-creds", "--password=correct-horse"])
+        .await;
+    let got = zenml.ok(&["secret", "get", "db-creds"]).await;
+    assert!(
+        got.contains("correct-horse") && !got.contains("hunter2"),
+        "{got}"
+    );
+    zenml.ok(&["secret", "delete", "db-creds", "-y"]).await;
+    let missing = zenml.fails(&["secret", "get", "db-creds"]).await;
+    assert!(missing.to_lowercase().contains("db-creds"), "{missing}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_workspace_sees_nothing_through_the_cli() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_workspace("other").await;
+    app.create_user("eve", "other", "admin").await;
+    let owner = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
+    owner
+        .ok(&strs(&service_principal_args(
+            "owners-connector",
+            "owners-secret",
+        )))
+        .await;
+    owner
+        .ok(&["secret", "create", "owners-secret", "--key=value"])
+        .await;
+
+    let eve = Zenml::as_user(&app, "eve", "eve password");
+    let connectors = eve.ok(&["service-connector", "list"]).await;
+    assert!(!connectors.contains("owners-connector"), "{connectors}");
+    let secrets = eve.ok(&["secret", "list"]).await;
+    assert!(!secrets.contains("owners-secret"), "{secrets}");
+    eve.fails(&["service-connector", "describe", "owners-connector"])
+        .await;
+    eve.fails(&["secret", "get", "owners-secret"]).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zenml_login_works_with_an_api_key_and_with_a_device_approval() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.post(
+        "/api/v1/service_accounts",
+        &app.admin,
+        json!({"name": "robot", "default_workspace": "default"}),
+    )
+    .await
+    .ok();
+    let key = app
+        .post(
+            "/api/v1/service_accounts/robot/api_keys",
+            &app.admin,
+            json!({"name": "ci"}),
+        )
+        .await
+        .ok();
+    let key = key["body"]["key"].as_str().unwrap().to_owned();
+
+    // API key, read from standard input.
+    let robot = Zenml::logged_out(&app);
+    let mut login = robot.command(&["login", &app.base, "--api-key"]);
+    login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{key}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    let output = child.wait_with_output().await.unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{printed}");
+    let me = robot.ok(&["secret", "list"]).await;
+    assert!(me.contains("items") || me.contains("No secrets"), "{me}");
+
+    // The device flow: the client prints where to approve; the admin approves over the API.
+    let person = Zenml::logged_out(&app);
+    let mut login = person.interactive_login();
+    login.stdout(Stdio::piped()).kill_on_drop(true);
+    let mut child = login.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("zenml login prints the verification URL");
+        if let Some(start) = line.find("/devices/verify?") {
+            break line[start..].trim().to_owned();
+        }
+    };
+    let query = url.split('?').nth(1).unwrap();
+    let value = |name: &str| {
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    app.put(
+        &format!("/api/v1/devices/{}/verify", value("device_id")),
+        &app.admin,
+        json!({"user_code": value("user_code")}),
+    )
+    .await
+    .ok();
+    let mut rest = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        rest.push_str(&line);
+        rest.push('\n');
+    }
+    assert!(child.wait().await.unwrap().success(), "{rest}");
+    assert!(rest.contains("Successfully logged in"), "{rest}");
+    let connectors = person.ok(&["service-connector", "list"]).await;
+    assert!(!connectors.contains("Error"), "{connectors}");
+    app.stop().await;
+}
