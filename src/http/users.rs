@@ -253,13 +253,7 @@ pub async fn list_users(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Page<UserResponse>>> {
-    caller.require_server_admin()?;
-    let request = ListRequest::parse(query.as_deref(), &USER_LIST)?;
-    let mut conn = state.store.conn().await?;
-    let listed = users::list(&mut conn, false, &request.query).await?;
-    Ok(Json(request.page(listed, |u| {
-        UserResponse::render(u, request.hydrate)
-    })?))
+    list_accounts(state, caller, query, false).await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{user}", tag = "users",
@@ -354,17 +348,7 @@ pub async fn delete_user(
     caller: Caller,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
-    caller.require_server_admin()?;
-    let mut tx = state.store.begin().await?;
-    let user = load_account(&mut tx, &reference, false).await?;
-    if user.id == caller.user_id {
-        return Err(ApiError::Forbidden(
-            "administrators cannot delete their own account".into(),
-        ));
-    }
-    users::delete(&mut tx, user.id).await?;
-    tx.commit().await?;
-    Ok(Json(()))
+    delete_account(state, caller, reference, false).await
 }
 
 /// A new service account, for machines that log in with API keys.
@@ -418,13 +402,7 @@ pub async fn list_service_accounts(
     caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Page<UserResponse>>> {
-    caller.require_server_admin()?;
-    let request = ListRequest::parse(query.as_deref(), &USER_LIST)?;
-    let mut conn = state.store.conn().await?;
-    let listed = users::list(&mut conn, true, &request.query).await?;
-    Ok(Json(request.page(listed, |u| {
-        UserResponse::render(u, request.hydrate)
-    })?))
+    list_accounts(state, caller, query, true).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/service_accounts/{account}", tag = "service accounts",
@@ -436,12 +414,7 @@ pub async fn delete_service_account(
     caller: Caller,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
-    caller.require_server_admin()?;
-    let mut tx = state.store.begin().await?;
-    let account = load_account(&mut tx, &reference, true).await?;
-    users::delete(&mut tx, account.id).await?;
-    tx.commit().await?;
-    Ok(Json(()))
+    delete_account(state, caller, reference, true).await
 }
 
 /// ZenML's `APIKeyResponse`; `key` is present only in the answer that creates it.
@@ -587,6 +560,42 @@ pub async fn delete_api_key(
             StoreError::NotFound => ApiError::not_found("API key", key_id),
             other => other.into(),
         })?;
+    Ok(Json(()))
+}
+
+/// Lists users or service accounts (server administrators only).
+async fn list_accounts(
+    state: AppState,
+    caller: Caller,
+    query: Option<String>,
+    service_accounts: bool,
+) -> ApiResult<Json<Page<UserResponse>>> {
+    caller.require_server_admin()?;
+    let request = ListRequest::parse(query.as_deref(), &USER_LIST)?;
+    let mut conn = state.store.conn().await?;
+    let listed = users::list(&mut conn, service_accounts, &request.query).await?;
+    Ok(Json(request.page(listed, |u| {
+        UserResponse::render(u, request.hydrate)
+    })?))
+}
+
+/// Deletes a user or service account (server administrators only, never themselves).
+async fn delete_account(
+    state: AppState,
+    caller: Caller,
+    reference: String,
+    service_account: bool,
+) -> ApiResult<Json<()>> {
+    caller.require_server_admin()?;
+    let mut tx = state.store.begin().await?;
+    let account = load_account(&mut tx, &reference, service_account).await?;
+    if account.id == caller.user_id {
+        return Err(ApiError::Forbidden(
+            "administrators cannot delete their own account".into(),
+        ));
+    }
+    users::delete(&mut tx, account.id).await?;
+    tx.commit().await?;
     Ok(Json(()))
 }
 
