@@ -4,6 +4,7 @@ mod auth;
 mod connectors;
 mod encryption;
 mod errors;
+mod fakes;
 mod harness;
 mod keys;
 mod secrets;

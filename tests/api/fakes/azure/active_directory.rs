@@ -1,0 +1,159 @@
+//! Azure AD (Entra ID): the v2.0 token endpoint for client credentials, and the OpenID
+//! configuration MSAL reads first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{ARM_AUDIENCE, Shared};
+
+pub(crate) fn router(shared: &Arc<Shared>) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(issue_token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .with_state(shared.clone())
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`. Unknown form
+/// fields (MSAL adds some) are ignored.
+async fn issue_token(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !tenant.eq_ignore_ascii_case(&shared.config.tenant_id) {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+            ),
+        );
+    }
+    for required in ["grant_type", "client_id", "scope"] {
+        if !form.contains_key(required) {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                &format!("The request body must contain the following parameter: '{required}'."),
+            );
+        }
+    }
+    if form["grant_type"] != "client_credentials" {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
+    }
+    let client_id = &form["client_id"];
+    let Some(principal) = shared.service_principal(client_id) else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+            ),
+        );
+    };
+    if form.get("client_secret") != Some(&principal.client_secret) {
+        return aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        );
+    }
+    let Some(audience) = audience_of_scope(&form["scope"]) else {
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            &format!(
+                "The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+                form["scope"]
+            ),
+        );
+    };
+    let lifetime = shared.config.token_lifetime.as_secs() as i64;
+    let access_token = shared.tokens.mint_aad(
+        &shared.config.tenant_id,
+        &principal.client_id,
+        &principal.object_id,
+        &audience,
+        lifetime,
+    );
+    Json(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    }))
+    .into_response()
+}
+
+/// The `aud` AAD puts in a token for a `{resource}/.default` scope. ARM's registered
+/// identifier ends with a slash, storage's does not, and an app id stays as it is.
+fn audience_of_scope(scope: &str) -> Option<String> {
+    let resource = scope
+        .split_whitespace()
+        .find_map(|scope| scope.strip_suffix("/.default"))?;
+    Some(match resource {
+        "https://management.azure.com" | "https://management.azure.com/" => ARM_AUDIENCE.to_owned(),
+        "https://management.core.windows.net" | "https://management.core.windows.net/" => {
+            "https://management.core.windows.net/".to_owned()
+        }
+        other => other.trim_end_matches('/').to_owned(),
+    })
+}
+
+async fn openid_configuration(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+) -> Json<serde_json::Value> {
+    let authority = format!("{}/{tenant}", shared.authority_host);
+    Json(json!({
+        "token_endpoint": format!("{authority}/oauth2/v2.0/token"),
+        "authorization_endpoint": format!("{authority}/oauth2/v2.0/authorize"),
+        "issuer": format!("{}/{}/v2.0", shared.authority_host, shared.config.tenant_id),
+        "jwks_uri": format!("{authority}/discovery/v2.0/keys"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "tenant_region_scope": "EU",
+    }))
+}
+
+/// AAD's OAuth error body; the description carries the AADSTS code and the trace ids.
+fn aad_error(status: StatusCode, error: &str, code: u32, message: &str) -> Response {
+    let trace_id = Uuid::new_v4();
+    let correlation_id = Uuid::new_v4();
+    let timestamp = chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string();
+    let body = json!({
+        "error": error,
+        "error_description": format!(
+            "AADSTS{code}: {message} Trace ID: {trace_id} Correlation ID: {correlation_id} Timestamp: {timestamp}"
+        ),
+        "error_codes": [code],
+        "timestamp": timestamp,
+        "trace_id": trace_id,
+        "correlation_id": correlation_id,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, Json(body)).into_response()
+}

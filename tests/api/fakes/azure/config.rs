@@ -1,0 +1,241 @@
+//! What a [`super::FakeAzure`] holds: its tenant, service principals, subscriptions and
+//! resources.
+
+use std::time::Duration;
+
+pub const DEFAULT_TENANT_ID: &str = "31c75423-32d6-4322-88b7-c478bdde4858";
+pub const DEFAULT_SUBSCRIPTION_ID: &str = "291bba3f-e0a5-47bc-a099-3bdcb2a50a05";
+pub const DEFAULT_CLIENT_ID: &str = "6b2b6b1e-8d0c-4a52-9d0e-2f7a1c0f5e11";
+pub const DEFAULT_CLIENT_SECRET: &str = "fake~client~secret";
+
+/// The application id of the AKS AAD server app: the audience of tokens for AAD-integrated
+/// AKS clusters (the scope is `6dae42f8-4368-4678-94ff-3960e28e3630/.default`).
+pub const AKS_AAD_SERVER_APP_ID: &str = "6dae42f8-4368-4678-94ff-3960e28e3630";
+/// The client id kubelogin uses, found in AAD kubeconfigs.
+pub const AZURE_CLI_CLIENT_ID: &str = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+
+/// What a service principal may do. A denied ARM call gets a 403 `AuthorizationFailed`
+/// naming the matching Azure action; a denied registry pull gets a 401 from ACR's token
+/// endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    ReadSubscriptions,
+    ReadStorageAccounts,
+    ReadRegistries,
+    ListRegistryCredentials,
+    /// The `AcrPull`/`AcrPush` data-plane roles: getting an ACR access token.
+    PullFromRegistry,
+    ReadClusters,
+    ListClusterAdminCredential,
+    ListClusterUserCredential,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 8] = [
+        Permission::ReadSubscriptions,
+        Permission::ReadStorageAccounts,
+        Permission::ReadRegistries,
+        Permission::ListRegistryCredentials,
+        Permission::PullFromRegistry,
+        Permission::ReadClusters,
+        Permission::ListClusterAdminCredential,
+        Permission::ListClusterUserCredential,
+    ];
+
+    /// The Azure RBAC action, as ARM names it in `AuthorizationFailed` messages.
+    pub fn action(self) -> &'static str {
+        match self {
+            Permission::ReadSubscriptions => "Microsoft.Resources/subscriptions/read",
+            Permission::ReadStorageAccounts => "Microsoft.Storage/storageAccounts/read",
+            Permission::ReadRegistries => "Microsoft.ContainerRegistry/registries/read",
+            Permission::ListRegistryCredentials => {
+                "Microsoft.ContainerRegistry/registries/listCredentials/action"
+            }
+            Permission::PullFromRegistry => "Microsoft.ContainerRegistry/registries/pull/read",
+            Permission::ReadClusters => "Microsoft.ContainerService/managedClusters/read",
+            Permission::ListClusterAdminCredential => {
+                "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action"
+            }
+            Permission::ListClusterUserCredential => {
+                "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action"
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeServicePrincipal {
+    pub client_id: String,
+    /// The enterprise application's object id, which ARM error messages also name.
+    pub object_id: String,
+    pub client_secret: String,
+    pub permissions: Vec<Permission>,
+}
+
+impl FakeServicePrincipal {
+    /// A principal allowed everything.
+    pub fn new(client_id: &str, client_secret: &str) -> FakeServicePrincipal {
+        FakeServicePrincipal {
+            client_id: client_id.to_owned(),
+            object_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, client_id.as_bytes())
+                .to_string(),
+            client_secret: client_secret.to_owned(),
+            permissions: Permission::ALL.to_vec(),
+        }
+    }
+
+    pub fn with_permissions(mut self, permissions: &[Permission]) -> FakeServicePrincipal {
+        self.permissions = permissions.to_vec();
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeSubscription {
+    pub subscription_id: String,
+    pub display_name: String,
+}
+
+impl FakeSubscription {
+    pub fn new(subscription_id: &str, display_name: &str) -> FakeSubscription {
+        FakeSubscription {
+            subscription_id: subscription_id.to_owned(),
+            display_name: display_name.to_owned(),
+        }
+    }
+}
+
+/// Where a resource lives; ARM matches resource groups and names case-insensitively.
+#[derive(Debug, Clone)]
+pub struct ResourceLocation {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+}
+
+impl ResourceLocation {
+    fn new(subscription_id: &str, resource_group: &str, name: &str) -> ResourceLocation {
+        ResourceLocation {
+            subscription_id: subscription_id.to_owned(),
+            resource_group: resource_group.to_owned(),
+            name: name.to_owned(),
+            location: "westeurope".to_owned(),
+        }
+    }
+
+    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/{provider_type}/{name}`
+    pub fn resource_id(&self, provider_type: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/{provider_type}/{}",
+            self.subscription_id, self.resource_group, self.name
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeStorageAccount {
+    pub at: ResourceLocation,
+    /// `properties.primaryEndpoints.blob`; point it at Azurite to test the data plane.
+    pub blob_endpoint: String,
+}
+
+impl FakeStorageAccount {
+    pub fn new(subscription_id: &str, resource_group: &str, name: &str) -> FakeStorageAccount {
+        FakeStorageAccount {
+            at: ResourceLocation::new(subscription_id, resource_group, name),
+            blob_endpoint: format!("https://{name}.blob.core.windows.net/"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeRegistry {
+    pub at: ResourceLocation,
+    pub admin_user_enabled: bool,
+    /// `password` and `password2` of the admin user, whose username is the registry name.
+    pub admin_passwords: [String; 2],
+}
+
+impl FakeRegistry {
+    /// A registry with its admin user disabled.
+    pub fn new(subscription_id: &str, resource_group: &str, name: &str) -> FakeRegistry {
+        FakeRegistry {
+            at: ResourceLocation::new(subscription_id, resource_group, name),
+            admin_user_enabled: false,
+            admin_passwords: [format!("{name}-password-1"), format!("{name}-password-2")],
+        }
+    }
+
+    pub fn with_admin_user(mut self) -> FakeRegistry {
+        self.admin_user_enabled = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeCluster {
+    pub at: ResourceLocation,
+    /// `major.minor.patch`, served by the cluster's `/version`.
+    pub kubernetes_version: String,
+    /// Azure AD integration (`properties.aadProfile`): user kubeconfigs use kubelogin and
+    /// the API server accepts AAD tokens for the AKS server app.
+    pub aad_integrated: bool,
+    /// `properties.disableLocalAccounts`: refuses `listClusterAdminCredential`.
+    pub disable_local_accounts: bool,
+}
+
+impl FakeCluster {
+    /// A cluster with local accounts and no AAD integration.
+    pub fn new(subscription_id: &str, resource_group: &str, name: &str) -> FakeCluster {
+        FakeCluster {
+            at: ResourceLocation::new(subscription_id, resource_group, name),
+            kubernetes_version: "1.30.3".to_owned(),
+            aad_integrated: false,
+            disable_local_accounts: false,
+        }
+    }
+
+    /// AAD-integrated with local accounts disabled, as Azure's hardened defaults have it.
+    pub fn with_aad_only(mut self) -> FakeCluster {
+        self.aad_integrated = true;
+        self.disable_local_accounts = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeAzureConfig {
+    pub tenant_id: String,
+    pub service_principals: Vec<FakeServicePrincipal>,
+    pub subscriptions: Vec<FakeSubscription>,
+    pub storage_accounts: Vec<FakeStorageAccount>,
+    pub registries: Vec<FakeRegistry>,
+    pub clusters: Vec<FakeCluster>,
+    /// ARM lists longer than this are paged with `nextLink`.
+    pub page_size: usize,
+    /// `expires_in` of AAD tokens (Azure's own is 3599 s).
+    pub token_lifetime: Duration,
+}
+
+impl Default for FakeAzureConfig {
+    /// One tenant, one subscription, one all-powerful service principal and no resources.
+    fn default() -> FakeAzureConfig {
+        FakeAzureConfig {
+            tenant_id: DEFAULT_TENANT_ID.to_owned(),
+            service_principals: vec![FakeServicePrincipal::new(
+                DEFAULT_CLIENT_ID,
+                DEFAULT_CLIENT_SECRET,
+            )],
+            subscriptions: vec![FakeSubscription::new(
+                DEFAULT_SUBSCRIPTION_ID,
+                "Example Subscription",
+            )],
+            storage_accounts: Vec::new(),
+            registries: Vec::new(),
+            clusters: Vec::new(),
+            page_size: 100,
+            token_lifetime: Duration::from_secs(3599),
+        }
+    }
+}

@@ -1,0 +1,515 @@
+//! Self-tests: the fake answers as Azure documents, to a client that trusts only its CA.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
+use reqwest::{Certificate, Client, StatusCode, header};
+use serde_json::Value;
+
+use super::*;
+
+const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
+
+fn client(azure: &FakeAzure) -> Client {
+    Client::builder()
+        .add_root_certificate(Certificate::from_pem(azure.ca_pem().as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn request_token(azure: &FakeAzure, secret: &str, scope: &str) -> reqwest::Response {
+    client(azure)
+        .post(azure.token_url())
+        .form(&[
+            ("client_id", DEFAULT_CLIENT_ID),
+            ("client_secret", secret),
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn access_token(azure: &FakeAzure, scope: &str) -> String {
+    let response = request_token(azure, DEFAULT_CLIENT_SECRET, scope).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The claims of a JWT, unchecked.
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+async fn arm_get(azure: &FakeAzure, url: &str) -> reqwest::Response {
+    let token = access_token(azure, MANAGEMENT_SCOPE).await;
+    client(azure)
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The value of `key: value` in a kubeconfig, for the first line that has it.
+fn kubeconfig_value(kubeconfig: &str, key: &str) -> Option<String> {
+    kubeconfig.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix(&format!("{key}: "))
+            .map(ToOwned::to_owned)
+    })
+}
+
+#[tokio::test]
+async fn token_endpoint_issues_tokens_and_rejects_a_wrong_secret() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+
+    let response = request_token(&azure, DEFAULT_CLIENT_SECRET, MANAGEMENT_SCOPE).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3599);
+    assert_eq!(body["ext_expires_in"], 3599);
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://management.azure.com/");
+    assert_eq!(
+        claims["iss"],
+        format!("https://sts.windows.net/{DEFAULT_TENANT_ID}/")
+    );
+    assert_eq!(claims["tid"], DEFAULT_TENANT_ID);
+    assert_eq!(claims["appid"], DEFAULT_CLIENT_ID);
+    let exp = claims["exp"].as_i64().unwrap();
+    assert_eq!(exp - claims["iat"].as_i64().unwrap(), 3599);
+    assert!(claims["nbf"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
+
+    let response = request_token(&azure, "wrong", MANAGEMENT_SCOPE).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert_eq!(body["error_codes"][0], 7000215);
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.starts_with("AADSTS7000215: Invalid client secret provided."));
+    for field in ["timestamp", "trace_id", "correlation_id"] {
+        assert!(body[field].is_string(), "{field} missing from {body}");
+    }
+}
+
+#[tokio::test]
+async fn token_audience_follows_the_scope_and_unknown_tenants_are_refused() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    for (scope, audience) in [
+        (
+            "https://storage.azure.com/.default",
+            "https://storage.azure.com",
+        ),
+        (
+            "6dae42f8-4368-4678-94ff-3960e28e3630/.default",
+            AKS_AAD_SERVER_APP_ID,
+        ),
+    ] {
+        assert_eq!(
+            jwt_claims(&access_token(&azure, scope).await)["aud"],
+            audience
+        );
+    }
+
+    let url = format!("{}/not-my-tenant/oauth2/v2.0/token", azure.authority_host());
+    let response = client(&azure)
+        .post(url)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_codes"][0], 90002);
+}
+
+#[tokio::test]
+async fn resource_manager_serves_subscriptions_to_bearers_of_arm_tokens() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    let arm = azure.resource_manager_endpoint();
+
+    let response = arm_get(
+        &azure,
+        &format!("{arm}/subscriptions?api-version=2022-12-01"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let subscription = &body["value"][0];
+    assert_eq!(subscription["subscriptionId"], DEFAULT_SUBSCRIPTION_ID);
+    assert_eq!(subscription["tenantId"], DEFAULT_TENANT_ID);
+    assert_eq!(subscription["displayName"], "Example Subscription");
+    assert_eq!(subscription["state"], "Enabled");
+    assert!(body.get("nextLink").is_none());
+
+    let one = format!("{arm}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}?api-version=2022-12-01");
+    let body: Value = arm_get(&azure, &one).await.json().await.unwrap();
+    assert_eq!(
+        body["id"],
+        format!("/subscriptions/{DEFAULT_SUBSCRIPTION_ID}")
+    );
+
+    let response = client(&azure).get(&one).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let storage_token = access_token(&azure, "https://storage.azure.com/.default").await;
+    let response = client(&azure)
+        .get(&one)
+        .bearer_auth(storage_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationTokenAudience");
+}
+
+#[tokio::test]
+async fn long_lists_are_paged_with_next_links() {
+    let registries = (1..=5)
+        .map(|n| FakeRegistry::new(DEFAULT_SUBSCRIPTION_ID, "rg1", &format!("reg{n}")))
+        .collect();
+    let azure = FakeAzure::start(FakeAzureConfig {
+        registries,
+        page_size: 2,
+        ..FakeAzureConfig::default()
+    })
+    .await;
+
+    let mut url = Some(format!(
+        "{}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/providers/Microsoft.ContainerRegistry/registries?api-version=2023-07-01",
+        azure.resource_manager_endpoint()
+    ));
+    let mut names = Vec::new();
+    let mut pages = 0;
+    while let Some(next) = url {
+        let body: Value = arm_get(&azure, &next).await.json().await.unwrap();
+        for registry in body["value"].as_array().unwrap() {
+            names.push(registry["name"].as_str().unwrap().to_owned());
+            assert_eq!(
+                registry["properties"]["loginServer"],
+                azure.registry_login_server(registry["name"].as_str().unwrap())
+            );
+        }
+        url = body["nextLink"].as_str().map(ToOwned::to_owned);
+        if let Some(link) = &url {
+            assert!(link.starts_with(azure.resource_manager_endpoint()));
+            assert!(link.contains("api-version=2023-07-01"));
+        }
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["reg1", "reg2", "reg3", "reg4", "reg5"]);
+}
+
+#[tokio::test]
+async fn a_denied_area_gets_authorization_failed() {
+    let mut config = FakeAzureConfig {
+        clusters: vec![FakeCluster::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "c1")],
+        ..FakeAzureConfig::default()
+    };
+    config.service_principals[0].permissions = vec![Permission::ReadSubscriptions];
+    let azure = FakeAzure::start(config).await;
+
+    let url = format!(
+        "{}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1?api-version=2024-08-01",
+        azure.resource_manager_endpoint()
+    );
+    let response = arm_get(&azure, &url).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "AuthorizationFailed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with(&format!(
+        "The client '{DEFAULT_CLIENT_ID}' with object id '"
+    )));
+    assert!(message.contains(
+        "perform action 'Microsoft.ContainerService/managedClusters/read' over scope \
+         '/subscriptions/291bba3f-e0a5-47bc-a099-3bdcb2a50a05/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1'"
+    ));
+
+    azure.set_permissions(DEFAULT_CLIENT_ID, &[Permission::ReadClusters]);
+    let body: Value = arm_get(&azure, &url).await.json().await.unwrap();
+    assert_eq!(body["properties"]["disableLocalAccounts"], false);
+    assert!(body["properties"].get("aadProfile").is_none());
+}
+
+#[tokio::test]
+async fn acr_exchanges_an_aad_token_for_registry_access() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        registries: vec![
+            FakeRegistry::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "reg1").with_admin_user(),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let client = client(&azure);
+    let login_server = azure.registry_login_server("reg1");
+    let v2 = format!("https://{login_server}/v2/");
+
+    let response = client.get(&v2).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        format!("Bearer realm=\"https://{login_server}/oauth2/token\",service=\"{login_server}\"")
+    );
+    assert_eq!(
+        response.headers()["docker-distribution-api-version"],
+        "registry/2.0"
+    );
+
+    let aad_token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    let response = client
+        .post(format!("https://{login_server}/oauth2/exchange"))
+        .form(&[
+            ("grant_type", "access_token"),
+            ("service", &login_server),
+            ("tenant", DEFAULT_TENANT_ID),
+            ("access_token", &aad_token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+
+    let response = client
+        .post(format!("https://{login_server}/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("service", &login_server),
+            ("scope", "repository:*:*"),
+            ("refresh_token", &refresh_token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let acr_token = body["access_token"].as_str().unwrap().to_owned();
+    let claims = jwt_claims(&acr_token);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        4500
+    );
+    assert_eq!(claims["access"][0]["name"], "*");
+
+    let response = client
+        .get(&v2)
+        .bearer_auth(&acr_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        serde_json::json!({})
+    );
+    // A refresh token is not an access token.
+    let response = client
+        .get(&v2)
+        .bearer_auth(&refresh_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let password = &azure.config().registries[0].admin_passwords[0];
+    let response = client
+        .get(&v2)
+        .basic_auth("reg1", Some(password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn aks_admin_kubeconfig_reaches_the_fake_api_server() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        clusters: vec![FakeCluster::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "c1")],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    let response = client(&azure)
+        .post(format!(
+            "{}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1/listClusterAdminCredential?api-version=2024-08-01",
+            azure.resource_manager_endpoint()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["kubeconfigs"][0]["name"], "clusterAdmin");
+    let kubeconfig = BASE64
+        .decode(body["kubeconfigs"][0]["value"].as_str().unwrap())
+        .unwrap();
+    let kubeconfig = String::from_utf8(kubeconfig).unwrap();
+    let server = kubeconfig_value(&kubeconfig, "server").unwrap();
+    assert_eq!(server, azure.cluster_server_url("c1"));
+    let ca = kubeconfig_value(&kubeconfig, "certificate-authority-data").unwrap();
+    assert_eq!(BASE64.decode(ca).unwrap(), azure.ca_pem().as_bytes());
+    let cluster_token = kubeconfig_value(&kubeconfig, "token").unwrap();
+    assert_eq!(cluster_token, azure.cluster_admin_token("c1"));
+
+    let version_url = format!("{server}/version");
+    let response = client(&azure)
+        .get(&version_url)
+        .bearer_auth(&cluster_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let version: Value = response.json().await.unwrap();
+    assert_eq!(version["major"], "1");
+    assert_eq!(version["minor"], "30");
+    assert_eq!(version["gitVersion"], "v1.30.3");
+
+    let response = client(&azure).get(&version_url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let status: Value = response.json().await.unwrap();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Unauthorized");
+    assert_eq!(status["code"], 401);
+}
+
+#[tokio::test]
+async fn aad_only_clusters_refuse_admin_credentials_but_take_aad_tokens() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        clusters: vec![FakeCluster::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "c1").with_aad_only()],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let credential_url = |action: &str| {
+        format!(
+            "{}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/resourcegroups/rg1/providers/Microsoft.ContainerService/managedClusters/c1/{action}?api-version=2024-08-01",
+            azure.resource_manager_endpoint()
+        )
+    };
+    let token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    let client = client(&azure);
+
+    let response = client
+        .post(credential_url("listClusterAdminCredential"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "BadRequest");
+    assert_eq!(
+        body["error"]["message"],
+        "Getting static credential is not allowed because this cluster is set to disable local accounts."
+    );
+
+    let response = client
+        .post(credential_url("listClusterUserCredential"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    let kubeconfig = BASE64
+        .decode(body["kubeconfigs"][0]["value"].as_str().unwrap())
+        .unwrap();
+    let kubeconfig = String::from_utf8(kubeconfig).unwrap();
+    assert_eq!(
+        kubeconfig_value(&kubeconfig, "command").unwrap(),
+        "kubelogin"
+    );
+    assert!(kubeconfig_value(&kubeconfig, "token").is_none());
+
+    let aks_token = access_token(&azure, "6dae42f8-4368-4678-94ff-3960e28e3630/.default").await;
+    let version_url = format!("{}/version", azure.cluster_server_url("c1"));
+    let response = client
+        .get(&version_url)
+        .bearer_auth(&aks_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = client
+        .get(&version_url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn injected_throttling_answers_429_with_retry_after_then_recovers() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    let url = format!(
+        "{}/subscriptions?api-version=2022-12-01",
+        azure.resource_manager_endpoint()
+    );
+    let token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    azure.fail_next_requests(Surface::ResourceManager, 2, Fault::TooManyRequests);
+
+    for _ in 0..2 {
+        let response = client(&azure)
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+    let response = client(&azure)
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let arm_requests = azure
+        .requests()
+        .into_iter()
+        .filter(|request| request.surface == Surface::ResourceManager)
+        .count();
+    assert_eq!(arm_requests, 3);
+
+    azure.fail_next_requests(Surface::ResourceManager, 1, Fault::ServiceUnavailable);
+    let response = client(&azure)
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn a_response_delay_makes_impatient_clients_time_out() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    azure.set_response_delay(Surface::ActiveDirectory, Some(Duration::from_secs(30)));
+    let impatient = Client::builder()
+        .add_root_certificate(Certificate::from_pem(azure.ca_pem().as_bytes()).unwrap())
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let error = impatient
+        .post(azure.token_url())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+
+    azure.set_response_delay(Surface::ActiveDirectory, None);
+    let response = request_token(&azure, DEFAULT_CLIENT_SECRET, MANAGEMENT_SCOPE).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
