@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Form, Json, Query};
 use super::users::{HydrateQuery, UserResponse};
 use crate::auth::{api_key, password};
+use crate::domain::names::MAX_NAME_LEN;
 use crate::domain::{Caller, Password};
 use crate::store::{devices, users};
 
@@ -121,6 +122,11 @@ pub async fn login(
             let name = form.username.filter(|n| !n.is_empty()).ok_or_else(|| {
                 ApiError::BadRequest("Invalid request: username is required.".into())
             })?;
+            // No account has a longer name; refusing early also keeps the failed-login limiter
+            // from holding arbitrarily long keys.
+            if name.chars().count() > MAX_NAME_LEN {
+                return Err(invalid_credentials());
+            }
             let mut conn = state.store.conn().await?;
             let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
             drop(conn);

@@ -79,6 +79,8 @@ pub async fn start(
         created: now,
     };
     let mut conn = state.store.conn().await?;
+    // Unauthenticated callers create these: expired ones go as new ones come.
+    devices::delete_expired(&mut conn, now).await?;
     devices::insert(&mut conn, &device).await?;
     let base = state.server.url.clone().unwrap_or_default();
     Ok(Json(DeviceAuthorizationResponse {

@@ -83,3 +83,16 @@ pub async fn delete(conn: &mut Conn, id: Uuid) -> StoreResult<bool> {
     .map_err(classify)?;
     Ok(done == 1)
 }
+
+/// Deletes every grant that expired before `now`.
+pub async fn delete_expired(conn: &mut Conn, now: DateTime<Utc>) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM device_authorizations WHERE expires_at <= $1")
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
+}

@@ -35,6 +35,8 @@ async fn wrong_passwords_and_unknown_users_get_the_same_401(backend: Backend) {
             )
         );
     }
+    let huge = app.try_login(&"n".repeat(100_000), "whatever it is").await;
+    assert_eq!(huge.status, StatusCode::UNAUTHORIZED);
     let missing = app
         .send(
             app.client
