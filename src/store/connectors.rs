@@ -8,7 +8,7 @@ use rand_core::RngCore;
 use uuid::Uuid;
 
 use super::query::bind_args;
-use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::query::{Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
 use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -194,7 +194,7 @@ async fn replace_side_tables(
     .map_err(classify)?;
     if !labels.is_empty() {
         let mut sql = SqlBuilder::new(
-            "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value) VALUES ",
+            "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
         );
         for (i, (key, value)) in labels.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
@@ -205,6 +205,8 @@ async fn replace_side_tables(
             sql.bind(Arg::Text(key.clone()))
                 .push(", ")
                 .bind(Arg::Text(value.clone()))
+                .push(", ")
+                .bind(Arg::Time(row.created))
                 .push(")");
         }
         execute(conn, sql).await?;
@@ -377,9 +379,39 @@ pub async fn list(
     query: &ListQuery,
     filter: &ConnectorFilter,
 ) -> StoreResult<Listed<ConnectorView>> {
-    let mut from = SqlBuilder::new(FROM);
-    from.push(" WHERE c.workspace_id = ");
-    from.bind(Arg::Uuid(workspace_id));
+    // A single `key=value` label filter in creation order reads its page straight from the
+    // label index; every other filter walks the connectors in sort order.
+    let by_label = match (&filter.resource_type, filter.labels.as_slice()) {
+        (None, [(key, Some(value))]) if query.sort.name == "created" => Some((key, value)),
+        _ => None,
+    };
+    let mut from = SqlBuilder::new("");
+    let order = match by_label {
+        Some((key, value)) => {
+            from.push(
+                "FROM service_connector_labels l \
+                 JOIN service_connectors c ON c.id = l.connector_id \
+                 LEFT JOIN users u ON u.id = c.user_id WHERE l.workspace_id = ",
+            );
+            from.bind(Arg::Uuid(workspace_id))
+                .push(" AND l.key = ")
+                .bind(Arg::Text(key.clone()));
+            from.push(" AND l.value = ")
+                .bind(Arg::Text(value.clone()))
+                .push(" AND c.workspace_id = ");
+            from.bind(Arg::Uuid(workspace_id));
+            Order {
+                column: "l.created",
+                tiebreak: "l.connector_id",
+            }
+        }
+        None => {
+            from.push(FROM)
+                .push(" WHERE c.workspace_id = ")
+                .bind(Arg::Uuid(workspace_id));
+            query.order("c.id")
+        }
+    };
     from.push(" AND (c.shared OR c.user_id = ");
     from.bind(Arg::Uuid(viewer));
     from.push(")");
@@ -393,7 +425,7 @@ pub async fn list(
         from.bind(Arg::Text(resource_type.clone()));
         from.push(")");
     }
-    for (key, value) in &filter.labels {
+    for (key, value) in filter.labels.iter().filter(|_| by_label.is_none()) {
         from.push(
             " AND EXISTS (SELECT 1 FROM service_connector_labels l \
              WHERE l.connector_id = c.id AND l.key = ",
@@ -423,7 +455,7 @@ pub async fn list(
         total.bind(Arg::Uuid(viewer)).push(")");
         total
     });
-    fetch_page(conn, COLUMNS, from, query, "c.id", total).await
+    fetch_page(conn, COLUMNS, from, query, order, total).await
 }
 
 /// The one maintained count that answers this filter's total, if there is one.

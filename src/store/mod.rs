@@ -254,7 +254,7 @@ pub(crate) async fn fetch_page<T>(
     columns: &str,
     from: query::SqlBuilder,
     list: &query::ListQuery,
-    tiebreak: &str,
+    order: query::Order<'_>,
     total: Option<query::SqlBuilder>,
 ) -> StoreResult<query::Listed<T>>
 where
@@ -271,7 +271,7 @@ where
         total.sql, from.sql
     );
     let args: Vec<query::Arg> = from.args.into_iter().chain(total.args).collect();
-    let rows: Vec<(T, i64)> = page_rows(conn, &select, &args, list, tiebreak).await?;
+    let rows: Vec<(T, i64)> = page_rows(conn, &select, &args, list, order).await?;
     if let Some((_, total)) = rows.first() {
         let total = *total;
         return Ok(query::Listed {
@@ -287,7 +287,7 @@ where
     };
     let total = match list.offset() {
         0 => 0,
-        _ => page_rows::<T>(conn, &select, &args, &first, tiebreak)
+        _ => page_rows::<T>(conn, &select, &args, &first, order)
             .await?
             .first()
             .map_or(0, |(_, t)| *t),
@@ -303,7 +303,7 @@ async fn page_rows<T>(
     select: &str,
     args: &[query::Arg],
     list: &query::ListQuery,
-    tiebreak: &str,
+    order: query::Order<'_>,
 ) -> StoreResult<Vec<(T, i64)>>
 where
     T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
@@ -313,7 +313,7 @@ where
 {
     let mut page = query::SqlBuilder::new(select);
     page.args = args.to_vec();
-    list.push_tail(&mut page, tiebreak);
+    list.push_tail(&mut page, order);
     with_conn!(conn, |c| {
         query::bind_args!(
             sqlx::query(sqlx::AssertSqlSafe(page.sql.clone())),

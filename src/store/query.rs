@@ -292,19 +292,36 @@ impl ListQuery {
     }
 
     /// Appends the filters, then `ORDER BY` (ties broken by `tiebreak`) and the page window.
-    pub fn push_tail(&self, builder: &mut SqlBuilder, tiebreak: &str) {
+    /// The order of the sort field, with `tiebreak` (a unique column) settling ties.
+    pub fn order<'a>(&self, tiebreak: &'a str) -> Order<'a> {
+        Order {
+            column: self.sort.column,
+            tiebreak,
+        }
+    }
+
+    /// Appends `ORDER BY` in the requested direction and the page window.
+    pub fn push_tail(&self, builder: &mut SqlBuilder, order: Order<'_>) {
         let direction = match self.direction {
             Direction::Asc => "ASC",
             Direction::Desc => "DESC",
         };
         builder.push(&format!(
-            " ORDER BY {} {direction}, {tiebreak} {direction} LIMIT ",
-            self.sort.column
+            " ORDER BY {} {direction}, {} {direction} LIMIT ",
+            order.column, order.tiebreak
         ));
         builder.bind(Arg::Int(i64::from(self.size)));
         builder.push(" OFFSET ");
         builder.bind(Arg::Int(self.offset()));
     }
+}
+
+/// The columns a page is ordered by: the sort field (as the query names it) and a unique
+/// tiebreak.
+#[derive(Debug, Clone, Copy)]
+pub struct Order<'a> {
+    pub column: &'a str,
+    pub tiebreak: &'a str,
 }
 
 /// A page of results with the total count, before rendering.

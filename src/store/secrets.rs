@@ -94,7 +94,7 @@ pub async fn list(
     from.bind(Arg::Uuid(viewer));
     from.push(")");
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, "s.id", None).await
+    fetch_page(conn, COLUMNS, from, query, query.order("s.id"), None).await
 }
 
 /// Writes new name, visibility and ciphertext if the row is still at `expected_revision`.

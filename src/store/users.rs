@@ -137,7 +137,7 @@ pub async fn list(
     let mut from = SqlBuilder::new("FROM users u WHERE u.is_service_account = ");
     from.bind(Arg::Bool(service_accounts));
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, "u.id", None).await
+    fetch_page(conn, COLUMNS, from, query, query.order("u.id"), None).await
 }
 
 /// Deletes a user with the private connectors and secrets only they could see; shared and

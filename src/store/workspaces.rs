@@ -121,7 +121,7 @@ pub async fn list(
         from.push(")");
     }
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, "w.id", None).await
+    fetch_page(conn, COLUMNS, from, query, query.order("w.id"), None).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
