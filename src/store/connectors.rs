@@ -240,8 +240,22 @@ pub async fn insert(
                expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
                secret_id, shared, created, updated) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+    write_row(conn, sql, row, None).await?;
+    replace_side_tables(conn, row, labels, resource_types).await?;
+    let owner = count_owner(row.shared, row.user_id);
+    add_to_counts(conn, row.workspace_id, owner, &facets(row), 1).await
+}
+
+/// Runs `sql` with a connector's columns, in table order, as `$1`…`$19`, and `expected_updated`
+/// (the optimistic-concurrency check of an update) as `$20`.
+async fn write_row(
+    conn: &mut Conn,
+    sql: &'static str,
+    row: &ConnectorRow,
+    expected_updated: Option<DateTime<Utc>>,
+) -> StoreResult<u64> {
     with_conn!(conn, |c| {
-        sqlx::query(sql)
+        let query = sqlx::query(sql)
             .bind(row.id)
             .bind(row.workspace_id)
             .bind(row.user_id)
@@ -260,15 +274,16 @@ pub async fn insert(
             .bind(row.secret_id)
             .bind(row.shared)
             .bind(row.created)
-            .bind(row.updated)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+            .bind(row.updated);
+        match expected_updated {
+            Some(updated) => query.bind(updated),
+            None => query,
+        }
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     })
-    .map_err(classify)?;
-    replace_side_tables(conn, row, labels, resource_types).await?;
-    let owner = count_owner(row.shared, row.user_id);
-    add_to_counts(conn, row.workspace_id, owner, &facets(row), 1).await
+    .map_err(classify)
 }
 
 /// Rewrites a connector (the row as read, `before`, keeps the counts right). Run inside a
@@ -280,36 +295,13 @@ pub async fn update(
     labels: &BTreeMap<String, String>,
     resource_types: &[String],
 ) -> StoreResult<()> {
-    let sql = "UPDATE service_connectors SET name = $1, description = $2, connector_type = $3, \
-               auth_method = $4, resource_types = $5, resource_id = $6, supports_instances = $7, \
-               expires_at = $8, expires_skew_tolerance = $9, expiration_seconds = $10, \
-               configuration = $11, labels = $12, secret_id = $13, shared = $14, updated = $15 \
-               WHERE id = $16 AND workspace_id = $17 AND updated = $18";
-    let done = with_conn!(conn, |c| {
-        sqlx::query(sql)
-            .bind(&row.name)
-            .bind(&row.description)
-            .bind(&row.connector_type)
-            .bind(&row.auth_method)
-            .bind(&row.resource_types)
-            .bind(&row.resource_id)
-            .bind(row.supports_instances)
-            .bind(row.expires_at)
-            .bind(row.expires_skew_tolerance)
-            .bind(row.expiration_seconds)
-            .bind(&row.configuration)
-            .bind(&row.labels)
-            .bind(row.secret_id)
-            .bind(row.shared)
-            .bind(row.updated)
-            .bind(row.id)
-            .bind(row.workspace_id)
-            .bind(before.updated)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-    })
-    .map_err(classify)?;
+    let sql = "UPDATE service_connectors SET user_id = $3, name = $4, description = $5, \
+               connector_type = $6, auth_method = $7, resource_types = $8, resource_id = $9, \
+               supports_instances = $10, expires_at = $11, expires_skew_tolerance = $12, \
+               expiration_seconds = $13, configuration = $14, labels = $15, secret_id = $16, \
+               shared = $17, created = $18, updated = $19 \
+               WHERE id = $1 AND workspace_id = $2 AND updated = $20";
+    let done = write_row(conn, sql, row, Some(before.updated)).await?;
     if done == 0 {
         return Err(StoreError::Concurrent);
     }

@@ -47,6 +47,10 @@ fn jwt_claims(token: &str) -> Value {
 
 async fn arm_get(azure: &FakeAzure, url: &str) -> reqwest::Response {
     let token = access_token(azure, MANAGEMENT_SCOPE).await;
+    get_as(azure, url, &token).await
+}
+
+async fn get_as(azure: &FakeAzure, url: &str, token: &str) -> reqwest::Response {
     client(azure)
         .get(url)
         .bearer_auth(token)
@@ -158,12 +162,7 @@ async fn resource_manager_serves_subscriptions_to_bearers_of_arm_tokens() {
     let response = client(&azure).get(&one).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let storage_token = access_token(&azure, "https://storage.azure.com/.default").await;
-    let response = client(&azure)
-        .get(&one)
-        .bearer_auth(storage_token)
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&azure, &one, &storage_token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "InvalidAuthenticationTokenAudience");
@@ -362,12 +361,7 @@ async fn aks_admin_kubeconfig_reaches_the_fake_api_server() {
     assert_eq!(cluster_token, azure.cluster_admin_token("c1"));
 
     let version_url = format!("{server}/version");
-    let response = client(&azure)
-        .get(&version_url)
-        .bearer_auth(&cluster_token)
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&azure, &version_url, &cluster_token).await;
     assert_eq!(response.status(), StatusCode::OK);
     let version: Value = response.json().await.unwrap();
     assert_eq!(version["major"], "1");
@@ -458,21 +452,11 @@ async fn injected_throttling_answers_429_with_retry_after_then_recovers() {
     azure.fail_next_requests(Surface::ResourceManager, 2, Fault::TooManyRequests);
 
     for _ in 0..2 {
-        let response = client(&azure)
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = get_as(&azure, &url, &token).await;
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     }
-    let response = client(&azure)
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&azure, &url, &token).await;
     assert_eq!(response.status(), StatusCode::OK);
 
     let arm_requests = azure
@@ -483,12 +467,7 @@ async fn injected_throttling_answers_429_with_retry_after_then_recovers() {
     assert_eq!(arm_requests, 3);
 
     azure.fail_next_requests(Surface::ResourceManager, 1, Fault::ServiceUnavailable);
-    let response = client(&azure)
-        .get(&url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&azure, &url, &token).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
