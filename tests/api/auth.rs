@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -113,10 +115,34 @@ async fn expired_and_forged_tokens_get_401_with_www_authenticate(backend: Backen
     assert_eq!(expired.error().0, "CredentialsNotValid");
     assert!(expired.error().1.contains("expired"));
 
-    let mut forged = app.login("default", ADMIN_PASSWORD).await;
-    forged.pop();
-    forged.push('A');
-    for token in [forged.as_str(), "not-a-token", ""] {
+    // Change the first character of the signature: unlike the last one, it
+    // carries six full bits, so any other character changes the signature.
+    let genuine = app.login("default", ADMIN_PASSWORD).await;
+    let signature_start = genuine.rfind('.').unwrap() + 1;
+    let replacement = if genuine[signature_start..].starts_with('A') {
+        "B"
+    } else {
+        "A"
+    };
+    let mut bad_signature = genuine.clone();
+    bad_signature.replace_range(signature_start..=signature_start, replacement);
+    // A payload naming another subject under the genuine signature.
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["sub"] = json!(uuid::Uuid::new_v4().to_string());
+    let other_subject = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    for token in [
+        bad_signature.as_str(),
+        other_subject.as_str(),
+        "not-a-token",
+        "",
+    ] {
         let reply = app.get("/api/v1/current-user", token).await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
         assert_eq!(reply.headers["www-authenticate"], "Bearer");
@@ -240,6 +266,8 @@ on_both_backends!(
 mod device_flow {
     use std::time::Duration;
 
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use reqwest::StatusCode;
     use serde_json::{Value, json};
 
