@@ -266,8 +266,6 @@ on_both_backends!(
 mod device_flow {
     use std::time::Duration;
 
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use reqwest::StatusCode;
     use serde_json::{Value, json};
 
