@@ -10,8 +10,16 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::auth::{FailedLogins, TokenSigner, password};
+use crate::config::AzureConfig;
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
+use crate::connectors::azure::cloud::Clouds;
+use crate::connectors::azure::credentials::{
+    ImplicitIdentity, ImplicitIdentitySettings, TokenCache,
+};
+use crate::connectors::azure::engine::AzureEngine;
+use crate::connectors::azure::outbound::{Outbound, OutboundLimits};
+use crate::connectors::engine::Engine;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
@@ -33,6 +41,37 @@ pub enum StartupError {
 }
 
 const KEY_FILE_NAME: &str = "master.key";
+
+/// The connector engine: the clouds it may call, its one HTTP client, and the server's own
+/// Azure identity for implicit connectors.
+fn build_engine(config: &AzureConfig) -> Result<Engine, StartupError> {
+    let clouds =
+        Clouds::load(config.azure_cloud_config.as_deref()).map_err(StartupError::Config)?;
+    let limits = OutboundLimits {
+        connect_timeout: Duration::from_secs(config.azure_connect_timeout_seconds),
+        request_timeout: Duration::from_secs(config.azure_request_timeout_seconds),
+        max_retries: config.azure_max_retries,
+        max_retry_wait: Duration::from_secs(config.azure_max_retry_wait_seconds),
+    };
+    let outbound =
+        Outbound::new(clouds.extra_roots_pem.as_deref(), limits).map_err(StartupError::Config)?;
+    let settings = ImplicitIdentitySettings {
+        tenant_id: config.azure_tenant_id.clone(),
+        client_id: config.azure_client_id.clone(),
+        client_secret: config.azure_client_secret.clone(),
+        federated_token_file: config.azure_federated_token_file.clone(),
+    };
+    let default_cloud = clouds.get(None).expect("there is always a default cloud");
+    let implicit = ImplicitIdentity::new(&settings, default_cloud, &outbound);
+    Ok(Engine {
+        azure: AzureEngine {
+            clouds,
+            outbound,
+            tokens: TokenCache::default(),
+            implicit,
+        },
+    })
+}
 
 /// Finds the master key: the environment, else the key file, else (only for the embedded SQLite
 /// default) a key file in the data directory, generated on first start.
@@ -219,7 +258,11 @@ impl Server {
             store,
             keyring: Arc::new(keyring),
             tokens: Arc::new(tokens),
-            catalogue: Arc::new(Catalogue::new(config.enable_implicit_auth_methods)),
+            catalogue: Arc::new(Catalogue::new(
+                config.enable_implicit_auth_methods,
+                config.implicit_auth_workspaces.clone(),
+            )),
+            engine: Arc::new(build_engine(&config.azure)?),
             logins: Arc::new(FailedLogins::new(
                 config.login_max_failures_per_user,
                 config.login_max_failures_per_address,

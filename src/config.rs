@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Manage the encryption keys that protect stored secrets.
     Keys {
         #[command(flatten)]
@@ -169,6 +169,18 @@ pub struct ServeConfig {
           value_parser = truthy, action = clap::ArgAction::Set)]
     pub enable_implicit_auth_methods: bool,
 
+    /// Limit implicit authentication to these workspaces (names or ids, comma-separated); when
+    /// unset and implicit authentication is enabled, every workspace may use it.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_IMPLICIT_AUTH_WORKSPACES",
+        value_delimiter = ','
+    )]
+    pub implicit_auth_workspaces: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub azure: AzureConfig,
+
     /// Log format.
     #[arg(long, env = "CONNECTOR_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -176,6 +188,60 @@ pub struct ServeConfig {
     /// Log filter, in `tracing` env-filter syntax.
     #[arg(long, env = "CONNECTOR_HUB_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// How the server reaches Azure, and its own Azure identity for implicit connectors.
+#[derive(Debug, Clone, Args)]
+pub struct AzureConfig {
+    /// A JSON file describing a custom Azure cloud (`name`, `authority_host`,
+    /// `resource_manager_endpoint`, `resource_manager_scope`, `storage_scope`, optional
+    /// `ca_certificate`: a PEM file trusted for Azure calls). It becomes the default cloud.
+    #[arg(long, env = "CONNECTOR_HUB_AZURE_CLOUD_CONFIG")]
+    pub azure_cloud_config: Option<PathBuf>,
+
+    /// Time allowed to connect to an Azure endpoint, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_AZURE_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 5
+    )]
+    pub azure_connect_timeout_seconds: u64,
+
+    /// Time allowed for one call to Azure, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_AZURE_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 20
+    )]
+    pub azure_request_timeout_seconds: u64,
+
+    /// Retries of an Azure call answered with 429 or 5xx (or failing in transport).
+    #[arg(long, env = "CONNECTOR_HUB_AZURE_MAX_RETRIES", default_value_t = 3)]
+    pub azure_max_retries: u32,
+
+    /// The longest `Retry-After` honoured, in seconds; a longer one fails the call at once.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_AZURE_MAX_RETRY_WAIT_SECONDS",
+        default_value_t = 10
+    )]
+    pub azure_max_retry_wait_seconds: u64,
+
+    /// The server's own identity for implicit connectors: a service principal's tenant...
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub azure_tenant_id: Option<String>,
+
+    /// ...client id (also used by workload identity)...
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub azure_client_id: Option<String>,
+
+    /// ...and client secret.
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub azure_client_secret: Option<String>,
+
+    /// Workload identity: the federated token file (with the tenant and client ids above).
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub azure_federated_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -204,7 +270,7 @@ impl ServeConfig {
     /// The defaults, overridden by the environment: what `serve` without flags runs with.
     pub fn from_env() -> Self {
         match Cli::parse_from(["connector-hub", "serve"]).command {
-            Some(Command::Serve(config)) => config,
+            Some(Command::Serve(config)) => *config,
             _ => unreachable!("parsing `serve` yields the serve command"),
         }
     }

@@ -26,11 +26,11 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli
         .command
-        .unwrap_or_else(|| Command::Serve(ServeConfig::from_env()))
+        .unwrap_or_else(|| Command::Serve(Box::new(ServeConfig::from_env())))
     {
         Command::Serve(config) => {
             app::init_tracing(config.log_format, &config.log);
-            let server = Server::build(config).await.map_err(|e| e.to_string())?;
+            let server = Server::build(*config).await.map_err(|e| e.to_string())?;
             server
                 .run(app::shutdown_signal())
                 .await

@@ -3,6 +3,7 @@
 //! connector, hand it over, and store what comes back.
 
 pub mod azure;
+pub mod engine;
 pub mod registry;
 pub mod spec;
 pub mod validate;

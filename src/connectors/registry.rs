@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use super::ConnectorType;
 use super::spec::ConnectorTypeSpec;
 
@@ -12,14 +14,17 @@ pub const IMPLICIT: &str = "implicit";
 pub struct Catalogue {
     types: Vec<Arc<dyn ConnectorType>>,
     implicit_enabled: bool,
+    /// Where implicit authentication may be used (workspace names or ids); everywhere if unset.
+    implicit_workspaces: Option<Vec<String>>,
 }
 
 impl Catalogue {
     /// The connector types this server implements.
-    pub fn new(implicit_enabled: bool) -> Catalogue {
+    pub fn new(implicit_enabled: bool, implicit_workspaces: Option<Vec<String>>) -> Catalogue {
         Catalogue {
             types: vec![Arc::new(super::azure::Azure::new())],
             implicit_enabled,
+            implicit_workspaces,
         }
     }
 
@@ -33,6 +38,25 @@ impl Catalogue {
     /// Whether connectors may use `auth_method` on this server.
     pub fn auth_method_enabled(&self, auth_method: &str) -> bool {
         auth_method != IMPLICIT || self.implicit_enabled
+    }
+
+    /// Whether connectors in this workspace may use `auth_method`: implicit authentication lends
+    /// the server's identity, so an administrator may keep it to some workspaces.
+    pub fn auth_method_allowed_in(
+        &self,
+        auth_method: &str,
+        workspace_id: Uuid,
+        workspace_name: &str,
+    ) -> bool {
+        if auth_method != IMPLICIT {
+            return true;
+        }
+        self.implicit_enabled
+            && self.implicit_workspaces.as_ref().is_none_or(|allowed| {
+                allowed.iter().any(|w| {
+                    w == workspace_name || w.parse::<Uuid>().is_ok_and(|id| id == workspace_id)
+                })
+            })
     }
 
     /// The specs as served, each auth method marked with whether it is enabled here.

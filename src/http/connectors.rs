@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawQuery, State};
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +19,7 @@ use super::extract::{Json, Query};
 use super::page::{ListRequest, ListSpec, Page, optional_bool};
 use super::time;
 use super::users::UserResponse;
+use crate::connectors::engine::{Connector as EngineConnector, Resources};
 use crate::connectors::validate::{self, ConnectorDraft, ValidConnector};
 use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
@@ -218,21 +220,6 @@ fn connector_type<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn Conn
     })
 }
 
-/// Refuses implicit authentication while the administrator has not enabled it.
-pub fn require_enabled(state: &AppState, auth_method: &str) -> ApiResult<()> {
-    if state.catalogue.auth_method_enabled(auth_method) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "Implicit authentication methods for service connectors are disabled on this server for \
-             security reasons, because they lend the server's own cloud identity to its users. An \
-             administrator can enable them by setting ZENML_ENABLE_IMPLICIT_AUTH_METHODS=true. \
-             Requested method: '{}'.",
-            registry::IMPLICIT
-        )))
-    }
-}
-
 /// The connector, if it exists for this caller.
 async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
     let mut conn = state.store.conn().await?;
@@ -335,9 +322,13 @@ fn draft_of(request: &ConnectorRequest) -> ConnectorDraft {
 }
 
 /// Checks a request against its type and this server's policy.
-fn validated(state: &AppState, request: &ConnectorRequest) -> ApiResult<ValidConnector> {
+fn validated(
+    state: &AppState,
+    scope: &Scope,
+    request: &ConnectorRequest,
+) -> ApiResult<ValidConnector> {
     let kind = connector_type(state, request.connector_type.name())?;
-    require_enabled(state, &request.auth_method)?;
+    require_allowed(state, scope, &request.auth_method)?;
     validate::validate_labels(&request.labels)?;
     Ok(validate::validate(kind, draft_of(request))?)
 }
@@ -415,7 +406,7 @@ pub async fn create_connector(
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<ConnectorRequest>,
 ) -> ApiResult<Json<ConnectorResponse>> {
-    let valid = validated(&state, &request)?;
+    let valid = validated(&state, &scope, &request)?;
     let id = Uuid::new_v4();
     let secret = seal_secret(&state, &scope, id, &valid.secrets).await?;
     let now = state.clock.now();
@@ -668,7 +659,7 @@ pub async fn update_connector(
     let auth_method = update
         .auth_method
         .unwrap_or_else(|| before.auth_method.clone());
-    require_enabled(&state, &auth_method)?;
+    require_allowed(&state, &scope, &auth_method)?;
     let labels = match update.labels {
         Some(labels) => labels,
         None => serde_json::from_str(&before.labels).unwrap_or_default(),
@@ -776,64 +767,109 @@ pub struct TypedResources {
     error: Option<String>,
 }
 
-const EXPIRED: &str = "the connector's authentication credentials have expired.";
-
 impl ResourcesResponse {
-    /// What is known without reaching the cloud: the stored resource id of a single-resource
-    /// connector, or an error saying the resources were not listed.
-    fn from_stored(
-        row: &ConnectorRow,
-        now: DateTime<Utc>,
-        resource_type: Option<&str>,
-    ) -> ResourcesResponse {
-        let types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
-        let expired = is_expired(row, now);
-        let resources = types
-            .into_iter()
-            .filter(|t| resource_type.is_none_or(|wanted| wanted == t))
-            .map(|resource_type| {
-                let resource_ids = row
-                    .resource_id
-                    .clone()
-                    .filter(|_| !expired)
-                    .map(|id| vec![id]);
-                let error = if expired {
-                    Some(EXPIRED.to_owned())
-                } else if resource_ids.is_none() {
-                    Some(format!(
-                        "listing '{resource_type}' resources needs this server to reach the cloud \
-                         provider, which it does not do yet"
-                    ))
-                } else {
-                    None
-                };
-                TypedResources {
-                    resource_type,
-                    resource_ids,
-                    error,
-                }
-            })
-            .collect();
+    fn new(id: Option<Uuid>, name: &str, connector_type: &str, found: Resources) -> Self {
         ResourcesResponse {
-            id: Some(row.id),
-            name: Some(row.name.clone()),
-            connector_type: row.connector_type.clone(),
-            resources,
-            error: expired.then(|| EXPIRED.to_owned()),
+            id,
+            name: Some(name.to_owned()),
+            connector_type: connector_type.to_owned(),
+            resources: found
+                .resources
+                .into_iter()
+                .map(|r| TypedResources {
+                    resource_type: r.resource_type,
+                    resource_ids: r.resource_ids,
+                    error: r.error,
+                })
+                .collect(),
+            error: found.error,
         }
     }
+}
+
+/// Refuses implicit authentication where the administrator has not allowed it.
+pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> ApiResult<()> {
+    if state.catalogue.auth_method_allowed_in(
+        auth_method,
+        scope.workspace_id,
+        &scope.workspace_name,
+    ) {
+        return Ok(());
+    }
+    let why = if state.catalogue.auth_method_enabled(auth_method) {
+        format!(
+            "The administrator allows them only in some workspaces, and '{}' is not one of them \
+             (see --implicit-auth-workspaces).",
+            scope.workspace_name
+        )
+    } else {
+        "An administrator can enable them by setting ZENML_ENABLE_IMPLICIT_AUTH_METHODS=true."
+            .to_owned()
+    };
+    Err(ApiError::Forbidden(format!(
+        "Implicit authentication methods for service connectors are disabled for security \
+         reasons, because they lend the server's own cloud identity to its users. {why} Requested \
+         method: '{}'.",
+        registry::IMPLICIT
+    )))
+}
+
+/// A stored connector with its secret values, as the engine takes it.
+async fn engine_connector(
+    state: &AppState,
+    scope: &Scope,
+    row: &ConnectorRow,
+    secret: Option<SecretValues>,
+) -> ApiResult<EngineConnector> {
+    let secrets = match (secret, row.secret_id) {
+        (Some(values), _) => values,
+        (None, None) => SecretValues::default(),
+        (None, Some(_)) => secrets_of(state, scope.workspace_id, std::iter::once(row))
+            .await?
+            .into_values()
+            .next()
+            .unwrap_or_default(),
+    };
+    Ok(EngineConnector {
+        id: row.id,
+        name: row.name.clone(),
+        auth_method: row.auth_method.clone(),
+        resource_types: serde_json::from_str(&row.resource_types).unwrap_or_default(),
+        resource_id: row.resource_id.clone(),
+        configuration: serde_json::from_str(&row.configuration).unwrap_or_default(),
+        secrets,
+        expires_at: row.expires_at,
+        expired: is_expired(row, state.clock.now()),
+    })
+}
+
+/// A visible connector, checked against the implicit-auth policy, with its secret values.
+async fn usable(
+    state: &AppState,
+    scope: &Scope,
+    connector_id: Uuid,
+) -> ApiResult<(ConnectorView, EngineConnector)> {
+    let view = visible(state, scope, connector_id).await?;
+    require_allowed(state, scope, &view.connector.auth_method)?;
+    let secret = match (view.connector.secret_id, &view.secret_ciphertext) {
+        (Some(secret_id), Some(ciphertext)) => {
+            Some(open_secret(state, scope.workspace_id, secret_id, ciphertext).await?)
+        }
+        _ => None,
+    };
+    let connector = engine_connector(state, scope, &view.connector, secret).await?;
+    Ok((view, connector))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyQuery {
+    /// Verify only this resource type.
     resource_type: Option<String>,
-    /// Verify one resource (checked against the cloud once this server reaches it).
-    #[allow(dead_code)]
+    /// Verify only this resource (its id in any accepted form).
     resource_id: Option<String>,
     /// List the resources the connector reaches (default true).
     #[serde(default, deserialize_with = "optional_bool")]
-    #[allow(dead_code)]
     list_resources: Option<bool>,
     #[allow(dead_code)] // Read by the `Scope` extractor.
     project_name_or_id: Option<String>,
@@ -841,10 +877,10 @@ pub struct VerifyQuery {
     workspace: Option<String>,
 }
 
-/// Verifies a stored connector and lists the resources it reaches.
+/// Verifies a stored connector against its cloud and lists the resources it reaches.
 #[utoipa::path(put, path = "/api/v1/service_connectors/{connector_id}/verify", tag = "service connectors",
     params(("connector_id" = Uuid, Path), VerifyQuery),
-    responses((status = 200, body = ResourcesResponse), (status = 403), (status = 404)),
+    responses((status = 200, body = ResourcesResponse), (status = 400), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn verify_connector(
     State(state): State<AppState>,
@@ -852,21 +888,24 @@ pub async fn verify_connector(
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<VerifyQuery>,
 ) -> ApiResult<Json<ResourcesResponse>> {
-    let view = visible(&state, &scope, connector_id).await?;
-    require_enabled(&state, &view.connector.auth_method)?;
-    let row = &view.connector;
-    if let Some(wanted) = &query.resource_type {
-        let types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
-        if !types.contains(wanted) {
-            return Err(ApiError::BadRequest(format!(
-                "the connector is not configured for the '{wanted}' resource type"
-            )));
-        }
-    }
-    Ok(Json(ResourcesResponse::from_stored(
-        row,
-        state.clock.now(),
-        query.resource_type.as_deref(),
+    let (view, connector) = usable(&state, &scope, connector_id).await?;
+    let kind = connector_type(&state, &view.connector.connector_type)?;
+    let found = state
+        .engine
+        .verify(
+            kind,
+            &connector,
+            query.resource_type.as_deref(),
+            query.resource_id.as_deref(),
+            query.list_resources.unwrap_or(true),
+            state.clock.now(),
+        )
+        .await?;
+    Ok(Json(ResourcesResponse::new(
+        Some(connector.id),
+        &connector.name,
+        &view.connector.connector_type,
+        found,
     )))
 }
 
@@ -881,7 +920,8 @@ pub async fn verify_configuration(
     Query(query): Query<VerifyQuery>,
     Json(request): Json<ConnectorRequest>,
 ) -> ApiResult<Json<ResourcesResponse>> {
-    let valid = validated(&state, &request)?;
+    let valid = validated(&state, &scope, &request)?;
+    let kind = connector_type(&state, request.connector_type.name())?;
     let now = state.clock.now();
     let identity = Identity {
         id: Uuid::nil(),
@@ -893,9 +933,105 @@ pub async fn verify_configuration(
         updated: now,
     };
     let row = to_row(identity, &scope, &valid, &request.labels, None);
-    let mut result = ResourcesResponse::from_stored(&row, now, query.resource_type.as_deref());
-    result.id = None;
-    Ok(Json(result))
+    let connector = engine_connector(&state, &scope, &row, Some(valid.secrets)).await?;
+    let found = state
+        .engine
+        .verify(
+            kind,
+            &connector,
+            query.resource_type.as_deref(),
+            query.resource_id.as_deref(),
+            query.list_resources.unwrap_or(true),
+            now,
+        )
+        .await?;
+    Ok(Json(ResourcesResponse::new(
+        None,
+        &connector.name,
+        &row.connector_type,
+        found,
+    )))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClientQuery {
+    /// The resource type to get credentials for (needed for multi-type connectors).
+    resource_type: Option<String>,
+    /// The resource to get credentials for (needed where a type has many resources).
+    resource_id: Option<String>,
+    #[allow(dead_code)] // Read by the `Scope` extractor.
+    project_name_or_id: Option<String>,
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
+
+/// Short-lived credentials for one resource, as a connector of the type a client uses for it
+/// (`azure` access token, `kubernetes` token, `docker` password). The connector's own
+/// long-lived secret never leaves the server.
+#[utoipa::path(get, path = "/api/v1/service_connectors/{connector_id}/client", tag = "service connectors",
+    params(("connector_id" = Uuid, Path), ClientQuery),
+    responses((status = 200, body = ConnectorResponse), (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn connector_client(
+    State(state): State<AppState>,
+    scope: Scope,
+    Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
+    Query(query): Query<ClientQuery>,
+) -> ApiResult<Json<ConnectorResponse>> {
+    let (view, connector) = usable(&state, &scope, connector_id).await?;
+    let kind = connector_type(&state, &view.connector.connector_type)?;
+    let now = state.clock.now();
+    let client = state
+        .engine
+        .client(
+            kind,
+            &connector,
+            query.resource_type.as_deref(),
+            query.resource_id.as_deref(),
+            now,
+        )
+        .await?;
+    let secrets = SecretValues::parse(
+        client
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.to_string())))
+            .collect(),
+    )?;
+    let parent = &view.connector;
+    let row = ConnectorRow {
+        name: format!(
+            "{} ({} | {} client)",
+            parent.name, client.resource_type, client.resource_id
+        ),
+        description: parent.description.clone(),
+        connector_type: client.connector_type.to_owned(),
+        auth_method: client.auth_method.to_owned(),
+        resource_types: serde_json::to_string(&[&client.resource_type]).expect("strings serialise"),
+        resource_id: Some(client.resource_id.clone()),
+        supports_instances: false,
+        expires_at: client.expires_at,
+        expiration_seconds: None,
+        configuration: serde_json::to_string(&client.configuration).expect("JSON values serialise"),
+        labels: "{}".into(),
+        secret_id: None,
+        ..parent.clone()
+    };
+    let view = ConnectorView {
+        connector: row,
+        ..view
+    };
+    let detail = Detail {
+        hydrate: true,
+        expand: true,
+    };
+    Ok(Json(ConnectorResponse::render(
+        view,
+        Some(&secrets),
+        detail,
+        now,
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -920,7 +1056,48 @@ pub struct ResourcesQuery {
     size: Option<u32>,
 }
 
-/// The resources every visible connector reaches (or, for now, has stored).
+/// One connector's part of a resource listing; `None` for a connector that cannot serve the
+/// request (ZenML leaves those out).
+async fn verify_listed(
+    state: &AppState,
+    scope: &Scope,
+    type_name: String,
+    connector: EngineConnector,
+    (resource_type, resource_id): &(Option<String>, Option<String>),
+    now: DateTime<Utc>,
+) -> Option<ResourcesResponse> {
+    let kind = connector_type(state, &type_name).ok()?;
+    let found = match require_allowed(state, scope, &connector.auth_method) {
+        Err(refusal) => {
+            let mut found = Resources::unlisted(&connector.resource_types);
+            found.fail(refusal.to_string());
+            found
+        }
+        Ok(()) => state
+            .engine
+            .verify(
+                kind,
+                &connector,
+                resource_type.as_deref(),
+                resource_id.as_deref(),
+                true,
+                now,
+            )
+            .await
+            .ok()?,
+    };
+    Some(ResourcesResponse::new(
+        Some(connector.id),
+        &connector.name,
+        &type_name,
+        found,
+    ))
+}
+
+/// Connectors verified at once while listing resources.
+const CONCURRENT_VERIFICATIONS: usize = 8;
+
+/// The resources every visible connector reaches, each connector verified against its cloud.
 #[utoipa::path(get, path = "/api/v1/service_connectors/resources", tag = "service connectors",
     params(ResourcesQuery),
     responses((status = 200, body = Vec<ResourcesResponse>)),
@@ -954,28 +1131,31 @@ pub async fn list_resources(
         &filter,
     )
     .await?;
+    drop(conn);
+    let mut secrets = secrets_of(
+        &state,
+        scope.workspace_id,
+        listed.items.iter().map(|v| &v.connector),
+    )
+    .await?;
     let now = state.clock.now();
-    Ok(Json(
-        listed
-            .items
-            .iter()
-            .filter(|view| {
-                state
-                    .catalogue
-                    .auth_method_enabled(&view.connector.auth_method)
-            })
-            .map(|view| {
-                ResourcesResponse::from_stored(&view.connector, now, query.resource_type.as_deref())
-            })
-            .filter(|result| match &query.resource_id {
-                Some(id) => result
-                    .resources
-                    .iter()
-                    .any(|r| r.resource_ids.as_ref().is_some_and(|ids| ids.contains(id))),
-                None => true,
-            })
-            .collect(),
-    ))
+    let mut connectors = Vec::new();
+    for view in &listed.items {
+        let row = &view.connector;
+        let secret = row.secret_id.and_then(|id| secrets.remove(&id));
+        let secret = Some(secret.unwrap_or_default());
+        let connector = engine_connector(&state, &scope, row, secret).await?;
+        connectors.push((row.connector_type.clone(), connector));
+    }
+    let target = (query.resource_type, query.resource_id);
+    let verified = futures::stream::iter(connectors.into_iter().map(|(type_name, connector)| {
+        verify_listed(&state, &scope, type_name, connector, &target, now)
+    }))
+    .buffered(CONCURRENT_VERIFICATIONS)
+    .filter_map(std::future::ready)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(Json(verified))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -985,6 +1165,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify_configuration))
         .routes(routes!(get_connector, update_connector, delete_connector))
         .routes(routes!(verify_connector))
+        .routes(routes!(connector_client))
 }
 
 /// The same operations under `/api/v1/workspaces/{workspace}/…`, with ZenML's older paths.
@@ -1007,5 +1188,9 @@ pub fn workspace_router() -> axum::Router<AppState> {
         .route(
             "/service_connectors/{connector_id}/verify",
             put(verify_connector),
+        )
+        .route(
+            "/service_connectors/{connector_id}/client",
+            get(connector_client),
         )
 }

@@ -1,6 +1,7 @@
 //! The one mapping from every error to an HTTP status and ZenML's error body,
 //! `{"detail": ["<ExceptionClass>", "<message>"]}`.
 
+use crate::connectors::engine::EngineError;
 use std::time::Duration;
 
 use axum::Json;
@@ -38,6 +39,10 @@ pub enum ApiError {
     /// expect as `{"error": "<code>"}` with status 400.
     #[error("{0}")]
     DeviceFlow(&'static str),
+    /// The cloud refused or failed a connector's request (ZenML's `AuthorizationException`):
+    /// 401 without a `WWW-Authenticate` challenge, so clients do not log in again.
+    #[error("{0}")]
+    CloudAuthorization(String),
     /// Stored data failed its integrity check; the message says so (it reveals no secret).
     #[error("{0}")]
     Integrity(String),
@@ -67,6 +72,7 @@ impl ApiError {
                 (StatusCode::BAD_REQUEST, "ValueError")
             }
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ValueError"),
+            ApiError::CloudAuthorization(_) => (StatusCode::UNAUTHORIZED, "AuthorizationException"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValueError"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             ApiError::Integrity(_) | ApiError::Internal(_) => {
@@ -126,6 +132,15 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Invalid(message) => ApiError::BadRequest(message),
+            EngineError::Cloud(message) => ApiError::CloudAuthorization(message),
+        }
     }
 }
 

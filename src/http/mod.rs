@@ -38,6 +38,7 @@ use uuid::Uuid;
 
 use crate::auth::{FailedLogins, TokenSigner};
 use crate::connectors::Catalogue;
+use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
 use crate::store::Store;
@@ -51,6 +52,7 @@ pub struct AppState {
     pub tokens: Arc<TokenSigner>,
     pub logins: Arc<FailedLogins>,
     pub catalogue: Arc<Catalogue>,
+    pub engine: Arc<Engine>,
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,
 }

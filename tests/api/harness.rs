@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::fakes::azure::FakeAzure;
 use base64::Engine;
 use connector_hub::app::Server;
 use connector_hub::config::ServeConfig;
@@ -257,7 +258,46 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        Self::spawn_in(backend, tempfile::tempdir().unwrap(), configure).await
+    }
+
+    /// A server whose Azure is `azure`: its custom cloud file (endpoints and CA) is written to
+    /// the data directory, so every outbound call goes to the fake or to its Azurite.
+    pub async fn spawn_with_azure(
+        backend: Backend,
+        azure: &FakeAzure,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
+        let ca = data_dir.path().join("azure-ca.pem");
+        std::fs::write(&ca, azure.ca_pem()).unwrap();
+        let cloud = data_dir.path().join("azure-cloud.json");
+        let arm = azure.resource_manager_endpoint();
+        std::fs::write(
+            &cloud,
+            serde_json::json!({
+                "name": "FakeAzure",
+                "authority_host": azure.authority_host(),
+                "resource_manager_endpoint": arm,
+                "resource_manager_scope": "https://management.azure.com/.default",
+                "storage_scope": "https://storage.azure.com/.default",
+                "ca_certificate": ca,
+            })
+            .to_string(),
+        )
+        .unwrap();
+        Self::spawn_in(backend, data_dir, |config| {
+            config.azure.azure_cloud_config = Some(cloud);
+            configure(config)
+        })
+        .await
+    }
+
+    async fn spawn_in(
+        backend: Backend,
+        data_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
         let db = TestDatabase::new(backend, data_dir.path().to_owned()).await;
         let mut config = ServeConfig::from_env();
         config.storage.data_dir = data_dir.path().to_owned();
@@ -269,6 +309,15 @@ impl TestApp {
         config.storage.database_max_connections = 8;
         config.admin_password = Some(ADMIN_PASSWORD.to_owned());
         config.request_timeout_seconds = 30;
+        // Azure calls fail fast in tests, and never use this machine's own Azure identity.
+        config.azure.azure_connect_timeout_seconds = 2;
+        config.azure.azure_request_timeout_seconds = 5;
+        config.azure.azure_max_retries = 2;
+        config.azure.azure_max_retry_wait_seconds = 2;
+        config.azure.azure_tenant_id = None;
+        config.azure.azure_client_id = None;
+        config.azure.azure_client_secret = None;
+        config.azure.azure_federated_token_file = None;
         configure(&mut config);
         let mut app = Self::start(config, db, data_dir).await;
         app.admin = app.login("default", ADMIN_PASSWORD).await;

@@ -2,6 +2,14 @@
 //! `kubernetes-cluster` and `docker-registry`; auth methods `service-principal`,
 //! `access-token` and `implicit`.
 
+mod arm;
+mod blob;
+pub mod cloud;
+pub mod credentials;
+pub mod engine;
+mod kubernetes;
+pub mod outbound;
+mod registry;
 mod resource_id;
 
 use std::collections::BTreeMap;
@@ -11,6 +19,7 @@ use serde_json::Value;
 use super::spec::ConnectorTypeSpec;
 use super::{ConnectorType, ValidConnector};
 
+pub const GENERIC: &str = "azure-generic";
 pub const BLOB_CONTAINER: &str = "blob-container";
 pub const KUBERNETES_CLUSTER: &str = "kubernetes-cluster";
 pub const DOCKER_REGISTRY: &str = "docker-registry";

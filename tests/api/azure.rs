@@ -1,0 +1,193 @@
+//! The Azure engine against the fake Azure (Azure AD, ARM, ACR, AKS) and Azurite: verifying
+//! connectors, listing what they reach, and the short-lived credentials handed to clients.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::fakes::azure::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID,
+    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeStorageAccount,
+};
+use crate::harness::{Backend, TestApp, on_both_backends};
+
+pub const ALL_TYPES: [&str; 4] = [
+    "azure-generic",
+    "blob-container",
+    "kubernetes-cluster",
+    "docker-registry",
+];
+
+/// One subscription holding a storage account with two containers, a registry, a cluster
+/// with local accounts and an AAD-only one.
+pub fn estate() -> FakeAzureConfig {
+    let sub = DEFAULT_SUBSCRIPTION_ID;
+    FakeAzureConfig {
+        storage_accounts: vec![
+            FakeStorageAccount::new(sub, "rg1", "acct1").with_containers(&["data", "models"]),
+        ],
+        registries: vec![FakeRegistry::new(sub, "rg1", "reg1").with_admin_user()],
+        clusters: vec![
+            FakeCluster::new(sub, "rg1", "c1"),
+            FakeCluster::new(sub, "rg2", "c2").with_aad_only(),
+        ],
+        ..FakeAzureConfig::default()
+    }
+}
+
+/// A service-principal connector for every resource type, as the API takes it.
+pub fn service_principal(name: &str, secret: &str) -> Value {
+    json!({
+        "name": name,
+        "connector_type": "azure",
+        "auth_method": "service-principal",
+        "resource_types": ALL_TYPES,
+        "configuration": {
+            "tenant_id": DEFAULT_TENANT_ID,
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": secret,
+        },
+    })
+}
+
+/// A client that trusts the fake's CA, as a ZenML client handed these credentials would.
+pub fn trusting(azure: &FakeAzure) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_certs_merge([reqwest::Certificate::from_pem(azure.ca_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+fn ids(result: &Value, resource_type: &str) -> Vec<String> {
+    result["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource_type"] == resource_type)
+        .unwrap_or_else(|| panic!("no {resource_type} entry in {result}"))["resource_ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {resource_type} ids in {result}"))
+        .iter()
+        .map(|id| id.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Backend) {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
+    let created = app
+        .post(
+            "/api/v1/service_connectors",
+            &app.admin,
+            service_principal("az-all", DEFAULT_CLIENT_SECRET),
+        )
+        .await
+        .ok();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let verified = app
+        .put(
+            &format!("/api/v1/service_connectors/{id}/verify"),
+            &app.admin,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+    assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
+    assert_eq!(ids(&verified, "blob-container"), ["az://data", "az://models"]);
+    assert_eq!(ids(&verified, "kubernetes-cluster"), ["rg1/c1", "rg2/c2"]);
+    assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+
+    let http = trusting(&azure);
+    let client = |resource_type: &str, resource_id: &str| {
+        app.get(
+            &format!(
+                "/api/v1/service_connectors/{id}/client?resource_type={resource_type}&resource_id={resource_id}"
+            ),
+            &app.admin,
+        )
+    };
+
+    // azure-generic: an ARM token that ARM accepts.
+    let generic = client("azure-generic", "Example%20Subscription").await.ok();
+    assert_eq!(generic["body"]["connector_type"], "azure");
+    assert_eq!(generic["body"]["auth_method"], "access-token");
+    assert!(generic["body"]["expires_at"].is_string(), "{generic}");
+    let token = generic["metadata"]["configuration"]["token"].as_str().unwrap();
+    let subscriptions = http
+        .get(format!(
+            "{}/subscriptions?api-version=2022-12-01",
+            azure.resource_manager_endpoint()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.status(), StatusCode::OK);
+
+    // blob-container: a storage token that Azurite accepts.
+    let blob = client("blob-container", "az://data").await.ok();
+    assert_eq!(blob["body"]["resource_id"], "az://data");
+    let token = blob["metadata"]["configuration"]["token"].as_str().unwrap();
+    let listing = http
+        .get(format!("{}?comp=list", azure.blob_endpoint("acct1")))
+        .bearer_auth(token)
+        .header("x-ms-version", "2023-11-03")
+        .header("x-ms-date", httpdate_now())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), StatusCode::OK);
+    assert!(listing.text().await.unwrap().contains("<Name>data</Name>"));
+
+    // kubernetes-cluster: admin credentials, and an AAD token for the AAD-only cluster.
+    for (cluster, expires) in [("rg1/c1", false), ("rg2/c2", true)] {
+        let kube = client("kubernetes-cluster", cluster).await.ok();
+        assert_eq!(kube["body"]["connector_type"], "kubernetes");
+        assert_eq!(kube["body"]["auth_method"], "token");
+        assert_eq!(kube["body"]["expires_at"].is_string(), expires, "{kube}");
+        let configuration = &kube["metadata"]["configuration"];
+        let name = cluster.split('/').nth(1).unwrap();
+        assert_eq!(configuration["server"], azure.cluster_server_url(name));
+        let version = http
+            .get(format!("{}/version", configuration["server"].as_str().unwrap()))
+            .bearer_auth(configuration["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(version.status(), StatusCode::OK, "{cluster}");
+    }
+
+    // docker-registry: an ACR token under the all-zero user name.
+    let docker = client("docker-registry", "reg1.azurecr.io").await.ok();
+    assert_eq!(docker["body"]["connector_type"], "docker");
+    let configuration = &docker["metadata"]["configuration"];
+    assert_eq!(
+        configuration["username"],
+        "00000000-0000-0000-0000-000000000000"
+    );
+    let login_server = azure.registry_login_server("reg1");
+    assert_eq!(configuration["registry"], login_server);
+    let v2 = http
+        .get(format!("https://{login_server}/v2/"))
+        .bearer_auth(configuration["password"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.status(), StatusCode::OK);
+
+    // The long-lived secret stays on the server.
+    for handed_out in [&generic, &blob, &docker] {
+        assert!(!handed_out.to_string().contains(DEFAULT_CLIENT_SECRET));
+    }
+    app.stop().await;
+}
+
+/// `x-ms-date`: the current time in RFC 1123 form.
+pub fn httpdate_now() -> String {
+    chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+on_both_backends!(a_multi_type_service_principal_reaches_every_resource_type);
