@@ -3,6 +3,8 @@
 #   - PostgreSQL: reachable at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
 #     started with pg_ctlcluster when installed but stopped; the database is created if missing.
 #   - The real zenml client (zenml==0.98.0 from PyPI) in tests/.venv, for tests/api/zenml_cli.rs.
+#   - Azurite (npm azurite, pinned by tests/package-lock.json) in tests/node_modules, for the
+#     fake Azure's blob storage (tests/api/fakes/azure); AZURITE_BLOB points at its binary.
 # A missing service is an error, never a reason to skip tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,25 @@ if [ "$installed" != "$zenml_version" ]; then
     "$venv/bin/pip" install --quiet "zenml==$zenml_version"
 fi
 export ZENML_CLI="$PWD/$venv/bin/zenml"
+
+# Azurite runs on Node.js. It is reinstalled only when missing or when the lock file differs
+# from the one last installed.
+if ! command -v node >/dev/null; then
+    echo "error: Node.js is missing; install it (apt-get install nodejs npm) to run Azurite" >&2
+    exit 1
+fi
+azurite_blob=tests/node_modules/.bin/azurite-blob
+installed_lock=tests/node_modules/.installed-package-lock.json
+if [ ! -x "$azurite_blob" ] || ! cmp -s tests/package-lock.json "$installed_lock"; then
+    if ! command -v npm >/dev/null; then
+        echo "error: npm is missing; install it (apt-get install npm) to install Azurite" >&2
+        exit 1
+    fi
+    echo "installing Azurite into tests/node_modules"
+    npm ci --prefix tests --no-audit --no-fund
+    cp tests/package-lock.json "$installed_lock"
+fi
+export AZURITE_BLOB="$PWD/$azurite_blob"
 
 # Doc tests are left out: the crate has none, and an empty closing summary would hide the real one.
 cargo test --locked --lib --bins --tests

@@ -30,6 +30,8 @@ pub struct PemKeyPair {
 pub struct TestCertificateAuthority {
     issuer: CertifiedIssuer<'static, KeyPair>,
     server_config: Arc<rustls::ServerConfig>,
+    /// The same leaf as PEM, for servers that run as processes of their own (Azurite).
+    server_certificate: PemKeyPair,
 }
 
 impl TestCertificateAuthority {
@@ -61,15 +63,25 @@ impl TestCertificateAuthority {
             .unwrap();
         // The fakes speak HTTP/1.1 only; say so, so that clients do not try h2.
         server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let server_certificate = PemKeyPair {
+            certificate_pem: format!("{}{}", leaf.pem(), issuer.pem()),
+            private_key_pem: leaf_key.serialize_pem(),
+        };
         TestCertificateAuthority {
             issuer,
             server_config: Arc::new(server_config),
+            server_certificate,
         }
     }
 
     /// The CA certificate clients must trust.
     pub fn ca_pem(&self) -> String {
         self.issuer.pem()
+    }
+
+    /// The server leaf (then the CA, as the fakes' listeners send the chain) and its key.
+    pub fn server_certificate(&self) -> &PemKeyPair {
+        &self.server_certificate
     }
 
     /// A client certificate, as found in an AKS admin kubeconfig (`O=system:masters`).

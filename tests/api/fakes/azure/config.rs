@@ -133,19 +133,27 @@ impl ResourceLocation {
     }
 }
 
+/// A storage account whose blob data plane Azurite serves (see
+/// [`super::FakeAzure::blob_endpoint`]).
 #[derive(Debug, Clone)]
 pub struct FakeStorageAccount {
     pub at: ResourceLocation,
-    /// `properties.primaryEndpoints.blob`; point it at Azurite to test the data plane.
-    pub blob_endpoint: String,
+    /// Blob containers created in Azurite when the fake starts.
+    pub containers: Vec<String>,
 }
 
 impl FakeStorageAccount {
+    /// An account with no containers.
     pub fn new(subscription_id: &str, resource_group: &str, name: &str) -> FakeStorageAccount {
         FakeStorageAccount {
             at: ResourceLocation::new(subscription_id, resource_group, name),
-            blob_endpoint: format!("https://{name}.blob.core.windows.net/"),
+            containers: Vec::new(),
         }
+    }
+
+    pub fn with_containers(mut self, containers: &[&str]) -> FakeStorageAccount {
+        self.containers = containers.iter().map(|&name| name.to_owned()).collect();
+        self
     }
 }
 

@@ -1,5 +1,6 @@
 //! A fake Azure: Azure AD's token endpoint, Azure Resource Manager, container registries and
-//! AKS API servers, each on its own HTTPS listener on 127.0.0.1 with a test CA.
+//! AKS API servers, each on its own HTTPS listener on 127.0.0.1 with a test CA; and, when
+//! there are storage accounts, their blob data plane, served by an Azurite process.
 //!
 //! ```ignore
 //! let azure = FakeAzure::start(FakeAzureConfig {
@@ -11,9 +12,11 @@
 //! ```
 //!
 //! Every registry and every cluster gets a listener of its own, so that a login server or
-//! kubeconfig `server` identifies exactly one of them.
+//! kubeconfig `server` identifies exactly one of them. Storage accounts share the fake's one
+//! Azurite (installed by `tests/run.sh`), which serves each at a path of its own.
 
 mod active_directory;
+mod blob_storage;
 mod config;
 mod container_registry;
 mod faults;
@@ -28,10 +31,12 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+pub use blob_storage::STORAGE_AUDIENCE;
 pub use config::*;
 pub use faults::{Fault, RecordedRequest, Surface};
 
 use super::tls::{BoundListener, PemKeyPair, TestCertificateAuthority};
+use blob_storage::Azurite;
 use faults::FaultState;
 use tokens::TokenIssuer;
 
@@ -42,6 +47,15 @@ pub struct FakeAzure {
     shared: Arc<Shared>,
     /// The accept loops; dropping the fake drops them and every open connection.
     _servers: JoinSet<()>,
+    /// Serves the storage accounts' blobs, if there are any; dropping it kills the process.
+    _azurite: Option<Azurite>,
+}
+
+/// A storage account and where its blob data plane listens.
+pub(crate) struct StorageAccountEndpoint {
+    pub account: FakeStorageAccount,
+    /// `https://127.0.0.1:PORT/{account}/`, the account's `primaryEndpoints.blob`.
+    pub blob_endpoint: String,
 }
 
 /// A registry and where its data plane listens.
@@ -70,6 +84,7 @@ pub(crate) struct Shared {
     pub resource_manager_endpoint: String,
     pub ca_pem: String,
     pub tokens: TokenIssuer,
+    pub storage_accounts: Vec<StorageAccountEndpoint>,
     pub registries: Vec<RegistryEndpoint>,
     pub clusters: Vec<ClusterEndpoint>,
     state: Mutex<RuntimeState>,
@@ -97,6 +112,21 @@ impl FakeAzure {
         let authority = TestCertificateAuthority::new();
         let active_directory_listener = BoundListener::bind().await;
         let resource_manager_listener = BoundListener::bind().await;
+        let mut servers = JoinSet::new();
+
+        let azurite = match config.storage_accounts.as_slice() {
+            [] => None,
+            accounts => Some(Azurite::start(accounts, &authority, &mut servers).await),
+        };
+        let storage_accounts = match &azurite {
+            None => Vec::new(),
+            Some(azurite) => (config.storage_accounts.iter())
+                .map(|account| StorageAccountEndpoint {
+                    account: account.clone(),
+                    blob_endpoint: azurite.blob_endpoint(&account.at.name),
+                })
+                .collect(),
+        };
 
         let mut registry_listeners = Vec::new();
         let mut registries = Vec::new();
@@ -131,6 +161,7 @@ impl FakeAzure {
             resource_manager_endpoint: resource_manager_listener.https_url(),
             ca_pem: authority.ca_pem(),
             tokens: TokenIssuer::new(),
+            storage_accounts,
             registries,
             clusters,
             state: Mutex::new(RuntimeState {
@@ -144,7 +175,6 @@ impl FakeAzure {
             config,
         });
 
-        let mut servers = JoinSet::new();
         let guarded = |router: axum::Router, surface| faults::guard(router, &shared, surface);
         active_directory_listener.serve(
             guarded(active_directory::router(&shared), Surface::ActiveDirectory),
@@ -173,9 +203,11 @@ impl FakeAzure {
                 &mut servers,
             );
         }
+        create_containers(&shared).await;
         FakeAzure {
             shared,
             _servers: servers,
+            _azurite: azurite,
         }
     }
 
@@ -210,6 +242,17 @@ impl FakeAzure {
     /// The configuration the fake started with (service principals as they were then).
     pub fn config(&self) -> &FakeAzureConfig {
         &self.shared.config
+    }
+
+    /// `https://127.0.0.1:PORT/{account}/`, the named storage account's blob endpoint (its
+    /// `primaryEndpoints.blob`) in Azurite, in place of `https://{account}.blob.core.windows.net/`.
+    pub fn blob_endpoint(&self, account_name: &str) -> String {
+        self.shared
+            .storage_accounts
+            .iter()
+            .find(|endpoint| endpoint.account.at.name.eq_ignore_ascii_case(account_name))
+            .map(|endpoint| endpoint.blob_endpoint.clone())
+            .unwrap_or_else(|| panic!("no fake storage account named {account_name}"))
     }
 
     /// `127.0.0.1:PORT` of the named registry.
@@ -263,6 +306,13 @@ impl FakeAzure {
         )
     }
 
+    /// A blob storage token (audience [`STORAGE_AUDIENCE`]) for a configured service
+    /// principal, as the token endpoint would issue it for `https://storage.azure.com/.default`.
+    pub fn storage_token(&self, client_id: &str) -> String {
+        let lifetime = self.config().token_lifetime.as_secs() as i64;
+        self.mint_aad_token(client_id, STORAGE_AUDIENCE, lifetime)
+    }
+
     /// Answers the next `count` requests to `surface` with `fault` instead of serving them.
     pub fn fail_next_requests(&self, surface: Surface, count: usize, fault: Fault) {
         self.shared.state().faults.fail_next(surface, count, fault);
@@ -299,6 +349,27 @@ impl FakeAzure {
     /// Every request received so far, in order, including those answered with a fault.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state().faults.requests.clone()
+    }
+}
+
+/// Creates every account's configured containers in Azurite, with a storage token: Azurite
+/// checks its claims, not who it names.
+async fn create_containers(shared: &Shared) {
+    let token = shared.tokens.mint_aad(
+        &shared.config.tenant_id,
+        "fake-azure-setup",
+        "fake-azure-setup",
+        STORAGE_AUDIENCE,
+        300,
+    );
+    for endpoint in &shared.storage_accounts {
+        blob_storage::create_containers(
+            &endpoint.blob_endpoint,
+            &endpoint.account.containers,
+            &token,
+            &shared.ca_pem,
+        )
+        .await;
     }
 }
 

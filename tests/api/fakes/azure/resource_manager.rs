@@ -464,9 +464,10 @@ impl ArmRequest {
     fn list_storage_accounts(&self) -> ArmResult {
         self.require(Permission::ReadStorageAccounts, &self.list_scope())?;
         self.known_subscription()?;
-        let items = (self.shared.config.storage_accounts.iter())
-            .filter(|account| self.in_scope(&account.at))
-            .map(|account| {
+        let items = (self.shared.storage_accounts.iter())
+            .filter(|endpoint| self.in_scope(&endpoint.account.at))
+            .map(|endpoint| {
+                let account = &endpoint.account;
                 json!({
                     "id": account.at.resource_id(STORAGE_ACCOUNTS),
                     "name": account.at.name,
@@ -479,7 +480,7 @@ impl ArmRequest {
                         "provisioningState": "Succeeded",
                         "primaryLocation": account.at.location,
                         "statusOfPrimary": "available",
-                        "primaryEndpoints": {"blob": account.blob_endpoint},
+                        "primaryEndpoints": {"blob": endpoint.blob_endpoint},
                         "isHnsEnabled": false,
                         "allowSharedKeyAccess": true
                     }

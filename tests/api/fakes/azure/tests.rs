@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::*;
 
 const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
+const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
 fn client(azure: &FakeAzure) -> Client {
     Client::builder()
@@ -57,6 +58,23 @@ async fn get_as(azure: &FakeAzure, url: &str, token: &str) -> reqwest::Response 
         .send()
         .await
         .unwrap()
+}
+
+/// Azurite's List Containers: `GET {blob_endpoint}?comp=list`.
+async fn list_containers(azure: &FakeAzure, account: &str, token: &str) -> reqwest::Response {
+    let request = client(azure).get(format!("{}?comp=list", azure.blob_endpoint(account)));
+    blob_storage::authorize(request, token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The container names in a List Containers answer, in order.
+fn container_names(xml: &str) -> Vec<&str> {
+    assert!(xml.contains("<EnumerationResults "), "{xml}");
+    (xml.split("<Name>").skip(1))
+        .map(|rest| rest.split_once("</Name>").unwrap().0)
+        .collect()
 }
 
 /// The value of `key: value` in a kubeconfig, for the first line that has it.
@@ -491,4 +509,89 @@ async fn a_response_delay_makes_impatient_clients_time_out() {
     azure.set_response_delay(Surface::ActiveDirectory, None);
     let response = request_token(&azure, DEFAULT_CLIENT_SECRET, MANAGEMENT_SCOPE).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn azurite_lists_an_accounts_containers_to_bearers_of_storage_tokens() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        storage_accounts: vec![
+            FakeStorageAccount::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "acct1")
+                .with_containers(&["alpha", "beta"]),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let endpoint = azure.blob_endpoint("acct1");
+    assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
+    assert!(endpoint.ends_with("/acct1/"), "{endpoint}");
+
+    let accounts_url = format!(
+        "{}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/providers/Microsoft.Storage/storageAccounts?api-version=2023-05-01",
+        azure.resource_manager_endpoint()
+    );
+    let body: Value = arm_get(&azure, &accounts_url).await.json().await.unwrap();
+    assert_eq!(body["value"][0]["name"], "acct1");
+    assert_eq!(
+        body["value"][0]["properties"]["primaryEndpoints"]["blob"],
+        endpoint
+    );
+
+    let token = access_token(&azure, STORAGE_SCOPE).await;
+    let response = list_containers(&azure, "acct1", &token).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let xml = response.text().await.unwrap();
+    assert_eq!(container_names(&xml), ["alpha", "beta"]);
+}
+
+#[tokio::test]
+async fn azurite_refuses_management_and_expired_tokens() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        storage_accounts: vec![
+            FakeStorageAccount::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "acct1")
+                .with_containers(&["alpha"]),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+
+    let management_token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    let response = list_containers(&azure, "acct1", &management_token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let xml = response.text().await.unwrap();
+    assert!(xml.contains("<Code>AuthenticationFailed</Code>"), "{xml}");
+    assert!(xml.contains("Invalid token audience."), "{xml}");
+
+    let expired = azure.mint_aad_token(DEFAULT_CLIENT_ID, STORAGE_AUDIENCE, -60);
+    let response = list_containers(&azure, "acct1", &expired).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let xml = response.text().await.unwrap();
+    assert!(xml.contains("The token is expired."), "{xml}");
+}
+
+#[tokio::test]
+async fn accounts_sharing_one_azurite_see_only_their_own_containers() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        storage_accounts: vec![
+            FakeStorageAccount::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "acct1")
+                .with_containers(&["alpha", "beta"]),
+            FakeStorageAccount::new(DEFAULT_SUBSCRIPTION_ID, "rg2", "acct2")
+                .with_containers(&["gamma"]),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let one = azure.blob_endpoint("acct1");
+    let two = azure.blob_endpoint("acct2");
+    assert_eq!(
+        one.strip_suffix("acct1/").unwrap(),
+        two.strip_suffix("acct2/").unwrap()
+    );
+
+    let token = azure.storage_token(DEFAULT_CLIENT_ID);
+    for (account, containers) in [("acct1", &["alpha", "beta"][..]), ("acct2", &["gamma"])] {
+        let response = list_containers(&azure, account, &token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let xml = response.text().await.unwrap();
+        assert_eq!(container_names(&xml), containers, "{account}");
+    }
 }
