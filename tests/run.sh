@@ -2,7 +2,8 @@
 # Sets up what the test suite needs on this machine, then runs every test.
 #   - PostgreSQL: reachable at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test);
 #     started with pg_ctlcluster when installed but stopped; the database is created if missing.
-#   - The real zenml client (zenml==0.98.0 from PyPI) in tests/.venv, for tests/api/zenml_cli.rs.
+#   - The real zenml client (zenml==0.98.0 and kubernetes from PyPI) in tests/.venv, and kubectl,
+#     for tests/api/zenml_cli.rs.
 #   - Azurite (npm azurite, pinned by tests/package-lock.json) in tests/node_modules, for the
 #     fake Azure's blob storage (tests/api/fakes/azure); AZURITE_BLOB points at its binary.
 # A missing service is an error, never a reason to skip tests.
@@ -39,14 +40,19 @@ if ! psql "$TEST_DATABASE_URL" -qAt -c 'select 1' >/dev/null 2>&1; then
     psql "${TEST_DATABASE_URL%/*}/postgres" -q -c "CREATE DATABASE \"$database\""
 fi
 
-zenml_version=0.98.0
+# The kubernetes package lets `zenml service-connector login` configure kubectl.
+python_packages=("zenml==0.98.0" "kubernetes==36.0.3")
 venv=tests/.venv
-installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("zenml"))' 2>/dev/null || true)
-if [ "$installed" != "$zenml_version" ]; then
-    echo "installing zenml==$zenml_version into $venv"
+installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(" ".join(p + "==" + m.version(p) for p in ("zenml", "kubernetes")))' 2>/dev/null || true)
+if [ "$installed" != "${python_packages[*]}" ]; then
+    echo "installing ${python_packages[*]} into $venv"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet "zenml==$zenml_version"
+    "$venv/bin/pip" install --quiet "${python_packages[@]}"
+fi
+if ! command -v kubectl >/dev/null; then
+    echo "error: kubectl is missing; the zenml CLI tests run 'service-connector login' with it" >&2
+    exit 1
 fi
 export ZENML_CLI="$PWD/$venv/bin/zenml"
 

@@ -94,18 +94,19 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
         .ok();
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
-    assert_eq!(ids(&verified, "blob-container"), ["az://data", "az://models"]);
+    assert_eq!(
+        ids(&verified, "blob-container"),
+        ["az://data", "az://models"]
+    );
     assert_eq!(ids(&verified, "kubernetes-cluster"), ["rg1/c1", "rg2/c2"]);
     assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
 
     let http = trusting(&azure);
-    let client = |resource_type: &str, resource_id: &str| {
-        app.get(
-            &format!(
-                "/api/v1/service_connectors/{id}/client?resource_type={resource_type}&resource_id={resource_id}"
-            ),
-            &app.admin,
-        )
+    let client = async |resource_type: &str, resource_id: &str| {
+        let path = format!(
+            "/api/v1/service_connectors/{id}/client?resource_type={resource_type}&resource_id={resource_id}"
+        );
+        app.get(&path, &app.admin).await
     };
 
     // azure-generic: an ARM token that ARM accepts.
@@ -113,7 +114,9 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
     assert_eq!(generic["body"]["connector_type"], "azure");
     assert_eq!(generic["body"]["auth_method"], "access-token");
     assert!(generic["body"]["expires_at"].is_string(), "{generic}");
-    let token = generic["metadata"]["configuration"]["token"].as_str().unwrap();
+    let token = generic["metadata"]["configuration"]["token"]
+        .as_str()
+        .unwrap();
     let subscriptions = http
         .get(format!(
             "{}/subscriptions?api-version=2022-12-01",
@@ -150,7 +153,10 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
         let name = cluster.split('/').nth(1).unwrap();
         assert_eq!(configuration["server"], azure.cluster_server_url(name));
         let version = http
-            .get(format!("{}/version", configuration["server"].as_str().unwrap()))
+            .get(format!(
+                "{}/version",
+                configuration["server"].as_str().unwrap()
+            ))
             .bearer_auth(configuration["token"].as_str().unwrap())
             .send()
             .await

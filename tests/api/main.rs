@@ -1,6 +1,8 @@
 //! Black-box tests of the HTTP API, each run on SQLite and on PostgreSQL.
 
 mod auth;
+mod azure;
+mod azure_failures;
 mod connectors;
 mod encryption;
 mod errors;
