@@ -40,8 +40,9 @@ if ! psql "$TEST_DATABASE_URL" -qAt -c 'select 1' >/dev/null 2>&1; then
     psql "${TEST_DATABASE_URL%/*}/postgres" -q -c "CREATE DATABASE \"$database\""
 fi
 
-# The kubernetes package lets `zenml service-connector login` configure kubectl.
-python_packages=("zenml==0.98.0" "kubernetes==36.0.3")
+# The kubernetes package lets `zenml service-connector login` configure kubectl; zenml 0.98
+# supports kubernetes>=21.7,<26.
+python_packages=("zenml==0.98.0" "kubernetes==25.3.0")
 venv=tests/.venv
 installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(" ".join(p + "==" + m.version(p) for p in ("zenml", "kubernetes")))' 2>/dev/null || true)
 if [ "$installed" != "${python_packages[*]}" ]; then

@@ -10,10 +10,16 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
+use crate::fakes::azure::{
+    ARM_AUDIENCE, DEFAULT_CLIENT_ID, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID, FakeAzure,
+    FakeAzureConfig, FakeCluster, FakeRegistry, FakeServicePrincipal, FakeStorageAccount,
+};
 use crate::harness::{ADMIN_PASSWORD, Backend, TestApp};
 
-const TENANT: &str = "2f7a1c3e-0000-4000-8000-000000000001";
-const CLIENT: &str = "2f7a1c3e-0000-4000-8000-000000000002";
+const TENANT: &str = DEFAULT_TENANT_ID;
+const CLIENT: &str = DEFAULT_CLIENT_ID;
+/// A second service principal, for the blob connector.
+const BLOB_CLIENT: &str = "2f7a1c3e-0000-4000-8000-000000000002";
 
 fn zenml_executable() -> PathBuf {
     let path = std::env::var_os("ZENML_CLI")
@@ -130,6 +136,23 @@ impl Zenml {
         text
     }
 
+    /// Runs kubectl with this client's home folder (and so its kubeconfig); must succeed.
+    async fn kubectl(&self, args: &[&str]) -> String {
+        let output = self
+            .environment(Command::new("kubectl"))
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed:\n{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    }
+
     /// Runs a command that must succeed and returns what it printed.
     async fn ok(&self, args: &[&str]) -> String {
         let ran = self.run(args).await;
@@ -149,7 +172,7 @@ impl Zenml {
     }
 }
 
-fn service_principal_args<'a>(name: &'a str, secret: &'a str) -> Vec<String> {
+fn service_principal_args(name: &str, client_id: &str, secret: &str) -> Vec<String> {
     vec![
         "service-connector".into(),
         "register".into(),
@@ -159,9 +182,28 @@ fn service_principal_args<'a>(name: &'a str, secret: &'a str) -> Vec<String> {
         "--auth-method".into(),
         "service-principal".into(),
         format!("--tenant_id={TENANT}"),
-        format!("--client_id={CLIENT}"),
+        format!("--client_id={client_id}"),
         format!("--client_secret={secret}"),
     ]
+}
+
+/// The Azure the CLI's connectors reach: two service principals, a storage account with a
+/// `data` container, a registry and a cluster.
+async fn fake_azure() -> FakeAzure {
+    let sub = DEFAULT_SUBSCRIPTION_ID;
+    FakeAzure::start(FakeAzureConfig {
+        service_principals: vec![
+            FakeServicePrincipal::new(CLIENT, "very-secret-1"),
+            FakeServicePrincipal::new(BLOB_CLIENT, "very-secret-2"),
+        ],
+        storage_accounts: vec![
+            FakeStorageAccount::new(sub, "rg1", "acct1").with_containers(&["data"]),
+        ],
+        registries: vec![FakeRegistry::new(sub, "rg1", "myregistry")],
+        clusters: vec![FakeCluster::new(sub, "rg1", "c1")],
+        ..FakeAzureConfig::default()
+    })
+    .await
 }
 
 fn strs(args: &[String]) -> Vec<&str> {
@@ -214,18 +256,32 @@ async fn the_catalogue_reads_as_zenmls_own_azure_type() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connectors_are_registered_listed_described_updated_and_deleted() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+async fn connectors_are_registered_verified_listed_updated_and_deleted() {
+    let azure = fake_azure().await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
     let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
 
+    // Registering verifies against Azure and shows what the connector reaches.
     let registered = zenml
-        .ok(&strs(&service_principal_args("az-multi", "very-secret-1")))
+        .ok(&strs(&service_principal_args(
+            "az-multi",
+            CLIENT,
+            "very-secret-1",
+        )))
         .await;
     assert!(
         registered.contains("Successfully registered service connector `az-multi`"),
         "{registered}"
     );
-    let mut single = service_principal_args("az-blob", "very-secret-2");
+    for reached in [
+        "Example Subscription",
+        "az://data",
+        "rg1/c1",
+        "myregistry.azurecr.io",
+    ] {
+        assert!(registered.contains(reached), "{reached}:\n{registered}");
+    }
+    let mut single = service_principal_args("az-blob", BLOB_CLIENT, "very-secret-2");
     single.extend([
         "--resource-type".into(),
         "blob-container".into(),
@@ -247,7 +303,10 @@ async fn connectors_are_registered_listed_described_updated_and_deleted() {
             "azure",
             "--auth-method",
             "access-token",
-            "--token=static-token",
+            &format!(
+                "--token={}",
+                azure.mint_aad_token(CLIENT, ARM_AUDIENCE, 3600)
+            ),
             "--expires-at",
             "2099-01-01T00:00:00",
             "--resource-type",
@@ -257,6 +316,14 @@ async fn connectors_are_registered_listed_described_updated_and_deleted() {
         ])
         .await;
     assert!(token.contains("myregistry.azurecr.io"), "{token}");
+    let wrong = zenml
+        .fails(&strs(&service_principal_args(
+            "az-wrong",
+            CLIENT,
+            "not-the-secret",
+        )))
+        .await;
+    assert!(wrong.contains("AADSTS7000215"), "{wrong}");
     let refused = zenml
         .fails(&[
             "service-connector",
@@ -306,6 +373,67 @@ async fn connectors_are_registered_listed_described_updated_and_deleted() {
         "secrets stay hidden:\n{described}"
     );
 
+    let verified = zenml.ok(&["service-connector", "verify", "az-multi"]).await;
+    for reached in ["az://data", "rg1/c1", "myregistry.azurecr.io"] {
+        assert!(verified.contains(reached), "{reached}:\n{verified}");
+    }
+    for (resource_type, resource_id) in [
+        ("azure-generic", "Example Subscription"),
+        ("blob-container", "az://data"),
+        ("kubernetes-cluster", "rg1/c1"),
+        ("docker-registry", "myregistry.azurecr.io"),
+    ] {
+        let one = zenml
+            .ok(&[
+                "service-connector",
+                "verify",
+                "az-multi",
+                "--resource-type",
+                resource_type,
+                "--resource-id",
+                resource_id,
+            ])
+            .await;
+        assert!(one.contains(resource_id), "{resource_id}:\n{one}");
+    }
+    let missing = zenml
+        .fails(&[
+            "service-connector",
+            "verify",
+            "az-multi",
+            "--resource-type",
+            "blob-container",
+            "--resource-id",
+            "az://nowhere",
+        ])
+        .await;
+    assert!(missing.contains("nowhere"), "{missing}");
+
+    // `login` hands kubectl the cluster's short-lived credentials from the client endpoint.
+    let login = zenml
+        .ok(&[
+            "service-connector",
+            "login",
+            "az-multi",
+            "--resource-type",
+            "kubernetes-cluster",
+            "--resource-id",
+            "rg1/c1",
+        ])
+        .await;
+    assert!(login.contains("c1"), "{login}");
+    let context = zenml.kubectl(&["config", "current-context"]).await;
+    assert_eq!(context.trim(), "c1");
+    let server = zenml
+        .kubectl(&[
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .await;
+    assert_eq!(server.trim(), azure.cluster_server_url("c1"));
+
     let updated = zenml
         .ok(&[
             "service-connector",
@@ -322,6 +450,7 @@ async fn connectors_are_registered_listed_described_updated_and_deleted() {
         .ok(&["service-connector", "describe", "az-multi"])
         .await;
     assert!(described.contains("team"), "{described}");
+    azure.set_client_secret(CLIENT, "rotated-secret");
     zenml
         .ok(&[
             "service-connector",
@@ -407,10 +536,13 @@ async fn another_workspace_sees_nothing_through_the_cli() {
     app.create_user("eve", "other", "admin").await;
     let owner = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
     owner
-        .ok(&strs(&service_principal_args(
-            "owners-connector",
-            "owners-secret",
-        )))
+        .ok(&strs(
+            &[
+                service_principal_args("owners-connector", CLIENT, "owners-secret"),
+                vec!["--no-verify".into()],
+            ]
+            .concat(),
+        ))
         .await;
     owner
         .ok(&["secret", "create", "owners-secret", "--key=value"])
