@@ -1,12 +1,14 @@
 //! The Azure engine against the fake Azure (Azure AD, ARM, ACR, AKS) and Azurite: verifying
 //! connectors, listing what they reach, and the short-lived credentials handed to clients.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fakes::azure::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID,
-    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeStorageAccount,
+    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeStorageAccount, Permission, Surface,
 };
 use crate::harness::{Backend, TestApp, on_both_backends};
 
@@ -197,3 +199,180 @@ pub fn httpdate_now() -> String {
 }
 
 on_both_backends!(a_multi_type_service_principal_reaches_every_resource_type);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_cached_per_connector_and_scope() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let token_requests = || {
+        azure
+            .requests()
+            .iter()
+            .filter(|r| r.surface == Surface::ActiveDirectory)
+            .count()
+    };
+    let mut body = service_principal("az-registries", DEFAULT_CLIENT_SECRET);
+    body["resource_types"] = json!(["docker-registry"]);
+    let id = app
+        .post("/api/v1/service_connectors", &app.admin, body)
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verify = format!("/api/v1/service_connectors/{id}/verify");
+    app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(token_requests(), 1, "one ARM token");
+    app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(token_requests(), 1, "the second verify reuses it");
+
+    // A changed secret gets a token of its own.
+    let update = json!({"configuration": {
+        "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET, "resource_group": "rg1",
+    }});
+    app.put(
+        &format!("/api/v1/service_connectors/{id}"),
+        &app.admin,
+        update,
+    )
+    .await
+    .ok();
+    app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(token_requests(), 1, "same credentials, same token");
+    azure.set_client_secret(DEFAULT_CLIENT_ID, "rotated");
+    let update = json!({"configuration": {
+        "tenant_id": DEFAULT_TENANT_ID, "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": "rotated",
+    }});
+    app.put(
+        &format!("/api/v1/service_connectors/{id}"),
+        &app.admin,
+        update,
+    )
+    .await
+    .ok();
+    let verified = app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+    assert_eq!(token_requests(), 2);
+
+    // A token is reused until it is within five minutes of expiring (the fake's tokens live
+    // 3599 s from now).
+    app.clock.advance(Duration::from_secs(3200));
+    app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(token_requests(), 2);
+    app.clock.advance(Duration::from_secs(200));
+    let verified = app.put(&verify, &app.admin, json!({})).await.ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+    assert!(token_requests() > 2, "a token about to expire is replaced");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsaved_configurations_and_resource_listings_are_verified() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let verified = app
+        .post(
+            "/api/v1/service_connectors/verify?list_resources=true",
+            &app.admin,
+            service_principal("draft", DEFAULT_CLIENT_SECRET),
+        )
+        .await
+        .ok();
+    assert_eq!(verified["id"], Value::Null);
+    assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+    let global_only = app
+        .post(
+            "/api/v1/service_connectors/verify?list_resources=false",
+            &app.admin,
+            service_principal("draft", DEFAULT_CLIENT_SECRET),
+        )
+        .await
+        .ok();
+    assert_eq!(global_only["error"], Value::Null);
+    assert!(
+        global_only["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["resource_ids"].is_null() && r["error"].is_null()),
+        "{global_only}"
+    );
+    // Nothing was stored.
+    let listed = app.get("/api/v1/service_connectors", &app.admin).await.ok();
+    assert_eq!(listed["total"], 0);
+
+    for (name, secret) in [("good", DEFAULT_CLIENT_SECRET), ("bad", "wrong")] {
+        app.post(
+            "/api/v1/service_connectors",
+            &app.admin,
+            service_principal(name, secret),
+        )
+        .await
+        .ok();
+    }
+    let resources = app
+        .get(
+            "/api/v1/service_connectors/resources?resource_type=kubernetes-cluster",
+            &app.admin,
+        )
+        .await
+        .ok();
+    let by_name = |name: &str| {
+        resources
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {resources}"))
+            .clone()
+    };
+    assert_eq!(
+        ids(&by_name("good"), "kubernetes-cluster"),
+        ["rg1/c1", "rg2/c2"]
+    );
+    let bad = by_name("bad");
+    assert!(
+        bad["error"].as_str().unwrap().contains("AADSTS7000215"),
+        "{bad}"
+    );
+    assert_eq!(bad["resources"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_fall_back_to_their_admin_user_without_acr_pull() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let id = app
+        .post(
+            "/api/v1/service_connectors",
+            &app.admin,
+            service_principal("az-all", DEFAULT_CLIENT_SECRET),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let everything_but_pull: Vec<Permission> = Permission::ALL
+        .into_iter()
+        .filter(|p| *p != Permission::PullFromRegistry)
+        .collect();
+    azure.set_permissions(DEFAULT_CLIENT_ID, &everything_but_pull);
+    let docker = app
+        .get(
+            &format!(
+                "/api/v1/service_connectors/{id}/client?resource_type=docker-registry&resource_id=reg1.azurecr.io"
+            ),
+            &app.admin,
+        )
+        .await
+        .ok();
+    let configuration = &docker["metadata"]["configuration"];
+    assert_eq!(configuration["username"], "reg1");
+    assert_eq!(configuration["password"], "reg1-password-1");
+    assert_eq!(docker["body"]["expires_at"], Value::Null);
+    app.stop().await;
+}
