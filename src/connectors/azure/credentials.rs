@@ -156,6 +156,28 @@ pub fn sdk_error(error: &azure_core::Error) -> String {
     super::outbound::describe(error)
 }
 
+/// Why Azure AD issued no token for a service principal. Only a 4xx answer (other than 429)
+/// is a refusal of the credentials; throttling, outages and timeouts are said to be what they
+/// are, so that users do not rotate a secret that is fine.
+fn token_failure(error: &azure_core::Error) -> String {
+    let status = error.http_status().or_else(|| {
+        error
+            .downcast_ref::<azure_core::Error>()
+            .and_then(azure_core::Error::http_status)
+    });
+    match status.map(u16::from) {
+        Some(code @ 400..=499) if code != 429 => format!(
+            "Azure AD refused the service principal credentials: {}",
+            sdk_error(error)
+        ),
+        Some(code) => format!(
+            "Azure AD failed to issue a token (HTTP {code}), after retries: {}",
+            sdk_error(error)
+        ),
+        None => format!("Azure AD issued no token: {}", sdk_error(error)),
+    }
+}
+
 /// Tokens by (connector and credentials, scope).
 #[derive(Default)]
 pub struct TokenCache {
@@ -225,12 +247,10 @@ impl TokenSource<'_> {
                         sdk_error(&e)
                     )
                 })?;
-                let token = credential.get_token(&[scope], None).await.map_err(|e| {
-                    format!(
-                        "Azure AD refused the service principal credentials: {}",
-                        sdk_error(&e)
-                    )
-                })?;
+                let token = credential
+                    .get_token(&[scope], None)
+                    .await
+                    .map_err(|e| token_failure(&e))?;
                 from_sdk(token)
             }
             Credentials::Implicit => self.implicit.token(scope).await?,
