@@ -211,6 +211,45 @@ fn strs(args: &[String]) -> Vec<&str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_connectors_work_once_the_administrator_enables_them() {
+    let azure = fake_azure().await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+        config.enable_implicit_auth_methods = true;
+        config.azure.azure_tenant_id = Some(TENANT.into());
+        config.azure.azure_client_id = Some(CLIENT.into());
+        config.azure.azure_client_secret = Some("very-secret-1".into());
+    })
+    .await;
+    let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);
+    let types = zenml
+        .ok(&[
+            "service-connector",
+            "describe-type",
+            "azure",
+            "--auth-method",
+            "implicit",
+        ])
+        .await;
+    assert!(types.contains("implicit"), "{types}");
+    let registered = zenml
+        .ok(&[
+            "service-connector",
+            "register",
+            "az-implicit",
+            "--type",
+            "azure",
+            "--auth-method",
+            "implicit",
+            "--resource-type",
+            "docker-registry",
+        ])
+        .await;
+    assert!(registered.contains("myregistry.azurecr.io"), "{registered}");
+
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_reads_as_zenmls_own_azure_type() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let zenml = Zenml::as_user(&app, "default", ADMIN_PASSWORD);

@@ -597,7 +597,11 @@ impl ArmFailure {
         match self {
             ArmFailure::Auth(message) => message.clone(),
             ArmFailure::Arm(error) if error.is_denied() => {
-                format!("{what}: {error}. Make sure the connector's identity has the {role} role.")
+                let error = error.to_string();
+                format!(
+                    "{what}: {}. Make sure the connector's identity has the {role} role.",
+                    error.trim_end_matches('.')
+                )
             }
             ArmFailure::Arm(error) => format!("{what}: {error}"),
         }

@@ -35,8 +35,6 @@ pub async fn access_token(
     aad_token: &str,
 ) -> Result<RegistryToken, String> {
     let base = base_url(login_server)?;
-    let hint =
-        "make sure the connector's identity has the AcrPull (or AcrPush) role on the registry";
     let refresh = outbound
         .send(|client| {
             client.post(format!("{base}/oauth2/exchange")).form(&[
@@ -46,12 +44,7 @@ pub async fn access_token(
             ])
         })
         .await
-        .map_err(|e| {
-            format!(
-                "the registry {login_server} refused the Azure AD token ({}); {hint}",
-                brief(&e)
-            )
-        })?
+        .map_err(|e| token_failure(login_server, "a refresh token", &e))?
         .json::<serde_json::Value>()
         .await
         .map_err(|e| {
@@ -71,12 +64,7 @@ pub async fn access_token(
             ])
         })
         .await
-        .map_err(|e| {
-            format!(
-                "the registry {login_server} refused an access token ({}); {hint}",
-                brief(&e)
-            )
-        })?
+        .map_err(|e| token_failure(login_server, "an access token", &e))?
         .json::<serde_json::Value>()
         .await
         .map_err(|e| format!("the registry {login_server} sent an unreadable access token: {e}"))?;
@@ -102,6 +90,24 @@ pub async fn check(outbound: &Outbound, login_server: &str, token: &str) -> Resu
                 brief(&e)
             )
         })
+}
+
+/// Why a token request failed; only a refusal (a 4xx other than 429) suggests a missing role.
+fn token_failure(login_server: &str, what: &str, error: &CallError) -> String {
+    let refused = matches!(error, CallError::Status { status, .. }
+        if status.is_client_error() && *status != reqwest::StatusCode::TOO_MANY_REQUESTS);
+    if refused {
+        format!(
+            "the registry {login_server} refused {what} ({}); make sure the connector's identity \
+             has the AcrPull (or AcrPush) role on the registry",
+            brief(error)
+        )
+    } else {
+        format!(
+            "the registry {login_server} failed to issue {what} ({})",
+            brief(error)
+        )
+    }
 }
 
 fn brief(error: &CallError) -> String {
