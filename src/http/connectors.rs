@@ -153,6 +153,16 @@ struct Detail {
 }
 
 impl ConnectorResponse {
+    /// Hydrated, with the given secret values: what create, update and the client endpoint
+    /// answer.
+    fn full(view: ConnectorView, secret: &SecretValues, now: DateTime<Utc>) -> Self {
+        let detail = Detail {
+            hydrate: true,
+            expand: true,
+        };
+        Self::render(view, Some(secret), detail, now)
+    }
+
     fn render(
         view: ConnectorView,
         secret: Option<&SecretValues>,
@@ -434,14 +444,9 @@ pub async fn create_connector(
         .await
         .map_err(name_taken("create", "service connector", &row.name))?;
     tx.commit().await?;
-    let detail = Detail {
-        hydrate: true,
-        expand: true,
-    };
-    Ok(Json(ConnectorResponse::render(
+    Ok(Json(ConnectorResponse::full(
         view_of(row, &scope),
-        Some(&valid.secrets),
-        detail,
+        &valid.secrets,
         now,
     )))
 }
@@ -720,16 +725,7 @@ pub async fn update_connector(
         connector: row,
         ..view
     };
-    let detail = Detail {
-        hydrate: true,
-        expand: true,
-    };
-    Ok(Json(ConnectorResponse::render(
-        view,
-        Some(&valid.secrets),
-        detail,
-        now,
-    )))
+    Ok(Json(ConnectorResponse::full(view, &valid.secrets, now)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/service_connectors/{connector_id}", tag = "service connectors",
@@ -1022,16 +1018,7 @@ pub async fn connector_client(
         connector: row,
         ..view
     };
-    let detail = Detail {
-        hydrate: true,
-        expand: true,
-    };
-    Ok(Json(ConnectorResponse::render(
-        view,
-        Some(&secrets),
-        detail,
-        now,
-    )))
+    Ok(Json(ConnectorResponse::full(view, &secrets, now)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -51,6 +51,15 @@ pub fn service_principal(name: &str, secret: &str) -> Value {
     })
 }
 
+/// Registers a connector as the admin; its id.
+pub async fn register(app: &TestApp, body: Value) -> String {
+    let created = app
+        .post("/api/v1/service_connectors", &app.admin, body)
+        .await
+        .ok();
+    created["id"].as_str().unwrap().to_owned()
+}
+
 /// A client that trusts the fake's CA, as a ZenML client handed these credentials would.
 pub fn trusting(azure: &FakeAzure) -> reqwest::Client {
     reqwest::Client::builder()
@@ -76,15 +85,7 @@ fn ids(result: &Value, resource_type: &str) -> Vec<String> {
 async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
     let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
-    let created = app
-        .post(
-            "/api/v1/service_connectors",
-            &app.admin,
-            service_principal("az-all", DEFAULT_CLIENT_SECRET),
-        )
-        .await
-        .ok();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = register(&app, service_principal("az-all", DEFAULT_CLIENT_SECRET)).await;
 
     let verified = app
         .put(
@@ -213,13 +214,7 @@ async fn tokens_are_cached_per_connector_and_scope() {
     };
     let mut body = service_principal("az-registries", DEFAULT_CLIENT_SECRET);
     body["resource_types"] = json!(["docker-registry"]);
-    let id = app
-        .post("/api/v1/service_connectors", &app.admin, body)
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = register(&app, body).await;
     let verify = format!("/api/v1/service_connectors/{id}/verify");
     app.put(&verify, &app.admin, json!({})).await.ok();
     assert_eq!(token_requests(), 1, "one ARM token");
@@ -304,13 +299,7 @@ async fn unsaved_configurations_and_resource_listings_are_verified() {
     assert_eq!(listed["total"], 0);
 
     for (name, secret) in [("good", DEFAULT_CLIENT_SECRET), ("bad", "wrong")] {
-        app.post(
-            "/api/v1/service_connectors",
-            &app.admin,
-            service_principal(name, secret),
-        )
-        .await
-        .ok();
+        register(&app, service_principal(name, secret)).await;
     }
     let resources = app
         .get(
@@ -345,17 +334,7 @@ async fn unsaved_configurations_and_resource_listings_are_verified() {
 async fn registries_fall_back_to_their_admin_user_without_acr_pull() {
     let azure = FakeAzure::start(estate()).await;
     let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
-    let id = app
-        .post(
-            "/api/v1/service_connectors",
-            &app.admin,
-            service_principal("az-all", DEFAULT_CLIENT_SECRET),
-        )
-        .await
-        .ok()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = register(&app, service_principal("az-all", DEFAULT_CLIENT_SECRET)).await;
     let everything_but_pull: Vec<Permission> = Permission::ALL
         .into_iter()
         .filter(|p| *p != Permission::PullFromRegistry)
