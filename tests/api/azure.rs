@@ -355,3 +355,52 @@ async fn registries_fall_back_to_their_admin_user_without_acr_pull() {
     assert_eq!(docker["body"]["expires_at"], Value::Null);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connectors_choose_a_cloud_by_name_and_never_an_endpoint() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let in_cloud = |cloud: &str| {
+        let mut body = service_principal("az-cloud", DEFAULT_CLIENT_SECRET);
+        body["configuration"]["cloud"] = json!(cloud);
+        body
+    };
+    // The configured custom cloud (the fake) by its name.
+    let verified = app
+        .post(
+            "/api/v1/service_connectors/verify",
+            &app.admin,
+            in_cloud("FakeAzure"),
+        )
+        .await
+        .ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+
+    // A national cloud: its own Azure AD, never the fake.
+    let before = azure.requests().len();
+    let china = app
+        .post(
+            "/api/v1/service_connectors/verify",
+            &app.admin,
+            in_cloud("AzureChinaCloud"),
+        )
+        .await
+        .ok();
+    assert!(china["error"].is_string(), "{china}");
+    assert_eq!(azure.requests().len(), before);
+
+    // Anything else is not a cloud this server knows; a URL is not taken as an endpoint.
+    let unknown = app
+        .post(
+            "/api/v1/service_connectors/verify",
+            &app.admin,
+            in_cloud("https://evil.example"),
+        )
+        .await
+        .ok();
+    let error = unknown["error"].as_str().unwrap();
+    assert!(error.contains("is not known to this server"), "{error}");
+    assert!(error.contains("AzurePublicCloud"), "{error}");
+    assert_eq!(azure.requests().len(), before);
+    app.stop().await;
+}
