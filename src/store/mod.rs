@@ -55,7 +55,9 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     }
 }
 
-const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// SQLite runs each connection on a thread of its own and lets one writer in at a time; on a
+/// small host four connections serve as many requests as eight, with less memory.
+const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
 #[derive(Clone)]
 enum Pool {
