@@ -506,20 +506,20 @@ pub async fn list_connectors(
         scope.user_id(),
         &request.query,
         &filter,
+        expand,
     )
     .await?;
     drop(conn);
     let readable = |row: &ConnectorRow| expand && scope.may_read_secrets(row.user_id);
-    let values = secrets_of(
-        &state,
-        scope.workspace_id,
-        listed
-            .items
-            .iter()
-            .map(|v| &v.connector)
-            .filter(|r| readable(r)),
-    )
-    .await?;
+    let mut values = BTreeMap::new();
+    for view in listed.items.iter().filter(|v| readable(&v.connector)) {
+        if let (Some(id), Some(ciphertext)) = (view.connector.secret_id, &view.secret_ciphertext) {
+            values.insert(
+                id,
+                open_secret(&state, scope.workspace_id, id, ciphertext).await?,
+            );
+        }
+    }
     let now = state.clock.now();
     Ok(Json(request.page(listed, |view| {
         let secret = view.connector.secret_id.and_then(|id| values.get(&id));
@@ -1116,22 +1116,21 @@ pub async fn list_resources(
         scope.user_id(),
         &request.query,
         &filter,
+        true,
     )
     .await?;
     drop(conn);
-    let mut secrets = secrets_of(
-        &state,
-        scope.workspace_id,
-        listed.items.iter().map(|v| &v.connector),
-    )
-    .await?;
     let now = state.clock.now();
     let mut connectors = Vec::new();
     for view in &listed.items {
         let row = &view.connector;
-        let secret = row.secret_id.and_then(|id| secrets.remove(&id));
-        let secret = Some(secret.unwrap_or_default());
-        let connector = engine_connector(&state, &scope, row, secret).await?;
+        let secret = match (row.secret_id, &view.secret_ciphertext) {
+            (Some(id), Some(ciphertext)) => {
+                open_secret(&state, scope.workspace_id, id, ciphertext).await?
+            }
+            _ => SecretValues::default(),
+        };
+        let connector = engine_connector(&state, &scope, row, Some(secret)).await?;
         connectors.push((row.connector_type.clone(), connector));
     }
     let target = (query.resource_type, query.resource_id);

@@ -47,7 +47,7 @@ pub struct ConnectorView {
     pub owner_is_service_account: Option<bool>,
     pub owner_created: Option<DateTime<Utc>>,
     pub owner_updated: Option<DateTime<Utc>>,
-    /// The encrypted secret values; read by `get` only.
+    /// The encrypted secret values, when the query asked for them.
     #[sqlx(default)]
     pub secret_ciphertext: Option<Vec<u8>>,
 }
@@ -363,14 +363,21 @@ pub async fn get(
     .map_err(classify)
 }
 
-/// The connectors `viewer` may see (shared ones and their own), filtered and paged.
+/// Joins each connector's encrypted secret, read into `secret_ciphertext`.
+const SECRET_JOIN: &str =
+    " LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id";
+
+/// The connectors `viewer` may see (shared ones and their own), filtered and paged, with their
+/// encrypted secrets when `with_secrets` (in the same query).
 pub async fn list(
     conn: &mut Conn,
     workspace_id: Uuid,
     viewer: Uuid,
     query: &ListQuery,
     filter: &ConnectorFilter,
+    with_secrets: bool,
 ) -> StoreResult<Listed<ConnectorView>> {
+    let secret_join = if with_secrets { SECRET_JOIN } else { "" };
     // A single `key=value` label filter in creation order reads its page straight from the
     // label index; every other filter walks the connectors in sort order.
     let by_label = match (&filter.resource_type, filter.labels.as_slice()) {
@@ -383,8 +390,10 @@ pub async fn list(
             from.push(
                 "FROM service_connector_labels l \
                  JOIN service_connectors c ON c.id = l.connector_id \
-                 LEFT JOIN users u ON u.id = c.user_id WHERE l.workspace_id = ",
-            );
+                 LEFT JOIN users u ON u.id = c.user_id",
+            )
+            .push(secret_join)
+            .push(" WHERE l.workspace_id = ");
             from.bind(Arg::Uuid(workspace_id))
                 .push(" AND l.key = ")
                 .bind(Arg::Text(key.clone()));
@@ -399,6 +408,7 @@ pub async fn list(
         }
         None => {
             from.push(FROM)
+                .push(secret_join)
                 .push(" WHERE c.workspace_id = ")
                 .bind(Arg::Uuid(workspace_id));
             query.order("c.id")
@@ -447,7 +457,12 @@ pub async fn list(
         total.bind(Arg::Uuid(viewer)).push(")");
         total
     });
-    fetch_page(conn, COLUMNS, from, query, order, total).await
+    if with_secrets {
+        let columns = format!("{COLUMNS}, s.ciphertext AS secret_ciphertext");
+        fetch_page(conn, &columns, from, query, order, total).await
+    } else {
+        fetch_page(conn, COLUMNS, from, query, order, total).await
+    }
 }
 
 /// The one maintained count that answers this filter's total, if there is one.
