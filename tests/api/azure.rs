@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::fakes::azure::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID,
-    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeStorageAccount, Permission, Surface,
+    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeServicePrincipal,
+    FakeStorageAccount, Permission, Surface,
 };
 use crate::harness::{Backend, TestApp, on_both_backends};
 
@@ -402,5 +403,41 @@ async fn connectors_choose_a_cloud_by_name_and_never_an_endpoint() {
     assert!(error.contains("is not known to this server"), "{error}");
     assert!(error.contains("AzurePublicCloud"), "{error}");
     assert_eq!(azure.requests().len(), before);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_connectors_can_use_the_servers_workload_identity() {
+    const FEDERATED: &str = "kubernetes-service-account-token";
+    let mut config = estate();
+    config.service_principals = vec![
+        FakeServicePrincipal::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+            .with_federated_token(FEDERATED),
+    ];
+    let azure = FakeAzure::start(config).await;
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), FEDERATED).unwrap();
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+        config.enable_implicit_auth_methods = true;
+        config.azure.azure_tenant_id = Some(DEFAULT_TENANT_ID.into());
+        config.azure.azure_client_id = Some(DEFAULT_CLIENT_ID.into());
+        config.azure.azure_federated_token_file = Some(token_file.path().to_owned());
+    })
+    .await;
+    let verified = app
+        .post(
+            "/api/v1/service_connectors/verify",
+            &app.admin,
+            json!({
+                "name": "az-workload",
+                "connector_type": "azure",
+                "auth_method": "implicit",
+                "resource_types": ["docker-registry"],
+            }),
+        )
+        .await
+        .ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+    assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
     app.stop().await;
 }

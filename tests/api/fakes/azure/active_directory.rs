@@ -24,8 +24,9 @@ pub(crate) fn router(shared: &Arc<Shared>) -> Router {
         .with_state(shared.clone())
 }
 
-/// `POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`. Unknown form
-/// fields (MSAL adds some) are ignored.
+/// `POST /{tenant}/oauth2/v2.0/token` with `grant_type=client_credentials`, authenticated by
+/// a client secret or a federated client assertion. Unknown form fields (MSAL adds some) are
+/// ignored.
 async fn issue_token(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
@@ -70,7 +71,19 @@ async fn issue_token(
             ),
         );
     };
-    if form.get("client_secret") != Some(&principal.client_secret) {
+    if let Some(assertion) = form.get("client_assertion") {
+        let federated = form.get("client_assertion_type").map(String::as_str)
+            == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+            && principal.federated_token.as_ref() == Some(assertion);
+        if !federated {
+            return aad_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                70021,
+                "No matching federated identity record found for presented assertion.",
+            );
+        }
+    } else if form.get("client_secret") != Some(&principal.client_secret) {
         return aad_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",

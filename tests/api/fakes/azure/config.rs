@@ -69,6 +69,9 @@ pub struct FakeServicePrincipal {
     /// The enterprise application's object id, which ARM error messages also name.
     pub object_id: String,
     pub client_secret: String,
+    /// The token a workload presents instead of the secret (a federated identity credential,
+    /// e.g. a Kubernetes service-account token the app trusts).
+    pub federated_token: Option<String>,
     pub permissions: Vec<Permission>,
 }
 
@@ -80,8 +83,15 @@ impl FakeServicePrincipal {
             object_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, client_id.as_bytes())
                 .to_string(),
             client_secret: client_secret.to_owned(),
+            federated_token: None,
             permissions: Permission::ALL.to_vec(),
         }
+    }
+
+    /// Also accepts `token` as a client assertion (workload identity federation).
+    pub fn with_federated_token(mut self, token: &str) -> FakeServicePrincipal {
+        self.federated_token = Some(token.to_owned());
+        self
     }
 
     pub fn with_permissions(mut self, permissions: &[Permission]) -> FakeServicePrincipal {
