@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::fakes::azure::{
-    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID, DEFAULT_TENANT_ID,
-    FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeServicePrincipal,
+    ARM_AUDIENCE, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID,
+    DEFAULT_TENANT_ID, FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeServicePrincipal,
     FakeStorageAccount, Permission, Surface,
 };
 use crate::harness::{Backend, TestApp, on_both_backends};
@@ -439,5 +439,73 @@ async fn implicit_connectors_can_use_the_servers_workload_identity() {
         .ok();
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auth_method_reaches_what_it_can_of_every_resource_type() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+        config.enable_implicit_auth_methods = true;
+        config.azure.azure_tenant_id = Some(DEFAULT_TENANT_ID.into());
+        config.azure.azure_client_id = Some(DEFAULT_CLIENT_ID.into());
+        config.azure.azure_client_secret = Some(DEFAULT_CLIENT_SECRET.into());
+    })
+    .await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let arm_token = azure.mint_aad_token(DEFAULT_CLIENT_ID, ARM_AUDIENCE, 3600);
+    let implicit = json!({
+        "name": "az-implicit", "connector_type": "azure", "auth_method": "implicit",
+        "resource_types": ALL_TYPES,
+    });
+    let access_token = json!({
+        "name": "az-token", "connector_type": "azure", "auth_method": "access-token",
+        "resource_types": ALL_TYPES, "configuration": {"token": arm_token},
+        "expires_at": expires_at,
+    });
+    for body in [
+        service_principal("az-sp", DEFAULT_CLIENT_SECRET),
+        implicit,
+        access_token,
+    ] {
+        let method = body["auth_method"].as_str().unwrap().to_owned();
+        let id = register(&app, body).await;
+        let verified = app
+            .put(
+                &format!("/api/v1/service_connectors/{id}/verify"),
+                &app.admin,
+                json!({}),
+            )
+            .await
+            .ok();
+        assert_eq!(verified["error"], Value::Null, "{method}: {verified}");
+        assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
+        assert_eq!(ids(&verified, "kubernetes-cluster"), ["rg1/c1", "rg2/c2"]);
+        assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+        if method == "access-token" {
+            // A token has one audience; storage does not take one issued for ARM.
+            let blob = verified["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["resource_type"] == "blob-container")
+                .unwrap();
+            assert!(blob["resource_ids"].is_null());
+            assert!(
+                blob["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cannot reach blob containers"),
+                "{blob}"
+            );
+        } else {
+            assert_eq!(
+                ids(&verified, "blob-container"),
+                ["az://data", "az://models"]
+            );
+        }
+    }
     app.stop().await;
 }
