@@ -93,11 +93,6 @@ impl FakeServicePrincipal {
         self.federated_token = Some(token.to_owned());
         self
     }
-
-    pub fn with_permissions(mut self, permissions: &[Permission]) -> FakeServicePrincipal {
-        self.permissions = permissions.to_vec();
-        self
-    }
 }
 
 #[derive(Debug, Clone)]
