@@ -227,19 +227,19 @@ pub struct AzureConfig {
     )]
     pub azure_max_retry_wait_seconds: u64,
 
-    /// The server's own identity for implicit connectors: a service principal's tenant...
+    /// Tenant of the server's own service principal, used by implicit connectors.
     #[arg(long, env = "AZURE_TENANT_ID")]
     pub azure_tenant_id: Option<String>,
 
-    /// ...client id (also used by workload identity)...
+    /// Client id of the server's own service principal or workload identity.
     #[arg(long, env = "AZURE_CLIENT_ID")]
     pub azure_client_id: Option<String>,
 
-    /// ...and client secret.
+    /// Client secret of the server's own service principal.
     #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
     pub azure_client_secret: Option<String>,
 
-    /// Workload identity: the federated token file (with the tenant and client ids above).
+    /// Federated token file of the server's workload identity (with the tenant and client id).
     #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
     pub azure_federated_token_file: Option<PathBuf>,
 }
