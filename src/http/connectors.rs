@@ -243,10 +243,6 @@ async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<Connect
         })
 }
 
-async fn decrypt_secret(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
-    open_secret(state, row.workspace_id, row.id, &row.ciphertext).await
-}
-
 async fn open_secret(
     state: &AppState,
     workspace_id: Uuid,
@@ -262,24 +258,15 @@ async fn open_secret(
     })
 }
 
-/// The secret values of the connectors that have one, fetched in one query.
-async fn secrets_of(
-    state: &AppState,
-    workspace_id: Uuid,
-    rows: impl Iterator<Item = &ConnectorRow>,
-) -> ApiResult<BTreeMap<Uuid, SecretValues>> {
-    let ids: Vec<Uuid> = rows.filter_map(|r| r.secret_id).collect();
-    if ids.is_empty() {
-        return Ok(BTreeMap::new());
+/// The secret values of a connector read with its encrypted secret (`get`, or a list asked
+/// for secrets); `None` when it has none.
+async fn view_secret(state: &AppState, view: &ConnectorView) -> ApiResult<Option<SecretValues>> {
+    match (view.connector.secret_id, &view.secret_ciphertext) {
+        (Some(id), Some(ciphertext)) => Ok(Some(
+            open_secret(state, view.connector.workspace_id, id, ciphertext).await?,
+        )),
+        _ => Ok(None),
     }
-    let mut conn = state.store.conn().await?;
-    let stored = secrets::by_ids(&mut conn, workspace_id, &ids).await?;
-    drop(conn);
-    let mut values = BTreeMap::new();
-    for secret in &stored {
-        values.insert(secret.id, decrypt_secret(state, secret).await?);
-    }
-    Ok(values)
 }
 
 /// Encrypts a connector's secret fields into a new internal secret row.
@@ -513,11 +500,10 @@ pub async fn list_connectors(
     let readable = |row: &ConnectorRow| expand && scope.may_read_secrets(row.user_id);
     let mut values = BTreeMap::new();
     for view in listed.items.iter().filter(|v| readable(&v.connector)) {
-        if let (Some(id), Some(ciphertext)) = (view.connector.secret_id, &view.secret_ciphertext) {
-            values.insert(
-                id,
-                open_secret(&state, scope.workspace_id, id, ciphertext).await?,
-            );
+        if let (Some(id), Some(secret)) =
+            (view.connector.secret_id, view_secret(&state, view).await?)
+        {
+            values.insert(id, secret);
         }
     }
     let now = state.clock.now();
@@ -567,11 +553,9 @@ pub async fn get_connector(
     let expand =
         query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
     // The secret came with the connector, in the same query.
-    let secret = match (expand, view.connector.secret_id, &view.secret_ciphertext) {
-        (true, Some(secret_id), Some(ciphertext)) => {
-            Some(open_secret(&state, scope.workspace_id, secret_id, ciphertext).await?)
-        }
-        _ => None,
+    let secret = match expand {
+        true => view_secret(&state, &view).await?,
+        false => None,
     };
     let detail = Detail {
         hydrate: query.hydrate.unwrap_or(true),
@@ -632,15 +616,10 @@ pub async fn update_connector(
     // The configuration to validate: the new one whole, or the stored one with its secrets.
     let configuration = match (update.configuration, update.secrets) {
         (None, None) => {
-            let stored = secrets_of(&state, scope.workspace_id, std::iter::once(&before)).await?;
+            let stored = view_secret(&state, &view).await?;
             let mut configuration: Map<String, Value> =
                 serde_json::from_str(&before.configuration).unwrap_or_default();
-            for (key, value) in before
-                .secret_id
-                .and_then(|id| stored.get(&id))
-                .iter()
-                .flat_map(|s| s.iter())
-            {
+            for (key, value) in stored.iter().flat_map(|s| s.iter()) {
                 configuration.insert(key.to_owned(), Value::String(value.to_owned()));
             }
             configuration
@@ -810,23 +789,13 @@ pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> Ap
     )))
 }
 
-/// A stored connector with its secret values, as the engine takes it.
-async fn engine_connector(
-    state: &AppState,
-    scope: &Scope,
+/// A connector with its secret values, as the engine takes it.
+fn engine_connector(
     row: &ConnectorRow,
-    secret: Option<SecretValues>,
-) -> ApiResult<EngineConnector> {
-    let secrets = match (secret, row.secret_id) {
-        (Some(values), _) => values,
-        (None, None) => SecretValues::default(),
-        (None, Some(_)) => secrets_of(state, scope.workspace_id, std::iter::once(row))
-            .await?
-            .into_values()
-            .next()
-            .unwrap_or_default(),
-    };
-    Ok(EngineConnector {
+    secrets: SecretValues,
+    now: DateTime<Utc>,
+) -> EngineConnector {
+    EngineConnector {
         id: row.id,
         name: row.name.clone(),
         auth_method: row.auth_method.clone(),
@@ -835,8 +804,8 @@ async fn engine_connector(
         configuration: serde_json::from_str(&row.configuration).unwrap_or_default(),
         secrets,
         expires_at: row.expires_at,
-        expired: is_expired(row, state.clock.now()),
-    })
+        expired: is_expired(row, now),
+    }
 }
 
 /// A visible connector, checked against the implicit-auth policy, with its secret values.
@@ -847,13 +816,8 @@ async fn usable(
 ) -> ApiResult<(ConnectorView, EngineConnector)> {
     let view = visible(state, scope, connector_id).await?;
     require_allowed(state, scope, &view.connector.auth_method)?;
-    let secret = match (view.connector.secret_id, &view.secret_ciphertext) {
-        (Some(secret_id), Some(ciphertext)) => {
-            Some(open_secret(state, scope.workspace_id, secret_id, ciphertext).await?)
-        }
-        _ => None,
-    };
-    let connector = engine_connector(state, scope, &view.connector, secret).await?;
+    let secret = view_secret(state, &view).await?.unwrap_or_default();
+    let connector = engine_connector(&view.connector, secret, state.clock.now());
     Ok((view, connector))
 }
 
@@ -929,7 +893,7 @@ pub async fn verify_configuration(
         updated: now,
     };
     let row = to_row(identity, &scope, &valid, &request.labels, None);
-    let connector = engine_connector(&state, &scope, &row, Some(valid.secrets)).await?;
+    let connector = engine_connector(&row, valid.secrets, now);
     let found = state
         .engine
         .verify(
@@ -1123,15 +1087,9 @@ pub async fn list_resources(
     let now = state.clock.now();
     let mut connectors = Vec::new();
     for view in &listed.items {
-        let row = &view.connector;
-        let secret = match (row.secret_id, &view.secret_ciphertext) {
-            (Some(id), Some(ciphertext)) => {
-                open_secret(&state, scope.workspace_id, id, ciphertext).await?
-            }
-            _ => SecretValues::default(),
-        };
-        let connector = engine_connector(&state, &scope, row, Some(secret)).await?;
-        connectors.push((row.connector_type.clone(), connector));
+        let secret = view_secret(&state, view).await?.unwrap_or_default();
+        let connector = engine_connector(&view.connector, secret, now);
+        connectors.push((view.connector.connector_type.clone(), connector));
     }
     let target = (query.resource_type, query.resource_id);
     let verified = futures::stream::iter(connectors.into_iter().map(|(type_name, connector)| {

@@ -162,35 +162,3 @@ pub async fn insert_if_absent(conn: &mut Conn, secret: &SecretRow) -> StoreResul
     let done = insert_with(conn, sql, secret).await?;
     Ok(done == 1)
 }
-
-/// The secrets of a workspace with the given ids (internal ones included), in one query.
-pub async fn by_ids(
-    conn: &mut Conn,
-    workspace_id: Uuid,
-    ids: &[Uuid],
-) -> StoreResult<Vec<SecretRow>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut query = SqlBuilder::new(format!(
-        "SELECT {COLUMNS} FROM secrets s WHERE s.workspace_id = "
-    ));
-    query.bind(Arg::Uuid(workspace_id));
-    query.push(" AND s.id IN (");
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            query.push(", ");
-        }
-        query.bind(Arg::Uuid(*id));
-    }
-    query.push(")");
-    with_conn!(conn, |c| {
-        super::query::bind_args!(
-            sqlx::query_as(sqlx::AssertSqlSafe(query.sql.clone())),
-            query.args.iter().cloned()
-        )
-        .fetch_all(c)
-        .await
-    })
-    .map_err(classify)
-}

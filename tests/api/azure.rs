@@ -52,6 +52,18 @@ pub fn service_principal(name: &str, secret: &str) -> Value {
     })
 }
 
+/// Verifies a stored connector as the admin: ZenML's resources model.
+pub async fn verify_stored(app: &TestApp, id: &str) -> Value {
+    let path = format!("/api/v1/service_connectors/{id}/verify");
+    app.put(&path, &app.admin, json!({})).await.ok()
+}
+
+/// Verifies an unsaved configuration as the admin, with `query` (e.g. `?list_resources=false`).
+pub async fn verify_draft(app: &TestApp, query: &str, body: Value) -> Value {
+    let path = format!("/api/v1/service_connectors/verify{query}");
+    app.post(&path, &app.admin, body).await.ok()
+}
+
 /// Registers a connector as the admin; its id.
 pub async fn register(app: &TestApp, body: Value) -> String {
     let created = app
@@ -88,14 +100,7 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
     let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
     let id = register(&app, service_principal("az-all", DEFAULT_CLIENT_SECRET)).await;
 
-    let verified = app
-        .put(
-            &format!("/api/v1/service_connectors/{id}/verify"),
-            &app.admin,
-            json!({}),
-        )
-        .await
-        .ok();
+    let verified = verify_stored(&app, &id).await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
     assert_eq!(
@@ -216,10 +221,9 @@ async fn tokens_are_cached_per_connector_and_scope() {
     let mut body = service_principal("az-registries", DEFAULT_CLIENT_SECRET);
     body["resource_types"] = json!(["docker-registry"]);
     let id = register(&app, body).await;
-    let verify = format!("/api/v1/service_connectors/{id}/verify");
-    app.put(&verify, &app.admin, json!({})).await.ok();
+    verify_stored(&app, &id).await;
     assert_eq!(token_requests(), 1, "one ARM token");
-    app.put(&verify, &app.admin, json!({})).await.ok();
+    verify_stored(&app, &id).await;
     assert_eq!(token_requests(), 1, "the second verify reuses it");
 
     // A changed secret gets a token of its own.
@@ -234,7 +238,7 @@ async fn tokens_are_cached_per_connector_and_scope() {
     )
     .await
     .ok();
-    app.put(&verify, &app.admin, json!({})).await.ok();
+    verify_stored(&app, &id).await;
     assert_eq!(token_requests(), 1, "same credentials, same token");
     azure.set_client_secret(DEFAULT_CLIENT_ID, "rotated");
     let update = json!({"configuration": {
@@ -248,17 +252,17 @@ async fn tokens_are_cached_per_connector_and_scope() {
     )
     .await
     .ok();
-    let verified = app.put(&verify, &app.admin, json!({})).await.ok();
+    let verified = verify_stored(&app, &id).await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert_eq!(token_requests(), 2);
 
     // A token is reused until it is within five minutes of expiring (the fake's tokens live
     // 3599 s from now).
     app.clock.advance(Duration::from_secs(3200));
-    app.put(&verify, &app.admin, json!({})).await.ok();
+    verify_stored(&app, &id).await;
     assert_eq!(token_requests(), 2);
     app.clock.advance(Duration::from_secs(200));
-    let verified = app.put(&verify, &app.admin, json!({})).await.ok();
+    let verified = verify_stored(&app, &id).await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert!(token_requests() > 2, "a token about to expire is replaced");
     app.stop().await;
@@ -268,24 +272,20 @@ async fn tokens_are_cached_per_connector_and_scope() {
 async fn unsaved_configurations_and_resource_listings_are_verified() {
     let azure = FakeAzure::start(estate()).await;
     let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
-    let verified = app
-        .post(
-            "/api/v1/service_connectors/verify?list_resources=true",
-            &app.admin,
-            service_principal("draft", DEFAULT_CLIENT_SECRET),
-        )
-        .await
-        .ok();
+    let verified = verify_draft(
+        &app,
+        "?list_resources=true",
+        service_principal("draft", DEFAULT_CLIENT_SECRET),
+    )
+    .await;
     assert_eq!(verified["id"], Value::Null);
     assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
-    let global_only = app
-        .post(
-            "/api/v1/service_connectors/verify?list_resources=false",
-            &app.admin,
-            service_principal("draft", DEFAULT_CLIENT_SECRET),
-        )
-        .await
-        .ok();
+    let global_only = verify_draft(
+        &app,
+        "?list_resources=false",
+        service_principal("draft", DEFAULT_CLIENT_SECRET),
+    )
+    .await;
     assert_eq!(global_only["error"], Value::Null);
     assert!(
         global_only["resources"]
@@ -367,38 +367,17 @@ async fn connectors_choose_a_cloud_by_name_and_never_an_endpoint() {
         body
     };
     // The configured custom cloud (the fake) by its name.
-    let verified = app
-        .post(
-            "/api/v1/service_connectors/verify",
-            &app.admin,
-            in_cloud("FakeAzure"),
-        )
-        .await
-        .ok();
+    let verified = verify_draft(&app, "", in_cloud("FakeAzure")).await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
 
     // A national cloud: its own Azure AD, never the fake.
     let before = azure.requests().len();
-    let china = app
-        .post(
-            "/api/v1/service_connectors/verify",
-            &app.admin,
-            in_cloud("AzureChinaCloud"),
-        )
-        .await
-        .ok();
+    let china = verify_draft(&app, "", in_cloud("AzureChinaCloud")).await;
     assert!(china["error"].is_string(), "{china}");
     assert_eq!(azure.requests().len(), before);
 
     // Anything else is not a cloud this server knows; a URL is not taken as an endpoint.
-    let unknown = app
-        .post(
-            "/api/v1/service_connectors/verify",
-            &app.admin,
-            in_cloud("https://evil.example"),
-        )
-        .await
-        .ok();
+    let unknown = verify_draft(&app, "", in_cloud("https://evil.example")).await;
     let error = unknown["error"].as_str().unwrap();
     assert!(error.contains("is not known to this server"), "{error}");
     assert!(error.contains("AzurePublicCloud"), "{error}");
@@ -424,19 +403,17 @@ async fn implicit_connectors_can_use_the_servers_workload_identity() {
         config.azure.azure_federated_token_file = Some(token_file.path().to_owned());
     })
     .await;
-    let verified = app
-        .post(
-            "/api/v1/service_connectors/verify",
-            &app.admin,
-            json!({
-                "name": "az-workload",
-                "connector_type": "azure",
-                "auth_method": "implicit",
-                "resource_types": ["docker-registry"],
-            }),
-        )
-        .await
-        .ok();
+    let verified = verify_draft(
+        &app,
+        "",
+        json!({
+            "name": "az-workload",
+            "connector_type": "azure",
+            "auth_method": "implicit",
+            "resource_types": ["docker-registry"],
+        }),
+    )
+    .await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
     assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
     app.stop().await;
@@ -472,14 +449,7 @@ async fn every_auth_method_reaches_what_it_can_of_every_resource_type() {
     ] {
         let method = body["auth_method"].as_str().unwrap().to_owned();
         let id = register(&app, body).await;
-        let verified = app
-            .put(
-                &format!("/api/v1/service_connectors/{id}/verify"),
-                &app.admin,
-                json!({}),
-            )
-            .await
-            .ok();
+        let verified = verify_stored(&app, &id).await;
         assert_eq!(verified["error"], Value::Null, "{method}: {verified}");
         assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
         assert_eq!(ids(&verified, "kubernetes-cluster"), ["rg1/c1", "rg2/c2"]);

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::ClientOptions;
 use azure_identity::{
     AzureCliCredential, ClientSecretCredential, ClientSecretCredentialOptions,
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, WorkloadIdentityCredential,
@@ -75,23 +76,13 @@ impl ImplicitIdentity {
         outbound: &Outbound,
     ) -> ImplicitIdentity {
         let mut sources: Vec<(&'static str, Arc<dyn TokenCredential>)> = Vec::new();
-        let client_options = || {
-            let mut options = outbound.sdk_options();
-            options.cloud = Some(Arc::new(cloud_configuration(cloud)));
-            options
-        };
         if let (Some(tenant), Some(client), Some(secret)) = (
             &settings.tenant_id,
             &settings.client_id,
             &settings.client_secret,
-        ) && let Ok(credential) = ClientSecretCredential::new(
-            tenant,
-            client.clone(),
-            Secret::new(secret.clone()),
-            Some(ClientSecretCredentialOptions {
-                client_options: client_options(),
-            }),
-        ) {
+        ) && let Ok(credential) =
+            client_secret_credential(tenant, client, secret, cloud, outbound)
+        {
             sources.push(("environment service principal", credential));
         }
         if let Some(file) = &settings.federated_token_file {
@@ -101,7 +92,7 @@ impl ImplicitIdentity {
                 token_file_path: Some(file.clone()),
                 ..Default::default()
             };
-            options.credential_options.client_options = client_options();
+            options.credential_options.client_options = client_options(cloud, outbound);
             if let Ok(credential) = WorkloadIdentityCredential::new(Some(options)) {
                 sources.push(("workload identity", credential));
             }
@@ -135,10 +126,30 @@ impl ImplicitIdentity {
     }
 }
 
-fn cloud_configuration(cloud: &Cloud) -> CloudConfiguration {
+/// The SDK's options for calls to `cloud`'s Azure AD through our transport.
+fn client_options(cloud: &Cloud, outbound: &Outbound) -> ClientOptions {
     let mut custom = CustomConfiguration::default();
     custom.authority_host = cloud.authority_host.clone();
-    CloudConfiguration::Custom(custom)
+    let mut options = outbound.sdk_options();
+    options.cloud = Some(Arc::new(CloudConfiguration::Custom(custom)));
+    options
+}
+
+fn client_secret_credential(
+    tenant_id: &str,
+    client_id: &str,
+    client_secret: &str,
+    cloud: &Cloud,
+    outbound: &Outbound,
+) -> azure_core::Result<Arc<ClientSecretCredential>> {
+    ClientSecretCredential::new(
+        tenant_id,
+        client_id.to_owned(),
+        Secret::new(client_secret.to_owned()),
+        Some(ClientSecretCredentialOptions {
+            client_options: client_options(cloud, outbound),
+        }),
+    )
 }
 
 fn from_sdk(token: azure_core::credentials::AccessToken) -> Token {
@@ -233,13 +244,12 @@ impl TokenSource<'_> {
                 client_id,
                 client_secret,
             } => {
-                let mut client_options = self.outbound.sdk_options();
-                client_options.cloud = Some(Arc::new(cloud_configuration(self.cloud)));
-                let credential = ClientSecretCredential::new(
+                let credential = client_secret_credential(
                     tenant_id,
-                    client_id.clone(),
-                    Secret::new(client_secret.to_string()),
-                    Some(ClientSecretCredentialOptions { client_options }),
+                    client_id,
+                    client_secret,
+                    self.cloud,
+                    self.outbound,
                 )
                 .map_err(|e| {
                     format!(

@@ -93,33 +93,29 @@ impl Outbound {
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, CallError> {
+        let limits = self.limits;
         let mut attempt = 0;
         loop {
-            let outcome = build(&self.client).send().await;
-            let retry_after = match &outcome {
-                Ok(response) if response.status().is_success() => {
-                    return Ok(outcome.expect("matched Ok"));
+            let retries_left = attempt < limits.max_retries;
+            let wait = match build(&self.client).send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response)
+                    if retries_left
+                        && retryable(response.status())
+                        && retry_after(&response) <= limits.max_retry_wait =>
+                {
+                    retry_after(&response)
                 }
-                Ok(response) if retryable(response.status()) => retry_after(response),
-                Ok(_) => None,
-                Err(error) if !error.is_builder() => Some(Duration::from_millis(200)),
-                Err(_) => None,
-            };
-            let wait = retry_after.filter(|wait| {
-                attempt < self.limits.max_retries && *wait <= self.limits.max_retry_wait
-            });
-            match (wait, outcome) {
-                (Some(wait), _) => {
-                    attempt += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                (None, Ok(response)) => {
+                Ok(response) => {
                     let status = response.status();
                     let body = response.text().await.unwrap_or_default();
                     return Err(CallError::Status { status, body });
                 }
-                (None, Err(error)) => return Err(CallError::Transport(describe(&error))),
-            }
+                Err(error) if retries_left && !error.is_builder() => Duration::from_millis(200),
+                Err(error) => return Err(CallError::Transport(describe(&error))),
+            };
+            attempt += 1;
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -129,13 +125,13 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 /// How long Azure asks us to wait (seconds), or a short default.
-fn retry_after(response: &Response) -> Option<Duration> {
-    let header = response
+fn retry_after(response: &Response) -> Duration {
+    response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    Some(header.map_or(Duration::from_millis(500), Duration::from_secs))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_millis(500), Duration::from_secs)
 }
 
 /// A transport error with its causes, which reqwest keeps in the source chain.
