@@ -306,12 +306,13 @@ impl ListQuery {
             Direction::Asc => "ASC",
             Direction::Desc => "DESC",
         };
+        // The page size is written into the statement: SQLite (built with STAT4) re-plans a
+        // statement whose LIMIT is a bound parameter every time it runs, which cost a list
+        // request more than its query. Sizes are few, so the statement cache still holds them.
         builder.push(&format!(
-            " ORDER BY {} {direction}, {} {direction} LIMIT ",
-            order.column, order.tiebreak
+            " ORDER BY {} {direction}, {} {direction} LIMIT {} OFFSET ",
+            order.column, order.tiebreak, self.size
         ));
-        builder.bind(Arg::Int(i64::from(self.size)));
-        builder.push(" OFFSET ");
         builder.bind(Arg::Int(self.offset()));
     }
 }
