@@ -153,6 +153,9 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(Duration::from_secs(10))
+                    // sqlx already pings a connection when it comes back to the pool; pinging
+                    // it again on the way out cost every request an extra round trip.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Store::new(Pool::Postgres(pool))
@@ -195,6 +198,8 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
             .acquire_timeout(Duration::from_secs(10))
+            // As for PostgreSQL: the ping on release is enough.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Store::new(Pool::Sqlite(pool)))
