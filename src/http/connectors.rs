@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
-use super::extract::{Json, Query};
+use super::extract::{Json, Query, ScopedRead};
 use super::page::{ListRequest, ListSpec, Page, optional_bool};
 use super::time;
 use super::users::UserResponse;
@@ -25,6 +25,7 @@ use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, Scope};
+use crate::store::Conn;
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
 use crate::store::secrets::{self, SecretRow};
 
@@ -231,9 +232,8 @@ fn connector_type<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn Conn
 }
 
 /// The connector, if it exists for this caller.
-async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
-    let mut conn = state.store.conn().await?;
-    connectors::get(&mut conn, scope.workspace_id, id)
+async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
+    connectors::get(conn, scope.workspace_id, id)
         .await?
         .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
         .ok_or_else(|| {
@@ -480,13 +480,12 @@ fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilter> {
     security(("bearer" = [])))]
 pub async fn list_connectors(
     State(state): State<AppState>,
-    scope: Scope,
+    ScopedRead { scope, mut conn }: ScopedRead,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Page<ConnectorResponse>>> {
     let request = ListRequest::parse(query.as_deref(), &LIST)?;
     let filter = connector_filter(&request)?;
     let expand = request.flag("expand_secrets")?.unwrap_or(true);
-    let mut conn = state.store.conn().await?;
     let listed = connectors::list(
         &mut conn,
         scope.workspace_id,
@@ -545,11 +544,12 @@ pub struct GetQuery {
     security(("bearer" = [])))]
 pub async fn get_connector(
     State(state): State<AppState>,
-    scope: Scope,
+    ScopedRead { scope, mut conn }: ScopedRead,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<GetQuery>,
 ) -> ApiResult<Json<ConnectorResponse>> {
-    let view = visible(&state, &scope, connector_id).await?;
+    let view = visible(&mut conn, &scope, connector_id).await?;
+    drop(conn);
     let expand =
         query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
     // The secret came with the connector, in the same query.
@@ -609,7 +609,7 @@ pub async fn update_connector(
     Query(_workspace): Query<WorkspaceQuery>,
     Json(update): Json<ConnectorUpdate>,
 ) -> ApiResult<Json<ConnectorResponse>> {
-    let view = visible(&state, &scope, connector_id).await?;
+    let view = visible(&mut state.store.conn().await?, &scope, connector_id).await?;
     scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
     let before = view.connector.clone();
 
@@ -717,7 +717,7 @@ pub async fn delete_connector(
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
-    let view = visible(&state, &scope, connector_id).await?;
+    let view = visible(&mut state.store.conn().await?, &scope, connector_id).await?;
     scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
     let mut tx = state.store.begin().await?;
     connectors::delete(&mut tx, &view.connector).await?;
@@ -814,7 +814,7 @@ async fn usable(
     scope: &Scope,
     connector_id: Uuid,
 ) -> ApiResult<(ConnectorView, EngineConnector)> {
-    let view = visible(state, scope, connector_id).await?;
+    let view = visible(&mut state.store.conn().await?, scope, connector_id).await?;
     require_allowed(state, scope, &view.connector.auth_method)?;
     let secret = view_secret(state, &view).await?.unwrap_or_default();
     let connector = engine_connector(&view.connector, secret, state.clock.now());
