@@ -173,13 +173,8 @@ async fn execute(conn: &mut Conn, sql: SqlBuilder) -> StoreResult<()> {
     Ok(())
 }
 
-/// Writes a connector's labels and resource types to the filter tables (one statement each).
-async fn replace_side_tables(
-    conn: &mut Conn,
-    row: &ConnectorRow,
-    labels: &BTreeMap<String, String>,
-    resource_types: &[String],
-) -> StoreResult<()> {
+/// Clears a connector's rows in the filter tables.
+async fn delete_side_tables(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
     with_conn!(conn, |c| {
         sqlx::query("DELETE FROM service_connector_labels WHERE connector_id = $1")
             .bind(row.id)
@@ -192,6 +187,16 @@ async fn replace_side_tables(
             .map(|r| r.rows_affected())
     })
     .map_err(classify)?;
+    Ok(())
+}
+
+/// Writes a connector's labels and resource types to the filter tables (one statement each).
+async fn insert_side_tables(
+    conn: &mut Conn,
+    row: &ConnectorRow,
+    labels: &BTreeMap<String, String>,
+    resource_types: &[String],
+) -> StoreResult<()> {
     if !labels.is_empty() {
         let mut sql = SqlBuilder::new(
             "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
@@ -241,7 +246,7 @@ pub async fn insert(
                secret_id, shared, created, updated) \
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
     write_row(conn, sql, row, None).await?;
-    replace_side_tables(conn, row, labels, resource_types).await?;
+    insert_side_tables(conn, row, labels, resource_types).await?;
     let owner = count_owner(row.shared, row.user_id);
     add_to_counts(conn, row.workspace_id, owner, &facets(row), 1).await
 }
@@ -305,7 +310,8 @@ pub async fn update(
     if done == 0 {
         return Err(StoreError::Concurrent);
     }
-    replace_side_tables(conn, row, labels, resource_types).await?;
+    delete_side_tables(conn, row).await?;
+    insert_side_tables(conn, row, labels, resource_types).await?;
     let old_owner = count_owner(before.shared, before.user_id);
     let new_owner = count_owner(row.shared, row.user_id);
     let (old, new) = (facets(before), facets(row));

@@ -803,6 +803,12 @@ async fn lists_filter_sort_and_page(backend: Backend) {
         .ok();
     assert_eq!(total("labels_str=env=prod").await, 3);
     assert_eq!(total("labels_str=tier=").await, 1);
+    // The filters read the new labels, not the old ones.
+    assert_eq!(
+        names("labels_str=env=prod").await,
+        ["aks-prod", "blob-dev", "blob-prod"]
+    );
+    assert_eq!(names("labels_str=tier=").await, ["aks-prod"]);
     assert_eq!(
         total("labels_str=env=dev").await,
         1,
