@@ -146,9 +146,34 @@ struct Server {
     base: String,
     pid: u32,
     database_url: String,
+    /// The PostgreSQL schema this run created, dropped at the end.
+    schema: Option<String>,
 }
 
 impl Server {
+    /// What autovacuum does within a minute of a bulk load: give the planner statistics.
+    async fn analyze(&self) {
+        if self.schema.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
+            sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
+        }
+    }
+
+    /// Stops the server and drops its PostgreSQL schema.
+    async fn remove(self) {
+        let (url, schema) = (self.database_url.clone(), self.schema.clone());
+        drop(self);
+        if let Some(schema) = schema {
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
     fn rss_kib(&self) -> (u64, u64) {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
@@ -206,6 +231,7 @@ async fn start_server(
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null());
     let mut database_url = String::new();
+    let mut bench_schema = None;
     if backend == "postgres" {
         let base = std::env::var("TEST_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -219,6 +245,7 @@ async fn start_server(
             .unwrap();
         database_url = format!("{base}?options=-c%20search_path%3D{schema}");
         command.env("DATABASE_URL", &database_url);
+        bench_schema = Some(schema);
     }
     let child = command.spawn().expect("the server binary starts");
     let pid = child.id();
@@ -229,6 +256,7 @@ async fn start_server(
         base,
         pid,
         database_url,
+        schema: bench_schema,
     }
 }
 
@@ -369,16 +397,13 @@ async fn run() {
 
         let started = Instant::now();
         let mut ids = load(&client, &base, &token, 0, 1_000.min(total)).await;
+        let mut loaded_in = started.elapsed();
+        server.analyze().await;
         let list_1k = measure(CLIENTS, seconds, list(&client)).await;
+        let started = Instant::now();
         ids.extend(load(&client, &base, &token, 1_000.min(total), total).await);
-        let loaded_in = started.elapsed();
-        if backend == "postgres" {
-            // What autovacuum does within a minute of a bulk load: give the planner statistics.
-            let mut conn = sqlx::PgConnection::connect(&server.database_url)
-                .await
-                .unwrap();
-            sqlx::query("ANALYZE").execute(&mut conn).await.unwrap();
-        }
+        loaded_in += started.elapsed();
+        server.analyze().await;
         let (rss_loaded, _) = server.rss_kib();
 
         let list_full = measure(CLIENTS, seconds, list(&client)).await;
@@ -466,6 +491,6 @@ async fn run() {
             rss_now as f64 / 1024.0,
             rss_peak as f64 / 1024.0,
         );
-        drop(server);
+        server.remove().await;
     }
 }
