@@ -161,7 +161,7 @@ async fn create_first_admin(
     };
     let hash = {
         let password = password.clone();
-        tokio::task::spawn_blocking(move || password::hash(password.expose()))
+        password::off_thread(move || password::hash(password.expose()))
             .await
             .map_err(|e| StartupError::Config(e.to_string()))?
     };

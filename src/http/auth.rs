@@ -84,7 +84,7 @@ async fn checked<T: Send + 'static>(
             retry_after,
         });
     }
-    let outcome = tokio::task::spawn_blocking(check)
+    let outcome = password::off_thread(check)
         .await
         .map_err(ApiError::internal)?;
     match outcome {
@@ -240,7 +240,7 @@ pub async fn update_current_user(
     if let Some(new_password) = update.password {
         let stored = user.password_hash.clone();
         let old = update.old_password.unwrap_or_default();
-        let ok = tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &old))
+        let ok = password::off_thread(move || password::verify(stored.as_deref(), &old))
             .await
             .map_err(ApiError::internal)?;
         if !ok {

@@ -124,7 +124,7 @@ impl UserResponse {
 }
 
 pub async fn hash_password(password: Password) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || password::hash(password.expose()))
+    password::off_thread(move || password::hash(password.expose()))
         .await
         .map_err(ApiError::internal)
 }
@@ -488,7 +488,7 @@ pub async fn create_api_key(
     let id = Uuid::new_v4();
     let generated = api_key::generate(id);
     let secret = generated.secret.clone();
-    let key_hash = tokio::task::spawn_blocking(move || password::hash(&secret))
+    let key_hash = password::off_thread(move || password::hash(&secret))
         .await
         .map_err(ApiError::internal)?;
     let now = state.clock.now();
