@@ -104,8 +104,12 @@ fn workspace_reference(parts: &Parts, path: &RawPathParams) -> Option<String> {
 }
 
 /// Reads the caller and their membership of the workspace the request names, on `conn`.
-async fn scope_of(parts: &mut Parts, state: &AppState, conn: &mut Conn) -> Result<Scope, ApiError> {
-    let claims = bearer_claims(parts, state)?;
+async fn scope_of(
+    parts: &mut Parts,
+    state: &AppState,
+    claims: &Claims,
+    conn: &mut Conn,
+) -> Result<Scope, ApiError> {
     let path = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -114,7 +118,7 @@ async fn scope_of(parts: &mut Parts, state: &AppState, conn: &mut Conn) -> Resul
         .await?
         .filter(|c| c.active)
         .ok_or_else(account_gone)?;
-    check_api_key(conn, &claims).await?;
+    check_api_key(conn, claims).await?;
     let (Some(workspace_id), Some(workspace_name), Some(role)) = (
         found.workspace_id,
         found.workspace_name,
@@ -145,8 +149,9 @@ impl FromRequestParts<AppState> for Scope {
 
     /// One query reads the caller and their membership of the workspace.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = bearer_claims(parts, state)?;
         let mut conn = state.store.conn().await?;
-        scope_of(parts, state, &mut conn).await
+        scope_of(parts, state, &claims, &mut conn).await
     }
 }
 
@@ -162,8 +167,9 @@ impl FromRequestParts<AppState> for ScopedRead {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let claims = bearer_claims(parts, state)?;
         let mut conn = state.store.conn().await?;
-        let scope = scope_of(parts, state, &mut conn).await?;
+        let scope = scope_of(parts, state, &claims, &mut conn).await?;
         Ok(ScopedRead { scope, conn })
     }
 }
