@@ -147,11 +147,12 @@ async fn scope_of(
 impl FromRequestParts<AppState> for Scope {
     type Rejection = ApiError;
 
-    /// One query reads the caller and their membership of the workspace.
+    /// One query reads the caller and their membership of the workspace; the connection goes
+    /// back to the pool at once.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let claims = bearer_claims(parts, state)?;
-        let mut conn = state.store.conn().await?;
-        scope_of(parts, state, &claims, &mut conn).await
+        ScopedRead::from_request_parts(parts, state)
+            .await
+            .map(|read| read.scope)
     }
 }
 
