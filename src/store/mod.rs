@@ -5,6 +5,7 @@
 pub mod connectors;
 pub mod data_keys;
 pub mod devices;
+pub mod pool;
 pub mod query;
 pub mod secrets;
 pub mod settings;
@@ -13,13 +14,11 @@ pub mod workspaces;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{PgConnection, SqliteConnection};
 
 pub use query::{Arg, Dialect};
 
@@ -55,44 +54,52 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// SQLite runs each connection on a thread of its own and lets one writer in at a time; on a
-/// small host four connections serve as many requests as eight, with less memory.
-const SQLITE_MAX_CONNECTIONS: u32 = 4;
+/// SQLite runs each connection on a thread of its own and lets one writer in at a time: one
+/// connection is kept for write transactions (so its page cache stays warm across them) and a
+/// few serve reads. More readers only cost memory on a small host.
+const SQLITE_READERS: u32 = 3;
+
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
-enum Pool {
-    Postgres(sqlx::PgPool),
-    Sqlite(sqlx::SqlitePool),
+enum Pools {
+    Postgres(pool::Pool<PgConnection>),
+    Sqlite {
+        readers: pool::Pool<SqliteConnection>,
+        /// Its one connection is the write lock: transactions queue here, in order, rather
+        /// than in SQLite's busy handler (which sleeps and retries).
+        writer: pool::Pool<SqliteConnection>,
+    },
 }
 
 /// A handle on the database: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
-    /// SQLite takes one writer at a time; queueing writers here, rather than in SQLite's busy
-    /// handler (which sleeps and retries), keeps write latency flat.
-    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    pools: Pools,
 }
 
-/// One connection taken from the pool, or an open transaction; store functions take `&mut Conn`.
-pub enum Conn {
-    Postgres(PoolConnection<Postgres>),
-    Sqlite(PoolConnection<Sqlite>),
-    PostgresTx(sqlx::Transaction<'static, Postgres>),
-    SqliteTx(
-        sqlx::Transaction<'static, Sqlite>,
-        tokio::sync::OwnedMutexGuard<()>,
-    ),
+enum Checkout {
+    Postgres(pool::Pooled<PgConnection>),
+    Sqlite(pool::Pooled<SqliteConnection>),
+}
+
+/// One pooled connection, possibly inside a transaction; store functions take `&mut Conn`.
+pub struct Conn {
+    /// Always present until the connection is dropped.
+    checkout: Option<Checkout>,
 }
 
 /// Runs `$body` with `$c` bound to the underlying `&mut PgConnection` or `&mut SqliteConnection`.
-/// The body is compiled once per backend, so it is written exactly once.
+/// The body is compiled once per backend, so it is written exactly once. A transport failure
+/// marks the connection so that the pool replaces it.
 macro_rules! with_conn {
     ($conn:expr, |$c:ident| $body:expr) => {{
-        match $conn.raw() {
+        let result = match $conn.raw() {
             $crate::store::RawConn::Postgres($c) => $body,
             $crate::store::RawConn::Sqlite($c) => $body,
-        }
+        };
+        $conn.observe(&result);
+        result
     }};
 }
 pub(crate) use with_conn;
@@ -102,31 +109,94 @@ pub(crate) enum RawConn<'a> {
     Sqlite(&'a mut SqliteConnection),
 }
 
+const CHECKED_OUT: &str = "a connection is checked out until dropped";
+
 impl Conn {
+    fn new(checkout: Checkout) -> Conn {
+        Conn {
+            checkout: Some(checkout),
+        }
+    }
+
     pub(crate) fn raw(&mut self) -> RawConn<'_> {
-        match self {
-            Conn::Postgres(c) => RawConn::Postgres(c),
-            Conn::Sqlite(c) => RawConn::Sqlite(c),
-            Conn::PostgresTx(tx) => RawConn::Postgres(tx),
-            Conn::SqliteTx(tx, _) => RawConn::Sqlite(tx),
+        match self.checkout.as_mut().expect(CHECKED_OUT) {
+            Checkout::Postgres(session) => RawConn::Postgres(&mut session.conn),
+            Checkout::Sqlite(session) => RawConn::Sqlite(&mut session.conn),
+        }
+    }
+
+    pub(crate) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        match self.checkout.as_mut().expect(CHECKED_OUT) {
+            Checkout::Postgres(session) => session.observe(result),
+            Checkout::Sqlite(session) => session.observe(result),
+        }
+    }
+
+    fn set_in_transaction(&mut self, value: bool) {
+        match self.checkout.as_mut().expect(CHECKED_OUT) {
+            Checkout::Postgres(session) => session.in_transaction = value,
+            Checkout::Sqlite(session) => session.in_transaction = value,
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        match self.checkout.as_ref().expect(CHECKED_OUT) {
+            Checkout::Postgres(session) => session.in_transaction && !session.broken,
+            Checkout::Sqlite(session) => session.in_transaction && !session.broken,
         }
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Conn::Postgres(_) | Conn::PostgresTx(_) => Dialect::Postgres,
-            Conn::Sqlite(_) | Conn::SqliteTx(..) => Dialect::Sqlite,
+        match self.checkout.as_ref().expect(CHECKED_OUT) {
+            Checkout::Postgres(_) => Dialect::Postgres,
+            Checkout::Sqlite(_) => Dialect::Sqlite,
         }
     }
 
+    /// Runs a transaction-control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
+    async fn control(&mut self, sql: &'static str) -> StoreResult<()> {
+        with_conn!(self, |c| sqlx::raw_sql(sql).execute(c).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    async fn begin(mut self, sql: &'static str) -> StoreResult<Conn> {
+        // Marked first: should BEGIN fail half-way, the connection is rolled back before reuse.
+        self.set_in_transaction(true);
+        self.control(sql).await?;
+        Ok(self)
+    }
+
     /// Commits a transaction; a plain connection has nothing to commit.
-    pub async fn commit(self) -> StoreResult<()> {
-        match self {
-            Conn::PostgresTx(tx) => tx.commit().await?,
-            Conn::SqliteTx(tx, _writer) => tx.commit().await?,
-            Conn::Postgres(_) | Conn::Sqlite(_) => {}
+    pub async fn commit(mut self) -> StoreResult<()> {
+        if self.in_transaction() {
+            self.control("COMMIT").await?;
+            self.set_in_transaction(false);
         }
         Ok(())
+    }
+}
+
+impl Drop for Conn {
+    /// A transaction left unfinished (an error, or a cancelled request) is rolled back now
+    /// rather than at the connection's next use, so that its locks go with the request.
+    fn drop(&mut self) {
+        if self.checkout.is_none() || !self.in_transaction() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut conn = Conn {
+            checkout: self.checkout.take(),
+        };
+        runtime.spawn(async move {
+            if conn.control("ROLLBACK").await.is_ok() {
+                conn.set_in_transaction(false);
+            } else {
+                // Not reused: the pool closes it rather than roll back again.
+                conn.observe::<()>(&Err(sqlx::Error::WorkerCrashed));
+            }
+        });
     }
 }
 
@@ -145,13 +215,6 @@ fn disable_sqlite_memory_statistics() {
 }
 
 impl Store {
-    fn new(pool: Pool) -> Store {
-        Store {
-            pool,
-            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
-        }
-    }
-
     /// Connects to `database_url`, or to the embedded SQLite database in `data_dir`, and applies
     /// the migrations.
     pub async fn open(
@@ -164,18 +227,13 @@ impl Store {
                 // Requests are short: parallel workers cost more to start than they save.
                 let options = PgConnectOptions::from_str(url)?
                     .options([("max_parallel_workers_per_gather", "0")]);
-                let pool = PgPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
-                    // sqlx already pings a connection when it comes back to the pool; pinging
-                    // it again on the way out cost every request an extra round trip.
-                    .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?;
-                Store::new(Pool::Postgres(pool))
+                let pool = pool::build(options, max_connections, ACQUIRE_TIMEOUT);
+                Store {
+                    pools: Pools::Postgres(pool),
+                }
             }
             Some(url) if url.starts_with("sqlite:") => {
-                Self::open_sqlite(SqliteConnectOptions::from_str(url)?, max_connections).await?
+                Self::open_sqlite(SqliteConnectOptions::from_str(url)?, max_connections)
             }
             Some(_) => {
                 return Err(StoreError::Config(
@@ -188,86 +246,111 @@ impl Store {
                 })?;
                 let options =
                     SqliteConnectOptions::new().filename(data_dir.join("connector-hub.sqlite3"));
-                Self::open_sqlite(options.create_if_missing(true), max_connections).await?
+                Self::open_sqlite(options.create_if_missing(true), max_connections)
             }
         };
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn open_sqlite(
-        options: SqliteConnectOptions,
-        max_connections: u32,
-    ) -> StoreResult<Store> {
+    fn open_sqlite(options: SqliteConnectOptions, max_connections: u32) -> Store {
         disable_sqlite_memory_statistics();
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // 1 MiB of page cache per connection instead of 2: the operating system caches the
-            // file too, and each connection's cache is resident memory.
-            .pragma("cache_size", "-1024");
-        // One writer at a time and a page cache per connection: more than a few connections
-        // only cost memory.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections.min(SQLITE_MAX_CONNECTIONS))
-            .acquire_timeout(Duration::from_secs(10))
-            // As for PostgreSQL: the ping on release is enough.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        Ok(Store::new(Pool::Sqlite(pool)))
+            .busy_timeout(ACQUIRE_TIMEOUT);
+        // 1 MiB of page cache per reader instead of 2: the operating system caches the file
+        // too, and each connection's cache is resident memory. The writer keeps more, for the
+        // index pages every insert touches.
+        let readers = options.clone().pragma("cache_size", "-1024");
+        let writer = options.pragma("cache_size", "-2048");
+        Store {
+            pools: Pools::Sqlite {
+                readers: pool::build(
+                    readers,
+                    max_connections.clamp(1, SQLITE_READERS),
+                    ACQUIRE_TIMEOUT,
+                ),
+                writer: pool::build(writer, 1, ACQUIRE_TIMEOUT),
+            },
+        }
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        match &self.pool {
-            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        let mut conn = self.writer_conn().await?;
+        match conn.raw() {
+            RawConn::Postgres(c) => sqlx::migrate!("migrations/postgres").run(c).await?,
+            RawConn::Sqlite(c) => sqlx::migrate!("migrations/sqlite").run(c).await?,
         }
         Ok(())
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self.pool {
-            Pool::Postgres(_) => Dialect::Postgres,
-            Pool::Sqlite(_) => Dialect::Sqlite,
+        match self.pools {
+            Pools::Postgres(_) => Dialect::Postgres,
+            Pools::Sqlite { .. } => Dialect::Sqlite,
         }
     }
 
     /// The name reported as `database_type` by `/api/v1/info`.
     pub fn backend_name(&self) -> &'static str {
-        match self.pool {
-            Pool::Postgres(_) => "postgresql",
-            Pool::Sqlite(_) => "sqlite",
+        match self.pools {
+            Pools::Postgres(_) => "postgresql",
+            Pools::Sqlite { .. } => "sqlite",
         }
     }
 
     /// A pooled connection for reads and single-statement writes.
     pub async fn conn(&self) -> StoreResult<Conn> {
-        Ok(match &self.pool {
-            Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
-            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
-        })
+        self.checkout(false).await
     }
 
-    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
-    /// that concurrent writers queue on the busy timeout instead of failing on lock upgrade.
+    /// The connection write transactions run on (on SQLite, the writer), outside a transaction.
+    async fn writer_conn(&self) -> StoreResult<Conn> {
+        self.checkout(true).await
+    }
+
+    async fn checkout(&self, writer: bool) -> StoreResult<Conn> {
+        let checkout = match &self.pools {
+            Pools::Postgres(pool) => Checkout::Postgres(pool::get(pool).await?),
+            Pools::Sqlite { writer: w, .. } if writer => Checkout::Sqlite(pool::get(w).await?),
+            Pools::Sqlite { readers, .. } => Checkout::Sqlite(pool::get(readers).await?),
+        };
+        Ok(Conn::new(checkout))
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), on
+    /// the one writer connection, so that writers queue for it in order.
     pub async fn begin(&self) -> StoreResult<Conn> {
-        Ok(match &self.pool {
-            Pool::Postgres(pool) => Conn::PostgresTx(pool.begin().await?),
-            Pool::Sqlite(pool) => {
-                let writer = self.sqlite_writer.clone().lock_owned().await;
-                Conn::SqliteTx(pool.begin_with("BEGIN IMMEDIATE").await?, writer)
-            }
-        })
+        let begin = match self.dialect() {
+            Dialect::Postgres => "BEGIN",
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+        };
+        self.writer_conn().await?.begin(begin).await
     }
 
+    /// Closes every idle connection; connections still in use close as they come back.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Postgres(pool) => pool.close().await,
-            Pool::Sqlite(pool) => pool.close().await,
+        match &self.pools {
+            Pools::Postgres(pool) => close_pool(pool).await,
+            Pools::Sqlite { readers, writer } => {
+                close_pool(readers).await;
+                close_pool(writer).await;
+            }
         }
+    }
+}
+
+async fn close_pool<C>(pool: &pool::Pool<C>)
+where
+    C: sqlx::Connection,
+    for<'e> &'e mut C: sqlx::Executor<'e, Database = C::Database>,
+{
+    let idle = pool.retain(|_, _| false).removed;
+    pool.close();
+    for session in idle {
+        let _ = session.conn.close().await;
     }
 }
 

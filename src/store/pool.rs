@@ -1,0 +1,113 @@
+//! Connection pools that hand a connection back without a round trip.
+//!
+//! sqlx's own pool pings every connection it takes back, which costs each request one more round
+//! trip to PostgreSQL, or one more hop to a SQLite connection's thread and back; in a profile of
+//! reads on SQLite, thread switches were the largest cost. Here a connection goes back as it is.
+//! What the ping guarded against is handled before the connection's next use instead: one that
+//! failed at the transport level is dropped, one left inside a transaction is rolled back (see
+//! [`super::Conn`], which also starts that rollback at once), and one idle for a while is pinged.
+
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use sqlx::{ConnectOptions, Connection, Executor};
+
+/// A database connection as the pool holds it.
+pub struct Session<C> {
+    pub(super) conn: C,
+    /// A transaction was begun and has not ended: it is rolled back before the next use.
+    pub(super) in_transaction: bool,
+    /// The transport failed: the connection is closed instead of reused.
+    pub(super) broken: bool,
+}
+
+impl<C> Session<C> {
+    /// Notes a failure that leaves the connection unusable (rather than a failed statement).
+    pub(super) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        if let Err(
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed,
+        ) = result
+        {
+            self.broken = true;
+        }
+    }
+}
+
+/// Opens connections with the given options and readies them for reuse.
+pub struct Connector<C: Connection> {
+    options: C::Options,
+}
+
+pub type Pool<C> = managed::Pool<Connector<C>>;
+pub type Pooled<C> = managed::Object<Connector<C>>;
+
+/// A connection idle for longer than this is pinged before it is used again: the database may
+/// have closed it meanwhile.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+
+/// A pool of at most `max_size` connections; waiting for one fails after `wait`.
+pub fn build<C>(options: C::Options, max_size: u32, wait: Duration) -> Pool<C>
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    managed::Pool::builder(Connector { options })
+        .max_size(max_size as usize)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .recycle_timeout(Some(wait))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .expect("a timeout has a runtime to run on")
+}
+
+impl<C> managed::Manager for Connector<C>
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    type Type = Session<C>;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Session<C>, sqlx::Error> {
+        Ok(Session {
+            conn: self.options.connect().await?,
+            in_transaction: false,
+            broken: false,
+        })
+    }
+
+    async fn recycle(
+        &self,
+        session: &mut Session<C>,
+        metrics: &Metrics,
+    ) -> RecycleResult<sqlx::Error> {
+        if session.broken {
+            return Err(RecycleError::message("the connection failed"));
+        }
+        if session.in_transaction {
+            sqlx::raw_sql("ROLLBACK").execute(&mut session.conn).await?;
+            session.in_transaction = false;
+        } else if metrics.last_used() > PING_AFTER_IDLE {
+            session.conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection from `pool`, with the pool's errors mapped to the ones sqlx's pool gave.
+pub async fn get<C>(pool: &Pool<C>) -> Result<Pooled<C>, sqlx::Error>
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    pool.get().await.map_err(|err| match err {
+        managed::PoolError::Backend(err) => err,
+        managed::PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
+        managed::PoolError::Closed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Configuration(other.to_string().into()),
+    })
+}
