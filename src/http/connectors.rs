@@ -25,9 +25,9 @@ use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, Scope};
-use crate::store::Conn;
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
 use crate::store::secrets::{self, SecretRow};
+use crate::store::{Batch, Conn};
 
 /// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
 const DEFAULT_SKEW_SECONDS: i64 = 300;
@@ -423,14 +423,16 @@ pub async fn create_connector(
         &request.labels,
         secret.as_ref().map(|s| s.id),
     );
-    let mut tx = state.store.begin().await?;
+    let mut batch = Batch::default();
     if let Some(secret) = &secret {
-        secrets::insert(&mut tx, secret).await?;
+        secrets::push_insert(&mut batch, secret);
     }
-    connectors::insert(&mut tx, &row, &request.labels, &valid.resource_types)
+    connectors::push_insert(&mut batch, &row, &request.labels, &valid.resource_types);
+    state
+        .store
+        .write(batch)
         .await
         .map_err(name_taken("create", "service connector", &row.name))?;
-    tx.commit().await?;
     Ok(Json(ConnectorResponse::full(
         view_of(row, &scope),
         &valid.secrets,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::query::bind_args;
 use super::query::{Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
-use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectorRow {
@@ -125,7 +125,39 @@ fn facets(row: &ConnectorRow) -> Vec<String> {
     facets
 }
 
-/// Adds `delta` to the counts of `facets`, in one statement on one random shard.
+/// Fills `sql` with the statement that adds `delta` to the counts of `facets` (not empty), on
+/// one random shard.
+fn counts_sql(
+    mut sql: SqlBuilder,
+    workspace_id: Uuid,
+    owner: Uuid,
+    facets: &[String],
+    delta: i64,
+) -> SqlBuilder {
+    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i64;
+    sql.push(
+        "INSERT INTO service_connector_counts (workspace_id, owner_id, facet, shard, total) VALUES ",
+    );
+    for (i, facet) in facets.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_tuple([
+            Arg::Uuid(workspace_id),
+            Arg::Uuid(owner),
+            Arg::Text(facet.clone()),
+            Arg::Int(shard),
+            Arg::Int(delta),
+        ]);
+    }
+    sql.push(
+        " ON CONFLICT (workspace_id, facet, owner_id, shard) \
+         DO UPDATE SET total = service_connector_counts.total + excluded.total",
+    );
+    sql
+}
+
+/// Adds `delta` to the counts of `facets`.
 async fn add_to_counts(
     conn: &mut Conn,
     workspace_id: Uuid,
@@ -136,26 +168,7 @@ async fn add_to_counts(
     if facets.is_empty() {
         return Ok(());
     }
-    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i64;
-    let mut sql = SqlBuilder::new(
-        "INSERT INTO service_connector_counts (workspace_id, owner_id, facet, shard, total) VALUES ",
-    );
-    for (i, facet) in facets.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind(Arg::Uuid(workspace_id))
-            .push(", ")
-            .bind(Arg::Uuid(owner))
-            .push(", ");
-        sql.bind(Arg::Text(facet.clone()))
-            .push(", ")
-            .bind(Arg::Int(shard))
-            .push(", ");
-        sql.bind(Arg::Int(delta)).push(")");
-    }
-    sql.push(
-        " ON CONFLICT (workspace_id, facet, owner_id, shard) \
-         DO UPDATE SET total = service_connector_counts.total + excluded.total",
-    );
+    let sql = counts_sql(SqlBuilder::new(""), workspace_id, owner, facets, delta);
     execute(conn, sql).await
 }
 
@@ -190,6 +203,53 @@ async fn delete_side_tables(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<
     Ok(())
 }
 
+/// Fills `sql` with the insert of a connector's labels (not empty) into their filter table.
+fn labels_sql(
+    mut sql: SqlBuilder,
+    row: &ConnectorRow,
+    labels: &BTreeMap<String, String>,
+) -> SqlBuilder {
+    sql.push(
+        "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
+    );
+    for (i, (key, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_tuple([
+            Arg::Uuid(row.id),
+            Arg::Uuid(row.workspace_id),
+            Arg::Text(key.clone()),
+            Arg::Text(value.clone()),
+            Arg::Time(row.created),
+        ]);
+    }
+    sql
+}
+
+/// Fills `sql` with the insert of a connector's resource types (not empty) into their filter
+/// table.
+fn resource_types_sql(
+    mut sql: SqlBuilder,
+    row: &ConnectorRow,
+    resource_types: &[String],
+) -> SqlBuilder {
+    sql.push(
+        "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) VALUES ",
+    );
+    for (i, resource_type) in resource_types.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_tuple([
+            Arg::Uuid(row.id),
+            Arg::Uuid(row.workspace_id),
+            Arg::Text(resource_type.clone()),
+        ]);
+    }
+    sql
+}
+
 /// Writes a connector's labels and resource types to the filter tables (one statement each).
 async fn insert_side_tables(
     conn: &mut Conn,
@@ -198,57 +258,60 @@ async fn insert_side_tables(
     resource_types: &[String],
 ) -> StoreResult<()> {
     if !labels.is_empty() {
-        let mut sql = SqlBuilder::new(
-            "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
-        );
-        for (i, (key, value)) in labels.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(Arg::Uuid(row.id))
-                .push(", ")
-                .bind(Arg::Uuid(row.workspace_id))
-                .push(", ");
-            sql.bind(Arg::Text(key.clone()))
-                .push(", ")
-                .bind(Arg::Text(value.clone()))
-                .push(", ")
-                .bind(Arg::Time(row.created))
-                .push(")");
-        }
-        execute(conn, sql).await?;
+        execute(conn, labels_sql(SqlBuilder::new(""), row, labels)).await?;
     }
     if !resource_types.is_empty() {
-        let mut sql = SqlBuilder::new(
-            "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) VALUES ",
-        );
-        for (i, resource_type) in resource_types.iter().enumerate() {
-            sql.push(if i == 0 { "(" } else { ", (" });
-            sql.bind(Arg::Uuid(row.id))
-                .push(", ")
-                .bind(Arg::Uuid(row.workspace_id))
-                .push(", ");
-            sql.bind(Arg::Text(resource_type.clone())).push(")");
-        }
+        let sql = resource_types_sql(SqlBuilder::new(""), row, resource_types);
         execute(conn, sql).await?;
     }
     Ok(())
 }
 
-/// Inserts a connector with its labels and resource types. Run inside a transaction.
-pub async fn insert(
-    conn: &mut Conn,
+/// Adds to `batch` the insert of a connector with its labels, resource types and counts.
+pub fn push_insert(
+    batch: &mut Batch,
     row: &ConnectorRow,
     labels: &BTreeMap<String, String>,
     resource_types: &[String],
-) -> StoreResult<()> {
-    let sql = "INSERT INTO service_connectors (id, workspace_id, user_id, name, description, \
-               connector_type, auth_method, resource_types, resource_id, supports_instances, \
-               expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
-               secret_id, shared, created, updated) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
-    write_row(conn, sql, row, None).await?;
-    insert_side_tables(conn, row, labels, resource_types).await?;
+) {
+    let mut insert = batch.statement();
+    insert.push(
+        "INSERT INTO service_connectors (id, workspace_id, user_id, name, description, \
+         connector_type, auth_method, resource_types, resource_id, supports_instances, \
+         expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
+         secret_id, shared, created, updated) VALUES ",
+    );
+    insert.bind_tuple([
+        Arg::Uuid(row.id),
+        Arg::Uuid(row.workspace_id),
+        Arg::opt_uuid(row.user_id),
+        Arg::Text(row.name.clone()),
+        Arg::Text(row.description.clone()),
+        Arg::Text(row.connector_type.clone()),
+        Arg::Text(row.auth_method.clone()),
+        Arg::Text(row.resource_types.clone()),
+        Arg::opt_text(row.resource_id.as_deref()),
+        Arg::Bool(row.supports_instances),
+        Arg::opt_time(row.expires_at),
+        Arg::opt_int(row.expires_skew_tolerance),
+        Arg::opt_int(row.expiration_seconds),
+        Arg::Text(row.configuration.clone()),
+        Arg::Text(row.labels.clone()),
+        Arg::opt_uuid(row.secret_id),
+        Arg::Bool(row.shared),
+        Arg::Time(row.created),
+        Arg::Time(row.updated),
+    ]);
+    batch.push(insert);
+    if !labels.is_empty() {
+        batch.push(labels_sql(batch.statement(), row, labels));
+    }
+    if !resource_types.is_empty() {
+        batch.push(resource_types_sql(batch.statement(), row, resource_types));
+    }
     let owner = count_owner(row.shared, row.user_id);
-    add_to_counts(conn, row.workspace_id, owner, &facets(row), 1).await
+    let counts = counts_sql(batch.statement(), row.workspace_id, owner, &facets(row), 1);
+    batch.push(counts);
 }
 
 /// Runs `sql` with a connector's columns, in table order, as `$1`…`$19`, and `expected_updated`

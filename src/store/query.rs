@@ -18,6 +18,36 @@ pub enum Arg {
     Bool(bool),
     Int(i64),
     Time(DateTime<Utc>),
+    Bytes(Vec<u8>),
+    /// NULL, typed: PostgreSQL checks a parameter's type against its column.
+    Null(NullOf),
+}
+
+/// The type of a NULL [`Arg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullOf {
+    Text,
+    Uuid,
+    Int,
+    Time,
+}
+
+impl Arg {
+    pub fn opt_text(value: Option<&str>) -> Arg {
+        value.map_or(Arg::Null(NullOf::Text), |v| Arg::Text(v.to_owned()))
+    }
+
+    pub fn opt_uuid(value: Option<Uuid>) -> Arg {
+        value.map_or(Arg::Null(NullOf::Uuid), Arg::Uuid)
+    }
+
+    pub fn opt_int(value: Option<i64>) -> Arg {
+        value.map_or(Arg::Null(NullOf::Int), Arg::Int)
+    }
+
+    pub fn opt_time(value: Option<DateTime<Utc>>) -> Arg {
+        value.map_or(Arg::Null(NullOf::Time), Arg::Time)
+    }
 }
 
 /// Binds every [`Arg`] in order to a sqlx query (plain, `query_as` or `query_scalar`).
@@ -31,6 +61,15 @@ macro_rules! bind_args {
                 $crate::store::Arg::Bool(v) => query.bind(v),
                 $crate::store::Arg::Int(v) => query.bind(v),
                 $crate::store::Arg::Time(v) => query.bind(v),
+                $crate::store::Arg::Bytes(v) => query.bind(v),
+                $crate::store::Arg::Null(of) => match of {
+                    $crate::store::query::NullOf::Text => query.bind(None::<String>),
+                    $crate::store::query::NullOf::Uuid => query.bind(None::<uuid::Uuid>),
+                    $crate::store::query::NullOf::Int => query.bind(None::<i64>),
+                    $crate::store::query::NullOf::Time => {
+                        query.bind(None::<chrono::DateTime<chrono::Utc>>)
+                    }
+                },
             };
         }
         query
@@ -164,6 +203,18 @@ impl SqlBuilder {
         self.sql
             .push_str(&(self.first + self.args.len()).to_string());
         self
+    }
+
+    /// Appends `(`, a placeholder for each of `args`, separated by commas, and `)`.
+    pub fn bind_tuple(&mut self, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        self.push("(");
+        for (i, arg) in args.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(arg);
+        }
+        self.push(")")
     }
 
     /// Appends `(c1 AND c2 …)` or `(c1 OR c2 …)`; nothing when there are no conditions.

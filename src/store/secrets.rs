@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
-use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecretRow {
@@ -40,6 +40,29 @@ pub async fn insert(conn: &mut Conn, secret: &SecretRow) -> StoreResult<()> {
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     insert_with(conn, sql, secret).await?;
     Ok(())
+}
+
+/// Adds the insert of `secret` to `batch`.
+pub fn push_insert(batch: &mut Batch, secret: &SecretRow) {
+    let mut sql = batch.statement();
+    sql.push(
+        "INSERT INTO secrets (id, workspace_id, user_id, name, private, internal, key_id, \
+         ciphertext, revision, created, updated) VALUES ",
+    );
+    sql.bind_tuple([
+        Arg::Uuid(secret.id),
+        Arg::Uuid(secret.workspace_id),
+        Arg::opt_uuid(secret.user_id),
+        Arg::Text(secret.name.clone()),
+        Arg::Bool(secret.private),
+        Arg::Bool(secret.internal),
+        Arg::Uuid(secret.key_id),
+        Arg::Bytes(secret.ciphertext.clone()),
+        Arg::Int(secret.revision),
+        Arg::Time(secret.created),
+        Arg::Time(secret.updated),
+    ]);
+    batch.push(sql);
 }
 
 /// Runs an insert whose eleven parameters are a secret's columns in table order.

@@ -673,6 +673,43 @@ async fn the_visibility_matrix_holds(backend: Backend) {
     app.stop().await;
 }
 
+/// Creates racing for one name: one wins, the others get 409 and leave nothing behind (no
+/// secret, filter row or count), and the next create goes through.
+async fn creates_racing_for_one_name_leave_exactly_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let rows = |table: &'static str| app.db.row_count(table);
+    let (secrets, labels) = (
+        rows("secrets").await,
+        rows("service_connector_labels").await,
+    );
+    let replies = futures::future::join_all((0..8).map(|_| {
+        app.post(
+            "/api/v1/service_connectors",
+            &app.admin,
+            service_principal("contested"),
+        )
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    let created = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CONFLICT)
+        .count();
+    assert_eq!((created, refused), (1, 7), "{statuses:?}");
+    assert_eq!(rows("secrets").await, secrets + 1);
+    assert_eq!(rows("service_connector_labels").await, labels + 2);
+
+    create(&app, &app.admin, service_principal("next")).await;
+    for path in [
+        "/api/v1/service_connectors",
+        "/api/v1/service_connectors?labels_str=team%3Dml",
+    ] {
+        assert_eq!(app.get(path, &app.admin).await.ok()["total"], 2, "{path}");
+    }
+    app.stop().await;
+}
+
 async fn lists_filter_sort_and_page(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let other = app.create_user("other", "default", "member").await;
@@ -912,6 +949,7 @@ async fn workspace_paths_and_deleted_owners(backend: Backend) {
 
 on_both_backends!(
     the_catalogue_serves_zenmls_azure_type,
+    creates_racing_for_one_name_leave_exactly_one,
     secrets_are_split_out_encrypted_and_returned_only_on_request,
     single_resource_connectors_get_canonical_ids,
     invalid_connectors_are_refused_with_a_clear_400,

@@ -201,6 +201,21 @@ impl TestDatabase {
         };
         assert_eq!(done, 1);
     }
+
+    /// How many rows `table` holds, read behind the server's back.
+    pub async fn row_count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        match self.backend {
+            Backend::Postgres => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut self.pg().await)
+                .await
+                .unwrap(),
+            Backend::Sqlite => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut self.sqlite().await)
+                .await
+                .unwrap(),
+        }
+    }
 }
 
 /// A response: status, headers and JSON body (`Value::Null` when empty or not JSON).
