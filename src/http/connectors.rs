@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
-use super::extract::{Json, Query, ScopedRead};
+use super::extract::{ClaimedRead, Json, Query, ScopedRead};
 use super::page::{ListRequest, ListSpec, Page, optional_bool};
 use super::time;
 use super::users::UserResponse;
@@ -233,8 +233,13 @@ fn connector_type<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn Conn
 
 /// The connector, if it exists for this caller.
 async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
-    connectors::get(conn, scope.workspace_id, id)
-        .await?
+    let found = connectors::get(conn, scope.workspace_id, id).await?;
+    visible_to(scope, id, found)
+}
+
+/// `found` if the scope's caller may see it; anyone else learns nothing about it.
+fn visible_to(scope: &Scope, id: Uuid, found: Option<ConnectorView>) -> ApiResult<ConnectorView> {
+    found
         .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -546,12 +551,16 @@ pub struct GetQuery {
     security(("bearer" = [])))]
 pub async fn get_connector(
     State(state): State<AppState>,
-    ScopedRead { scope, mut conn }: ScopedRead,
+    ClaimedRead { claim, mut conn }: ClaimedRead,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<GetQuery>,
 ) -> ApiResult<Json<ConnectorResponse>> {
-    let view = visible(&mut conn, &scope, connector_id).await?;
+    let (caller, found) = connectors::get_as(&mut conn, &claim.key(), connector_id)
+        .await?
+        .unzip();
     drop(conn);
+    let scope = claim.scope(caller)?;
+    let view = visible_to(&scope, connector_id, found.flatten())?;
     let expand =
         query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
     // The secret came with the connector, in the same query.

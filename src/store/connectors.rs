@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rand_core::RngCore;
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::query::bind_args;
 use super::query::{Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
+use super::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
 use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -428,6 +430,39 @@ pub async fn get(
             .bind(id)
             .fetch_optional(c)
             .await
+    })
+    .map_err(classify)
+}
+
+/// The caller's standing in a workspace and, only if they are a member of it, one of its
+/// connectors with its owner and encrypted secret: the two reads of an authorised get, in one
+/// query. `None` when the caller's account is gone.
+pub async fn get_as(
+    conn: &mut Conn,
+    caller: &CallerKey<'_>,
+    id: Uuid,
+) -> StoreResult<Option<(CallerInWorkspace, Option<ConnectorView>)>> {
+    let sql = format!(
+        "SELECT {CALLER_COLUMNS}, {COLUMNS}, s.ciphertext AS secret_ciphertext {CALLER_FROM} \
+         LEFT JOIN service_connectors c ON c.workspace_id = cm.workspace_id AND c.id = $5 \
+         LEFT JOIN users u ON u.id = c.user_id \
+         LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
+         WHERE cu.id = $1"
+    );
+    with_conn!(conn, |c| {
+        let row = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), caller.args())
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+        row.map(|row| {
+            let found = CallerInWorkspace::from_row(&row)?;
+            let connector: Option<Uuid> = sqlx::Row::try_get(&row, "id")?;
+            let view = connector
+                .map(|_| ConnectorView::from_row(&row))
+                .transpose()?;
+            Ok((found, view))
+        })
+        .transpose()
     })
     .map_err(classify)
 }

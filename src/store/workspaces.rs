@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder, bind_args};
 use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 use crate::domain::Role;
 
@@ -237,46 +237,90 @@ pub async fn members(conn: &mut Conn, workspace_id: Uuid) -> StoreResult<Vec<Mem
     .map_err(classify)
 }
 
-/// A user and their membership in one workspace, read together for every workspace-scoped
-/// request.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CallerInWorkspace {
+/// Who is asking, about which workspace: what every workspace-scoped request reads first.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerKey<'a> {
     pub user_id: Uuid,
-    pub user_name: String,
-    pub is_admin: bool,
-    pub active: bool,
-    pub default_workspace_id: Option<Uuid>,
-    pub workspace_id: Option<Uuid>,
-    pub workspace_name: Option<String>,
-    pub role: Option<String>,
+    /// The workspace's name or id; `None` for the caller's default workspace.
+    pub workspace: Option<&'a str>,
+    /// The API key the caller's token was issued for, if any.
+    pub api_key_id: Option<Uuid>,
 }
 
-/// The user `user_id` with their membership of the workspace named or identified by
-/// `reference`, or of their default workspace when there is no reference.
+impl CallerKey<'_> {
+    /// The values [`CALLER_FROM`] reads as `$1`…`$4`.
+    pub(crate) fn args(&self) -> [Arg; 4] {
+        let (id, name) = match self.workspace.map(split_ref) {
+            Some((id, name)) => (Some(id), Some(name)),
+            None => (None, None),
+        };
+        [
+            Arg::Uuid(self.user_id),
+            Arg::opt_uuid(id),
+            Arg::opt_text(name),
+            Arg::opt_uuid(self.api_key_id),
+        ]
+    }
+}
+
+/// A user, their membership of one workspace and the API key their token came from, read
+/// together for every workspace-scoped request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallerInWorkspace {
+    #[sqlx(rename = "caller_id")]
+    pub user_id: Uuid,
+    #[sqlx(rename = "caller_name")]
+    pub user_name: String,
+    #[sqlx(rename = "caller_is_admin")]
+    pub is_admin: bool,
+    #[sqlx(rename = "caller_active")]
+    pub active: bool,
+    #[sqlx(rename = "caller_default_workspace_id")]
+    pub default_workspace_id: Option<Uuid>,
+    #[sqlx(rename = "caller_workspace_id")]
+    pub workspace_id: Option<Uuid>,
+    #[sqlx(rename = "caller_workspace_name")]
+    pub workspace_name: Option<String>,
+    #[sqlx(rename = "caller_role")]
+    pub role: Option<String>,
+    #[sqlx(rename = "caller_key_active")]
+    key_active: Option<bool>,
+    #[sqlx(rename = "caller_key_owner")]
+    key_owner: Option<Uuid>,
+}
+
+impl CallerInWorkspace {
+    /// A token issued for an API key is valid only while that key is active and its owner's.
+    pub fn api_key_valid(&self, key: &CallerKey) -> bool {
+        key.api_key_id.is_none()
+            || (self.key_active == Some(true) && self.key_owner == Some(self.user_id))
+    }
+}
+
+/// The columns of a [`CallerInWorkspace`], from [`CALLER_FROM`].
+pub(crate) const CALLER_COLUMNS: &str = "cu.id AS caller_id, cu.name AS caller_name, \
+    cu.is_admin AS caller_is_admin, cu.active AS caller_active, \
+    cu.default_workspace_id AS caller_default_workspace_id, cw.id AS caller_workspace_id, \
+    cw.name AS caller_workspace_name, cm.role AS caller_role, \
+    ck.active AS caller_key_active, ck.service_account_id AS caller_key_owner";
+
+/// The caller's tables, for a [`CallerKey`] bound as `$1`…`$4`; a query adds `WHERE cu.id = $1`,
+/// and may join more tables on the membership (`cm`) before it.
+pub(crate) const CALLER_FROM: &str = "FROM users cu \
+    LEFT JOIN workspaces cw ON (cw.id = $2 OR cw.name = $3 \
+        OR ($3 IS NULL AND cw.id = cu.default_workspace_id)) \
+    LEFT JOIN workspace_members cm ON cm.workspace_id = cw.id AND cm.user_id = cu.id \
+    LEFT JOIN api_keys ck ON ck.id = $4";
+
+/// The caller with their membership of the workspace `key` names (their default workspace when
+/// it names none) and the API key their token came from.
 pub async fn caller_in_workspace(
     conn: &mut Conn,
-    user_id: Uuid,
-    reference: Option<&str>,
+    key: &CallerKey<'_>,
 ) -> StoreResult<Option<CallerInWorkspace>> {
-    let (id, name) = match reference {
-        Some(reference) => {
-            let (id, name) = split_ref(reference);
-            (Some(id), Some(name))
-        }
-        None => (None, None),
-    };
-    let sql = "SELECT u.id AS user_id, u.name AS user_name, u.is_admin, u.active, \
-               u.default_workspace_id, w.id AS workspace_id, w.name AS workspace_name, m.role \
-               FROM users u \
-               LEFT JOIN workspaces w ON (w.id = $2 OR w.name = $3 \
-                   OR ($3 IS NULL AND w.id = u.default_workspace_id)) \
-               LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = u.id \
-               WHERE u.id = $1";
+    let sql = format!("SELECT {CALLER_COLUMNS} {CALLER_FROM} WHERE cu.id = $1");
     with_conn!(conn, |c| {
-        sqlx::query_as(sql)
-            .bind(user_id)
-            .bind(id)
-            .bind(name)
+        bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), key.args())
             .fetch_optional(c)
             .await
     })

@@ -194,6 +194,23 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
     // A service account works in its workspace like any member.
     app.create_secret(&token, "bot-secret", false, json!({"k": "v"}))
         .await;
+    let connector = app
+        .post(
+            "/api/v1/service_connectors",
+            &token,
+            json!({"name": "bot-token", "connector_type": "azure", "auth_method": "access-token",
+                   "expires_at": "2099-01-01T00:00:00Z", "configuration": {"token": "t"}}),
+        )
+        .await
+        .ok();
+    let connector = format!(
+        "/api/v1/service_connectors/{}",
+        connector["id"].as_str().unwrap()
+    );
+    let workspace_scoped = ["/api/v1/secrets", connector.as_str()];
+    for path in workspace_scoped {
+        app.get(path, &token).await.ok();
+    }
 
     let bad = [
         ("grant_type", "zenml-api-key"),
@@ -213,8 +230,15 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
     )
     .await
     .ok();
-    let revoked = app.get("/api/v1/current-user", &token).await;
-    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    for path in ["/api/v1/current-user"].into_iter().chain(workspace_scoped) {
+        let revoked = app.get(path, &token).await;
+        assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            revoked.error().1.contains("API key"),
+            "{path}: {}",
+            revoked.body
+        );
+    }
     assert_eq!(
         app.send(app.client.post(app.url("/api/v1/login")).form(&form))
             .await
