@@ -224,9 +224,15 @@ impl Store {
     ) -> StoreResult<Store> {
         let store = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                // Requests are short: parallel workers cost more to start than they save.
-                let options = PgConnectOptions::from_str(url)?
-                    .options([("max_parallel_workers_per_gather", "0")]);
+                // Requests are short: parallel workers and JIT compilation cost more to start
+                // than they save. Every query is prepared once per connection and run with
+                // its values bound; planning it again for each run cost more than any plan
+                // chosen for particular values saved.
+                let options = PgConnectOptions::from_str(url)?.options([
+                    ("max_parallel_workers_per_gather", "0"),
+                    ("jit", "off"),
+                    ("plan_cache_mode", "force_generic_plan"),
+                ]);
                 let pool = pool::build(options, max_connections, ACQUIRE_TIMEOUT);
                 Store {
                     pools: Pools::Postgres(pool),
@@ -260,19 +266,17 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(ACQUIRE_TIMEOUT);
-        // 1 MiB of page cache per reader instead of 2: the operating system caches the file
-        // too, and each connection's cache is resident memory. The writer keeps more, for the
-        // index pages every insert touches.
-        let readers = options.clone().pragma("cache_size", "-1024");
-        let writer = options.pragma("cache_size", "-2048");
+        // 1 MiB of page cache per connection instead of 2: the operating system caches the
+        // file too, and each connection's cache is resident memory.
+        let options = options.pragma("cache_size", "-1024");
         Store {
             pools: Pools::Sqlite {
                 readers: pool::build(
-                    readers,
+                    options.clone(),
                     max_connections.clamp(1, SQLITE_READERS),
                     ACQUIRE_TIMEOUT,
                 ),
-                writer: pool::build(writer, 1, ACQUIRE_TIMEOUT),
+                writer: pool::build(options, 1, ACQUIRE_TIMEOUT),
             },
         }
     }
