@@ -266,9 +266,10 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(ACQUIRE_TIMEOUT);
-        // 1 MiB of page cache per connection instead of 2: the operating system caches the
-        // file too, and each connection's cache is resident memory.
-        let options = options.pragma("cache_size", "-1024");
+        // 512 KiB of page cache per connection instead of 2 MiB: the operating system caches
+        // the file too, and each connection's cache is resident memory. With 100k connectors,
+        // 1 MiB served no request faster than 512 KiB did.
+        let options = options.pragma("cache_size", "-512");
         Store {
             pools: Pools::Sqlite {
                 readers: pool::build(
