@@ -187,18 +187,19 @@ impl Server {
         }
     }
 
+    /// A field of `/proc/PID/status`, in KiB.
+    fn status_kib(&self, name: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn rss_kib(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        (self.status_kib("VmRSS:"), self.status_kib("VmHWM:"))
     }
 }
 
@@ -461,6 +462,8 @@ async fn run() {
             .await
         };
         let (rss_now, rss_peak) = server.rss_kib();
+        // File-backed pages are mostly the binary's own code; anonymous ones are the heap.
+        let (rss_anon, rss_file) = (server.status_kib("RssAnon:"), server.status_kib("RssFile:"));
         print_rows(
             &format!("{backend}: {total} connectors"),
             &floor,
@@ -498,11 +501,13 @@ async fn run() {
             ],
         );
         println!(
-            "\nloaded {total} connectors in {:.1} s ({:.0}/s with {CLIENTS} clients); server RSS {:.1} MiB after loading, {:.1} MiB now, peak {:.1} MiB since login",
+            "\nloaded {total} connectors in {:.1} s ({:.0}/s with {CLIENTS} clients); server RSS {:.1} MiB after loading, {:.1} MiB now ({:.1} anonymous, {:.1} file-backed), peak {:.1} MiB since login",
             loaded_in.as_secs_f64(),
             total as f64 / loaded_in.as_secs_f64(),
             rss_loaded as f64 / 1024.0,
             rss_now as f64 / 1024.0,
+            rss_anon as f64 / 1024.0,
+            rss_file as f64 / 1024.0,
             rss_peak as f64 / 1024.0,
         );
         server.remove().await;
