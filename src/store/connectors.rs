@@ -237,7 +237,8 @@ fn resource_types_sql(
     resource_types: &[String],
 ) -> SqlBuilder {
     sql.push(
-        "INSERT INTO service_connector_resource_types (connector_id, workspace_id, resource_type) VALUES ",
+        "INSERT INTO service_connector_resource_types \
+         (connector_id, workspace_id, resource_type, created) VALUES ",
     );
     for (i, resource_type) in resource_types.iter().enumerate() {
         if i > 0 {
@@ -247,6 +248,7 @@ fn resource_types_sql(
             Arg::Uuid(row.id),
             Arg::Uuid(row.workspace_id),
             Arg::Text(resource_type.clone()),
+            Arg::Time(row.created),
         ]);
     }
     sql
@@ -467,6 +469,32 @@ pub async fn get_as(
     .map_err(classify)
 }
 
+const TYPE_TABLE: (&str, &str) = ("service_connector_resource_types", "rt");
+const LABEL_TABLE: (&str, &str) = ("service_connector_labels", "l");
+
+/// `FROM` a filter table's rows that match `matches`, joined to their connectors. The table's
+/// index holds, per value, the connectors in creation order, so a page in that order is read
+/// straight from it.
+fn push_filter_table<const N: usize>(
+    from: &mut SqlBuilder,
+    (table, alias): (&str, &str),
+    secret_join: &str,
+    workspace_id: Uuid,
+    matches: [(&str, String); N],
+) {
+    from.push(&format!(
+        "FROM {table} {alias} JOIN service_connectors c ON c.id = {alias}.connector_id \
+         LEFT JOIN users u ON u.id = c.user_id{secret_join} WHERE {alias}.workspace_id = "
+    ));
+    from.bind(Arg::Uuid(workspace_id));
+    for (column, value) in matches {
+        from.push(&format!(" AND {alias}.{column} = "));
+        from.bind(Arg::Text(value));
+    }
+    from.push(" AND c.workspace_id = ");
+    from.bind(Arg::Uuid(workspace_id));
+}
+
 /// Joins each connector's encrypted secret, read into `secret_ciphertext`.
 const SECRET_JOIN: &str =
     " LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id";
@@ -482,35 +510,37 @@ pub async fn list(
     with_secrets: bool,
 ) -> StoreResult<Listed<ConnectorView>> {
     let secret_join = if with_secrets { SECRET_JOIN } else { "" };
-    // A single `key=value` label filter in creation order reads its page straight from the
-    // label index; every other filter walks the connectors in sort order.
+    // A single `key=value` label filter, or a single resource type, in creation order reads
+    // its page straight from that filter table's index; every other filter walks the
+    // connectors in sort order.
+    let in_creation_order = query.sort.name == "created";
     let by_label = match (&filter.resource_type, filter.labels.as_slice()) {
-        (None, [(key, Some(value))]) if query.sort.name == "created" => Some((key, value)),
+        (None, [(key, Some(value))]) if in_creation_order => Some((key, value)),
+        _ => None,
+    };
+    let by_type = match (&filter.resource_type, filter.labels.as_slice()) {
+        (Some(resource_type), []) if in_creation_order => Some(resource_type),
         _ => None,
     };
     let mut from = SqlBuilder::new("");
-    let order = match by_label {
-        Some((key, value)) => {
-            from.push(
-                "FROM service_connector_labels l \
-                 JOIN service_connectors c ON c.id = l.connector_id \
-                 LEFT JOIN users u ON u.id = c.user_id",
-            )
-            .push(secret_join)
-            .push(" WHERE l.workspace_id = ");
-            from.bind(Arg::Uuid(workspace_id))
-                .push(" AND l.key = ")
-                .bind(Arg::Text(key.clone()));
-            from.push(" AND l.value = ")
-                .bind(Arg::Text(value.clone()))
-                .push(" AND c.workspace_id = ");
-            from.bind(Arg::Uuid(workspace_id));
+    let order = match (by_label, by_type) {
+        (_, Some(resource_type)) => {
+            let matches = [("resource_type", resource_type.clone())];
+            push_filter_table(&mut from, TYPE_TABLE, secret_join, workspace_id, matches);
+            Order {
+                column: "rt.created",
+                tiebreak: "rt.connector_id",
+            }
+        }
+        (Some((key, value)), None) => {
+            let matches = [("key", key.clone()), ("value", value.clone())];
+            push_filter_table(&mut from, LABEL_TABLE, secret_join, workspace_id, matches);
             Order {
                 column: "l.created",
                 tiebreak: "l.connector_id",
             }
         }
-        None => {
+        (None, None) => {
             from.push(FROM)
                 .push(secret_join)
                 .push(" WHERE c.workspace_id = ")
@@ -523,7 +553,7 @@ pub async fn list(
     from.push(")");
     // Probes by primary key, row by row in sort order: a page of a common filter stops after a
     // few rows instead of materialising every match.
-    if let Some(resource_type) = &filter.resource_type {
+    if let Some(resource_type) = filter.resource_type.as_ref().filter(|_| by_type.is_none()) {
         from.push(
             " AND EXISTS (SELECT 1 FROM service_connector_resource_types rt \
              WHERE rt.connector_id = c.id AND rt.resource_type = ",

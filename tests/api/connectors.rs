@@ -544,14 +544,7 @@ async fn the_visibility_matrix_holds(backend: Backend) {
             id_of(c)
         )
     };
-    let names = |page: Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |page: Value| names_in(&page);
     let list = "/api/v1/service_connectors?project_name_or_id=team&sort_by=name";
 
     // Listing.
@@ -710,6 +703,25 @@ async fn creates_racing_for_one_name_leave_exactly_one(backend: Backend) {
     app.stop().await;
 }
 
+/// The names of the connectors on a page, in order.
+fn names_in(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The names on the page `GET /api/v1/service_connectors?{query}` returns to the admin.
+async fn listed_names(app: &TestApp, query: String) -> Vec<String> {
+    let page = app
+        .get(&format!("/api/v1/service_connectors?{query}"), &app.admin)
+        .await
+        .ok();
+    names_in(&page)
+}
+
 async fn lists_filter_sort_and_page(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let other = app.create_user("other", "default", "member").await;
@@ -748,25 +760,7 @@ async fn lists_filter_sort_and_page(backend: Backend) {
     .await;
     create(&app, &other, service_principal("others-private")).await;
 
-    let names = |query: &str| {
-        let app = &app;
-        let query = query.to_owned();
-        async move {
-            let page = app
-                .get(
-                    &format!("/api/v1/service_connectors?sort_by=name&{query}"),
-                    &app.admin,
-                )
-                .await
-                .ok();
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["name"].as_str().unwrap().to_owned())
-                .collect::<Vec<_>>()
-        }
-    };
+    let names = |query: &str| listed_names(&app, format!("sort_by=name&{query}"));
     assert_eq!(
         names("").await,
         ["aks-prod", "blob-dev", "blob-prod", "everything", "token"]
@@ -807,6 +801,18 @@ async fn lists_filter_sort_and_page(backend: Backend) {
         ["blob-dev", "token"]
     );
     assert_eq!(names("expires_at=isnotnull:").await, ["token"]);
+    // In creation order (the default), a resource-type filter reads its pages from its own
+    // index; other users' private connectors stay out of them.
+    let by_type = |query: &str| listed_names(&app, format!("resource_type=blob-container&{query}"));
+    assert_eq!(
+        by_type("").await,
+        ["blob-dev", "blob-prod", "everything", "token"]
+    );
+    assert_eq!(
+        by_type("sort_by=desc:created&size=2&page=2").await,
+        ["blob-prod", "blob-dev"]
+    );
+    assert_eq!(by_type("size=3&page=2").await, ["token"]);
     // Totals of single-facet filters come from maintained counts: they must follow every change.
     let total = |query: &str| {
         let app = &app;

@@ -1,0 +1,10 @@
+-- Each resource-type row carries its connector's creation time, as label rows do, so that a
+-- resource-type filter reads a page in creation order straight from the index below. Before,
+-- it walked the connectors in order and probed each one, which for a rare type meant every
+-- connector of the workspace.
+ALTER TABLE service_connector_resource_types ADD COLUMN created TEXT;
+UPDATE service_connector_resource_types
+    SET created = (SELECT c.created FROM service_connectors c WHERE c.id = connector_id);
+DROP INDEX service_connector_resource_types_lookup;
+CREATE INDEX service_connector_resource_types_lookup
+    ON service_connector_resource_types (workspace_id, resource_type, created, connector_id);
