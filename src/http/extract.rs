@@ -9,8 +9,8 @@ use super::AppState;
 use super::error::ApiError;
 use crate::auth::Claims;
 use crate::domain::{Caller, Role, Scope};
+use crate::store::Conn;
 use crate::store::workspaces::{self, CallerInWorkspace, CallerKey};
-use crate::store::{Conn, users};
 
 /// `axum::Json` with rejections in our error format.
 #[derive(Debug, FromRequest)]
@@ -59,34 +59,44 @@ fn account_gone() -> ApiError {
     unauthenticated("the account no longer exists or is inactive")
 }
 
-/// A token obtained with an API key is valid only while that key is.
-async fn check_api_key(conn: &mut Conn, claims: &Claims) -> Result<(), ApiError> {
-    if let Some(key_id) = claims.api_key_id {
-        let key = users::api_key(conn, key_id).await?;
-        if !key.is_some_and(|k| k.active && k.service_account_id == claims.sub) {
-            return Err(unauthenticated("the API key was deleted or deactivated"));
-        }
+/// The caller's row, if their account is active and the API key their token was issued for (if
+/// any) still is.
+fn authenticated(
+    found: Option<CallerInWorkspace>,
+    key: &CallerKey,
+) -> Result<CallerInWorkspace, ApiError> {
+    let found = found.filter(|c| c.active).ok_or_else(account_gone)?;
+    if !found.api_key_valid(key) {
+        return Err(unauthenticated("the API key was deleted or deactivated"));
     }
-    Ok(())
+    Ok(found)
+}
+
+fn caller_of(found: &CallerInWorkspace) -> Caller {
+    Caller {
+        user_id: found.user_id,
+        name: found.user_name.clone(),
+        is_admin: found.is_admin,
+        default_workspace_id: found.default_workspace_id,
+    }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
+    /// Reads the caller with the query workspace-scoped requests use (its workspace columns go
+    /// unused), so that one place decides whether an account and its API key are valid.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let claims = bearer_claims(parts, state)?;
+        let key = CallerKey {
+            user_id: claims.sub,
+            workspace: None,
+            api_key_id: claims.api_key_id,
+        };
         let mut conn = state.store.conn().await?;
-        let user = users::get(&mut conn, claims.sub)
-            .await?
-            .filter(|u| u.active)
-            .ok_or_else(account_gone)?;
-        check_api_key(&mut conn, &claims).await?;
-        Ok(Caller {
-            user_id: user.id,
-            name: user.name,
-            is_admin: user.is_admin,
-            default_workspace_id: user.default_workspace_id,
-        })
+        let found = workspaces::caller_in_workspace(&mut conn, &key).await?;
+        drop(conn);
+        Ok(caller_of(&authenticated(found, &key)?))
     }
 }
 
@@ -122,10 +132,8 @@ impl CallerClaim {
 
     /// The scope the request acts in, from the caller row read for [`CallerClaim::key`].
     pub fn scope(&self, found: Option<CallerInWorkspace>) -> Result<Scope, ApiError> {
-        let found = found.filter(|c| c.active).ok_or_else(account_gone)?;
-        if !found.api_key_valid(&self.key()) {
-            return Err(unauthenticated("the API key was deleted or deactivated"));
-        }
+        let found = authenticated(found, &self.key())?;
+        let caller = caller_of(&found);
         let (Some(workspace_id), Some(workspace_name), Some(role)) = (
             found.workspace_id,
             found.workspace_name,
@@ -142,12 +150,7 @@ impl CallerClaim {
             workspace_id,
             workspace_name,
             role,
-            caller: Caller {
-                user_id: found.user_id,
-                name: found.user_name,
-                is_admin: found.is_admin,
-                default_workspace_id: found.default_workspace_id,
-            },
+            caller,
         })
     }
 }

@@ -140,18 +140,15 @@ fn counts_sql(
     sql.push(
         "INSERT INTO service_connector_counts (workspace_id, owner_id, facet, shard, total) VALUES ",
     );
-    for (i, facet) in facets.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind_tuple([
+    sql.bind_rows(facets.iter().map(|facet| {
+        [
             Arg::Uuid(workspace_id),
             Arg::Uuid(owner),
             Arg::Text(facet.clone()),
             Arg::Int(shard),
             Arg::Int(delta),
-        ]);
-    }
+        ]
+    }));
     sql.push(
         " ON CONFLICT (workspace_id, facet, owner_id, shard) \
          DO UPDATE SET total = service_connector_counts.total + excluded.total",
@@ -214,18 +211,15 @@ fn labels_sql(
     sql.push(
         "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
     );
-    for (i, (key, value)) in labels.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind_tuple([
+    sql.bind_rows(labels.iter().map(|(key, value)| {
+        [
             Arg::Uuid(row.id),
             Arg::Uuid(row.workspace_id),
             Arg::Text(key.clone()),
             Arg::Text(value.clone()),
             Arg::Time(row.created),
-        ]);
-    }
+        ]
+    }));
     sql
 }
 
@@ -240,17 +234,14 @@ fn resource_types_sql(
         "INSERT INTO service_connector_resource_types \
          (connector_id, workspace_id, resource_type, created) VALUES ",
     );
-    for (i, resource_type) in resource_types.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.bind_tuple([
+    sql.bind_rows(resource_types.iter().map(|resource_type| {
+        [
             Arg::Uuid(row.id),
             Arg::Uuid(row.workspace_id),
             Arg::Text(resource_type.clone()),
             Arg::Time(row.created),
-        ]);
-    }
+        ]
+    }));
     sql
 }
 

@@ -125,25 +125,15 @@ impl Conn {
         }
     }
 
+    fn state(&mut self) -> &mut pool::SessionState {
+        match self.checkout.as_mut().expect(CHECKED_OUT) {
+            Checkout::Postgres(session) => &mut session.state,
+            Checkout::Sqlite(session) => &mut session.state,
+        }
+    }
+
     pub(crate) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        match self.checkout.as_mut().expect(CHECKED_OUT) {
-            Checkout::Postgres(session) => session.observe(result),
-            Checkout::Sqlite(session) => session.observe(result),
-        }
-    }
-
-    fn set_in_transaction(&mut self, value: bool) {
-        match self.checkout.as_mut().expect(CHECKED_OUT) {
-            Checkout::Postgres(session) => session.in_transaction = value,
-            Checkout::Sqlite(session) => session.in_transaction = value,
-        }
-    }
-
-    fn in_transaction(&self) -> bool {
-        match self.checkout.as_ref().expect(CHECKED_OUT) {
-            Checkout::Postgres(session) => session.in_transaction && !session.broken,
-            Checkout::Sqlite(session) => session.in_transaction && !session.broken,
-        }
+        self.state().observe(result);
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -161,16 +151,16 @@ impl Conn {
 
     async fn begin(mut self, sql: &'static str) -> StoreResult<Conn> {
         // Marked first: should BEGIN fail half-way, the connection is rolled back before reuse.
-        self.set_in_transaction(true);
+        self.state().in_transaction = true;
         self.control(sql).await?;
         Ok(self)
     }
 
     /// Commits a transaction; a plain connection has nothing to commit.
     pub async fn commit(mut self) -> StoreResult<()> {
-        if self.in_transaction() {
+        if self.state().open_transaction() {
             self.control("COMMIT").await?;
-            self.set_in_transaction(false);
+            self.state().in_transaction = false;
         }
         Ok(())
     }
@@ -180,7 +170,7 @@ impl Drop for Conn {
     /// A transaction left unfinished (an error, or a cancelled request) is rolled back now
     /// rather than at the connection's next use, so that its locks go with the request.
     fn drop(&mut self) {
-        if self.checkout.is_none() || !self.in_transaction() {
+        if self.checkout.is_none() || !self.state().open_transaction() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -190,12 +180,15 @@ impl Drop for Conn {
             checkout: self.checkout.take(),
         };
         runtime.spawn(async move {
-            if conn.control("ROLLBACK").await.is_ok() {
-                conn.set_in_transaction(false);
-            } else {
+            let state_after = match conn.control("ROLLBACK").await {
+                Ok(()) => pool::SessionState::default(),
                 // Not reused: the pool closes it rather than roll back again.
-                conn.observe::<()>(&Err(sqlx::Error::WorkerCrashed));
-            }
+                Err(_) => pool::SessionState {
+                    in_transaction: true,
+                    broken: true,
+                },
+            };
+            *conn.state() = state_after;
         });
     }
 }
@@ -399,8 +392,7 @@ impl Store {
         let sql = batch.sql(conn.dialect());
         // The script opens a transaction on SQLite: should any statement in it fail, the
         // connection is rolled back when dropped.
-        let opens_transaction = conn.dialect() == Dialect::Sqlite;
-        conn.set_in_transaction(opens_transaction);
+        conn.state().in_transaction = conn.dialect() == Dialect::Sqlite;
         with_conn!(&mut conn, |c| {
             query::bind_args!(
                 sqlx::query(sqlx::AssertSqlSafe(sql.clone())),
@@ -411,7 +403,7 @@ impl Store {
             .map(|_| ())
         })
         .map_err(classify)?;
-        conn.set_in_transaction(false);
+        conn.state().in_transaction = false;
         Ok(())
     }
 }

@@ -15,13 +15,19 @@ use sqlx::{ConnectOptions, Connection, Executor};
 /// A database connection as the pool holds it.
 pub struct Session<C> {
     pub(super) conn: C,
+    pub(super) state: SessionState,
+}
+
+/// What the pool must know about a connection before handing it out again.
+#[derive(Debug, Default)]
+pub struct SessionState {
     /// A transaction was begun and has not ended: it is rolled back before the next use.
     pub(super) in_transaction: bool,
     /// The transport failed: the connection is closed instead of reused.
     pub(super) broken: bool,
 }
 
-impl<C> Session<C> {
+impl SessionState {
     /// Notes a failure that leaves the connection unusable (rather than a failed statement).
     pub(super) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
         if let Err(
@@ -33,6 +39,11 @@ impl<C> Session<C> {
         {
             self.broken = true;
         }
+    }
+
+    /// Inside a transaction that can still be rolled back.
+    pub(super) fn open_transaction(&self) -> bool {
+        self.in_transaction && !self.broken
     }
 }
 
@@ -75,8 +86,7 @@ where
     async fn create(&self) -> Result<Session<C>, sqlx::Error> {
         Ok(Session {
             conn: self.options.connect().await?,
-            in_transaction: false,
-            broken: false,
+            state: SessionState::default(),
         })
     }
 
@@ -85,12 +95,12 @@ where
         session: &mut Session<C>,
         metrics: &Metrics,
     ) -> RecycleResult<sqlx::Error> {
-        if session.broken {
+        if session.state.broken {
             return Err(RecycleError::message("the connection failed"));
         }
-        if session.in_transaction {
+        if session.state.in_transaction {
             sqlx::raw_sql("ROLLBACK").execute(&mut session.conn).await?;
-            session.in_transaction = false;
+            session.state.in_transaction = false;
         } else if metrics.last_used() > PING_AFTER_IDLE {
             session.conn.ping().await?;
         }

@@ -205,6 +205,21 @@ impl SqlBuilder {
         self
     }
 
+    /// Appends one [`SqlBuilder::bind_tuple`] per row, separated by commas: the rows of a
+    /// multi-row `VALUES`.
+    pub fn bind_rows<R: IntoIterator<Item = Arg>>(
+        &mut self,
+        rows: impl IntoIterator<Item = R>,
+    ) -> &mut Self {
+        for (i, row) in rows.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind_tuple(row);
+        }
+        self
+    }
+
     /// Appends `(`, a placeholder for each of `args`, separated by commas, and `)`.
     pub fn bind_tuple(&mut self, args: impl IntoIterator<Item = Arg>) -> &mut Self {
         self.push("(");
