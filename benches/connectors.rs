@@ -9,14 +9,21 @@
 //! BENCH_BACKENDS (`sqlite,postgres`), TEST_DATABASE_URL (as for the tests).
 //!
 //! The server and the floor each run as a child process; the load generator shares the
-//! machine's cores with them, as it would on a small host.
+//! machine's cores with them, as it would on a small host. Last, with the server idle, the same
+//! reads are made through the store alone, from this process: what the database allows before
+//! any HTTP.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connector_hub::store::Store;
+use connector_hub::store::connectors::{self, ConnectorFilter};
+use connector_hub::store::query::{Direction, ListQuery};
+use connector_hub::store::workspaces::{self, CallerKey};
 use serde_json::{Value, json};
 use sqlx::Connection;
+use uuid::Uuid;
 
 const CLIENTS: usize = 16;
 const CREATE_CLIENTS: usize = 4;
@@ -66,31 +73,24 @@ impl Measured {
     }
 }
 
-/// Runs `clients` loops sending `request(i)` until `duration` has passed; every reply must be
-/// a success.
-async fn measure<F>(clients: usize, duration: Duration, request: F) -> Measured
+/// Runs `clients` loops of `operation(i)` until `duration` has passed.
+async fn measure_operation<F, Fut>(clients: usize, duration: Duration, operation: F) -> Measured
 where
-    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
 {
-    let request = Arc::new(request);
+    let operation = Arc::new(operation);
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let request = request.clone();
+        let operation = operation.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut i = client;
             while Instant::now() < deadline {
                 let sent = Instant::now();
-                let response = request(i).send().await.expect("the server answers");
-                let status = response.status();
-                let body = response.bytes().await.expect("the body arrives");
-                assert!(
-                    status.is_success(),
-                    "{status}: {}",
-                    String::from_utf8_lossy(&body)
-                );
+                operation(i).await;
                 latencies.push(sent.elapsed());
                 i += clients;
             }
@@ -108,6 +108,101 @@ where
         elapsed,
         latencies,
     }
+}
+
+/// Runs `clients` loops sending `request(i)` until `duration` has passed; every reply must be
+/// a success.
+async fn measure<F>(clients: usize, duration: Duration, request: F) -> Measured
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    measure_operation(clients, duration, move |i| {
+        let sent = request(i).send();
+        async move {
+            let response = sent.await.expect("the server answers");
+            let status = response.status();
+            let body = response.bytes().await.expect("the body arrives");
+            assert!(
+                status.is_success(),
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    })
+    .await
+}
+
+/// The reads of a get and of pages of the connector list, made straight through the store
+/// from this process: the database and sqlx with no HTTP, token or JSON around them. Their
+/// rates bound what the server can reach.
+async fn measure_store(
+    server: &Server,
+    data_dir: &std::path::Path,
+    user_id: Uuid,
+    ids: Arc<Vec<Uuid>>,
+    seconds: Duration,
+) -> (Measured, Measured, Measured) {
+    let url = (!server.database_url.is_empty()).then_some(server.database_url.as_str());
+    let store = Store::open(url, data_dir, 16)
+        .await
+        .expect("the store opens");
+    let key = move || CallerKey {
+        user_id,
+        workspace: None,
+        api_key_id: None,
+    };
+    let get = {
+        let store = store.clone();
+        measure_operation(CLIENTS, seconds, move |i| {
+            let (store, id) = (store.clone(), ids[(i * 7919) % ids.len()]);
+            async move {
+                let mut conn = store.conn().await.unwrap();
+                let found = connectors::get_as(&mut conn, &key(), id).await.unwrap();
+                assert!(found.is_some_and(|(_, view)| view.is_some()));
+            }
+        })
+        .await
+    };
+    // A page of 20 in creation order, unfiltered or filtered by one label.
+    let list = move |store: Store, filter: ConnectorFilter| async move {
+        let mut conn = store.conn().await.unwrap();
+        let caller = workspaces::caller_in_workspace(&mut conn, &key())
+            .await
+            .unwrap()
+            .expect("the caller exists");
+        let query = ListQuery {
+            conditions: Vec::new(),
+            any: false,
+            sort: connectors::FIELDS
+                .iter()
+                .find(|f| f.name == "created")
+                .unwrap(),
+            direction: Direction::Desc,
+            page: 1,
+            size: 20,
+        };
+        let workspace = caller.workspace_id.expect("a default workspace");
+        let page = connectors::list(&mut conn, workspace, user_id, &query, &filter, false)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 20);
+    };
+    let page = {
+        let store = store.clone();
+        measure_operation(CLIENTS, seconds, move |_| {
+            list(store.clone(), ConnectorFilter::default())
+        })
+        .await
+    };
+    let label = measure_operation(CLIENTS, seconds, move |i| {
+        let filter = ConnectorFilter {
+            resource_type: None,
+            labels: vec![("team".to_owned(), Some(format!("t{}", i % 100)))],
+        };
+        list(store.clone(), filter)
+    })
+    .await;
+    (get, page, label)
 }
 
 const ENVIRONMENTS: [&str; 4] = ["dev", "prod", "staging", "test"];
@@ -274,16 +369,14 @@ async fn start_server(
     }
 }
 
+/// Sends `request` and reads its JSON reply.
+async fn json_reply(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 async fn login(client: &reqwest::Client, base: &str) -> String {
-    let reply: Value = client
-        .post(format!("{base}/api/v1/login"))
-        .form(&[("username", "default"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = [("username", "default"), ("password", PASSWORD)];
+    let reply = json_reply(client.post(format!("{base}/api/v1/login")).form(&form)).await;
     reply["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -311,16 +404,13 @@ async fn load(
                 if i >= to {
                     return ids;
                 }
-                let reply: Value = client
-                    .post(format!("{base}/api/v1/service_connectors"))
-                    .bearer_auth(&token)
-                    .json(&connector(i))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let reply = json_reply(
+                    client
+                        .post(format!("{base}/api/v1/service_connectors"))
+                        .bearer_auth(&token)
+                        .json(&connector(i)),
+                )
+                .await;
                 ids.push(reply["id"].as_str().expect("created").to_owned());
             }
         }));
@@ -440,9 +530,10 @@ async fn run() {
             })
             .await
         };
+        let ids: Arc<Vec<Uuid>> = Arc::new(ids.iter().map(|id| id.parse().unwrap()).collect());
         let get = {
-            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
-            let ids = Arc::new(ids);
+            let (client, auth, base, ids) =
+                (client.clone(), auth.clone(), base.clone(), ids.clone());
             measure(CLIENTS, seconds, move |i| {
                 let id = &ids[(i * 7919) % ids.len()];
                 client
@@ -509,6 +600,37 @@ async fn run() {
             rss_anon as f64 / 1024.0,
             rss_file as f64 / 1024.0,
             rss_peak as f64 / 1024.0,
+        );
+        // The server is idle from here on; the store's reads run in this process.
+        let caller = json_reply(
+            client
+                .get(format!("{base}/api/v1/current-user"))
+                .header("authorization", &auth),
+        )
+        .await;
+        let user_id = caller["id"].as_str().unwrap().parse().unwrap();
+        let (store_get, store_list, store_label) =
+            measure_store(&server, data_dir.path(), user_id, ids, seconds).await;
+        print_rows(
+            &format!("{backend}: the same reads through the store alone, no HTTP"),
+            &floor,
+            &[
+                Row {
+                    name: format!("caller, then a page of 20 ({total} connectors)"),
+                    measured: store_list,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "caller, then a page filtered by label (1% match)".into(),
+                    measured: store_label,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "caller and connector with its secret (one query)".into(),
+                    measured: store_get,
+                    clients: CLIENTS,
+                },
+            ],
         );
         server.remove().await;
     }
