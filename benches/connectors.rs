@@ -164,31 +164,35 @@ async fn measure_store(
         .await
     };
     // A page of 20 in creation order, unfiltered or filtered by one label.
-    let list = move |store: Store, filter: ConnectorFilter| async move {
-        let mut conn = store.conn().await.unwrap();
-        let caller = workspaces::caller_in_workspace(&mut conn, &key())
-            .await
-            .unwrap()
-            .expect("the caller exists");
-        let query = ListQuery {
-            conditions: Vec::new(),
-            any: false,
-            sort: connectors::FIELDS
-                .iter()
-                .find(|f| f.name == "created")
-                .unwrap(),
-            direction: Direction::Desc,
-            page: 1,
-            size: 20,
-        };
-        let workspace = caller.workspace_id.expect("a default workspace");
-        let page = connectors::list(&mut conn, workspace, user_id, &query, &filter, false)
-            .await
-            .unwrap();
-        assert_eq!(page.items.len(), 20);
+    let query = Arc::new(ListQuery {
+        conditions: Vec::new(),
+        any: false,
+        sort: connectors::FIELDS
+            .iter()
+            .find(|f| f.name == "created")
+            .unwrap(),
+        direction: Direction::Desc,
+        page: 1,
+        size: 20,
+    });
+    let list = move |store: Store, filter: ConnectorFilter| {
+        let query = query.clone();
+        async move {
+            let mut conn = store.conn().await.unwrap();
+            let caller = workspaces::caller_in_workspace(&mut conn, &key())
+                .await
+                .unwrap()
+                .expect("the caller exists");
+            let workspace = caller.workspace_id.expect("a default workspace");
+            let page = connectors::list(&mut conn, workspace, user_id, &query, &filter, false)
+                .await
+                .unwrap();
+            assert!(page.total > 0);
+            assert_eq!(page.items.len() as i64, page.total.min(20));
+        }
     };
     let page = {
-        let store = store.clone();
+        let (store, list) = (store.clone(), list.clone());
         measure_operation(CLIENTS, seconds, move |_| {
             list(store.clone(), ConnectorFilter::default())
         })
@@ -387,7 +391,7 @@ async fn load(
     token: &str,
     from: usize,
     to: usize,
-) -> Vec<String> {
+) -> Vec<Uuid> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(from));
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
@@ -398,7 +402,7 @@ async fn load(
             next.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut ids = Vec::new();
+            let mut ids: Vec<Uuid> = Vec::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= to {
@@ -411,7 +415,7 @@ async fn load(
                         .json(&connector(i)),
                 )
                 .await;
-                ids.push(reply["id"].as_str().expect("created").to_owned());
+                ids.push(reply["id"].as_str().expect("created").parse().unwrap());
             }
         }));
     }
@@ -530,7 +534,7 @@ async fn run() {
             })
             .await
         };
-        let ids: Arc<Vec<Uuid>> = Arc::new(ids.iter().map(|id| id.parse().unwrap()).collect());
+        let ids = Arc::new(ids);
         let get = {
             let (client, auth, base, ids) =
                 (client.clone(), auth.clone(), base.clone(), ids.clone());
