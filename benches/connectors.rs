@@ -25,6 +25,12 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
 
+/// The server's allocator, so that the store's reads measured in this process allocate as they
+/// do in the server (SQLite's too: the `override` feature replaces `malloc`). With glibc's
+/// allocator they spent a quarter of their time in `malloc` and `free`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: usize = 16;
 const CREATE_CLIENTS: usize = 4;
 const PASSWORD: &str = "benchmark admin password";
@@ -44,27 +50,102 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The floor: the smallest useful axum service, in its own process.
+/// A body the size and shape of a page of 20 connectors as the server lists them (not
+/// hydrated), each with its owner's summary.
+fn page_shaped_body() -> axum::body::Bytes {
+    let time = "2026-11-30T18:09:42.528731";
+    let owner = json!({
+        "id": Uuid::new_v4(), "name": "default", "permission_denied": false,
+        "body": {
+            "created": time, "updated": time, "active": true, "activation_token": null,
+            "full_name": "", "email_opted_in": null, "is_service_account": false,
+            "is_admin": true, "default_project_id": null, "avatar_url": null, "description": null,
+        },
+        "metadata": null, "resources": {},
+    });
+    let items: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({
+                "id": Uuid::new_v4(), "name": format!("connector-{i:06}"), "permission_denied": false,
+                "body": {
+                    "created": time, "updated": time, "user_id": owner["id"], "description": "",
+                    "connector_type": "azure", "auth_method": "service-principal",
+                    "resource_types": ["kubernetes-cluster"], "resource_id": format!("rg-1/aks-{i}"),
+                    "supports_instances": false, "expires_at": null, "expires_skew_tolerance": null,
+                    "workspace_id": Uuid::new_v4(), "shared": false, "expired": false,
+                },
+                "metadata": null, "resources": {"user": owner},
+            })
+        })
+        .collect();
+    let page =
+        json!({"index": 1, "max_size": 20, "total_pages": 5000, "total": 100000, "items": items});
+    serde_json::to_vec(&page).unwrap().into()
+}
+
+/// The floor: the smallest useful axum service, in its own process. `/floor/page` sends a
+/// page-sized body, serialised once: what moving a page's bytes costs, with no work behind it.
 async fn serve_floor(port: u16) {
-    let app = axum::Router::new().route(
-        "/floor",
-        axum::routing::get(|| async { axum::Json(json!({"status": "ok", "items": [1, 2, 3]})) }),
-    );
+    let page = page_shaped_body();
+    let app = axum::Router::new()
+        .route(
+            "/floor",
+            axum::routing::get(|| async {
+                axum::Json(json!({"status": "ok", "items": [1, 2, 3]}))
+            }),
+        )
+        .route(
+            "/floor/page",
+            axum::routing::get(move || {
+                let page = page.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        page,
+                    )
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     axum::serve(listener, app).await.unwrap();
 }
 
+/// CPU time the whole machine has spent busy since boot, in every process: the server, the
+/// database, the load generator. `/proc/stat` counts in USER_HZ, which is 100 on Linux.
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat is readable");
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|all_cpus| all_cpus.strip_prefix("cpu "))
+        .expect("/proc/stat starts with the total of all CPUs")
+        .split_whitespace()
+        .map(|v| v.parse().expect("a count of ticks"))
+        .collect();
+    // user, nice, system, then idle and iowait (not busy), then irq, softirq and steal.
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().map(|&i| ticks[i]).sum();
+    Duration::from_millis(busy * 10)
+}
+
 struct Measured {
     requests: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// The machine's busy CPU time over the measurement.
+    busy: Duration,
 }
 
 impl Measured {
     fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Busy CPU time per operation, summed over every process on the machine. A ratio to the
+    /// floor is at most the floor's CPU per request over this.
+    fn cpu_per_request(&self) -> Duration {
+        self.busy / self.requests as u32
     }
 
     fn percentile(&self, p: f64) -> Duration {
@@ -80,6 +161,7 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let operation = Arc::new(operation);
+    let busy_before = machine_busy();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
@@ -102,11 +184,13 @@ where
         latencies.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed();
+    let busy = machine_busy() - busy_before;
     latencies.sort();
     Measured {
         requests: latencies.len(),
         elapsed,
         latencies,
+        busy,
     }
 }
 
@@ -434,18 +518,21 @@ struct Row {
 
 fn print_rows(title: &str, floor: &Measured, rows: &[Row]) {
     println!("\n### {title}\n");
-    println!("| operation | clients | requests/s | ratio to floor | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| operation | clients | requests/s | ratio to floor | p50 ms | p99 ms | machine CPU µs per request |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for row in rows {
         let m = &row.measured;
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} |",
             row.name,
             row.clients,
             m.rps(),
             m.rps() / floor.rps(),
             m.percentile(0.5).as_secs_f64() * 1000.0,
             m.percentile(0.99).as_secs_f64() * 1000.0,
+            m.cpu_per_request().as_secs_f64() * 1e6,
         );
     }
 }
@@ -476,17 +563,30 @@ async fn run() {
         .unwrap();
     let floor_url = format!("http://127.0.0.1:{floor_port}/floor");
     wait_until_up(&client, &floor_url).await;
+    let floor_page_url = format!("{floor_url}/page");
     let floor = {
         let client = client.clone();
         measure(CLIENTS, seconds, move |_| client.get(&floor_url)).await
     };
+    let floor_page = {
+        let client = client.clone();
+        measure(CLIENTS, seconds, move |_| client.get(&floor_page_url)).await
+    };
     let _ = floor_process.kill();
     let _ = floor_process.wait();
     println!(
-        "floor (bare axum JSON handler): {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms",
+        "floor (bare axum JSON handler): {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, machine CPU {:.0} µs per request",
         floor.rps(),
         floor.percentile(0.5).as_secs_f64() * 1000.0,
-        floor.percentile(0.99).as_secs_f64() * 1000.0
+        floor.percentile(0.99).as_secs_f64() * 1000.0,
+        floor.cpu_per_request().as_secs_f64() * 1e6,
+    );
+    println!(
+        "floor with a page-sized body ({} bytes, serialised once): {:.0} requests/s ({:.2} of the floor), machine CPU {:.0} µs per request",
+        page_shaped_body().len(),
+        floor_page.rps(),
+        floor_page.rps() / floor.rps(),
+        floor_page.cpu_per_request().as_secs_f64() * 1e6,
     );
 
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
