@@ -142,8 +142,8 @@ impl Measured {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Busy CPU time per operation, summed over every process on the machine. A ratio to the
-    /// floor is at most the floor's CPU per request over this.
+    /// Busy CPU time per operation, summed over every process on the machine. While both keep
+    /// the cores busy, a ratio to the floor is close to the floor's CPU per request over this.
     fn cpu_per_request(&self) -> Duration {
         self.busy / self.requests as u32
     }
