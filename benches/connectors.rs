@@ -142,16 +142,23 @@ impl Measured {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Busy CPU time per operation, summed over every process on the machine. While both keep
-    /// the cores busy, a ratio to the floor is close to the floor's CPU per request over this.
-    fn cpu_per_request(&self) -> Duration {
-        self.busy / self.requests as u32
+    /// Busy CPU time per operation in µs, summed over every process on the machine. While both
+    /// keep the cores busy, a ratio to the floor is close to the floor's CPU per request over
+    /// this.
+    fn cpu_us_per_request(&self) -> f64 {
+        self.busy.as_secs_f64() * 1e6 / self.requests as f64
     }
 
-    fn percentile(&self, p: f64) -> Duration {
+    fn percentile_ms(&self, p: f64) -> f64 {
         let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index]
+        self.latencies[index].as_secs_f64() * 1000.0
     }
+}
+
+/// The connector the `i`th get reads: spread over all of them, the same sequence over HTTP and
+/// through the store.
+fn scattered(ids: &[Uuid], i: usize) -> Uuid {
+    ids[(i * 7919) % ids.len()]
 }
 
 /// Runs `clients` loops of `operation(i)` until `duration` has passed.
@@ -238,7 +245,7 @@ async fn measure_store(
     let get = {
         let store = store.clone();
         measure_operation(CLIENTS, seconds, move |i| {
-            let (store, id) = (store.clone(), ids[(i * 7919) % ids.len()]);
+            let (store, id) = (store.clone(), scattered(&ids, i));
             async move {
                 let mut conn = store.conn().await.unwrap();
                 let found = connectors::get_as(&mut conn, &key(), id).await.unwrap();
@@ -530,9 +537,9 @@ fn print_rows(title: &str, floor: &Measured, rows: &[Row]) {
             row.clients,
             m.rps(),
             m.rps() / floor.rps(),
-            m.percentile(0.5).as_secs_f64() * 1000.0,
-            m.percentile(0.99).as_secs_f64() * 1000.0,
-            m.cpu_per_request().as_secs_f64() * 1e6,
+            m.percentile_ms(0.5),
+            m.percentile_ms(0.99),
+            m.cpu_us_per_request(),
         );
     }
 }
@@ -577,16 +584,16 @@ async fn run() {
     println!(
         "floor (bare axum JSON handler): {:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, machine CPU {:.0} µs per request",
         floor.rps(),
-        floor.percentile(0.5).as_secs_f64() * 1000.0,
-        floor.percentile(0.99).as_secs_f64() * 1000.0,
-        floor.cpu_per_request().as_secs_f64() * 1e6,
+        floor.percentile_ms(0.5),
+        floor.percentile_ms(0.99),
+        floor.cpu_us_per_request(),
     );
     println!(
         "floor with a page-sized body ({} bytes, serialised once): {:.0} requests/s ({:.2} of the floor), machine CPU {:.0} µs per request",
         page_shaped_body().len(),
         floor_page.rps(),
         floor_page.rps() / floor.rps(),
-        floor_page.cpu_per_request().as_secs_f64() * 1e6,
+        floor_page.cpu_us_per_request(),
     );
 
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
@@ -639,7 +646,7 @@ async fn run() {
             let (client, auth, base, ids) =
                 (client.clone(), auth.clone(), base.clone(), ids.clone());
             measure(CLIENTS, seconds, move |i| {
-                let id = &ids[(i * 7919) % ids.len()];
+                let id = scattered(&ids, i);
                 client
                     .get(format!("{base}/api/v1/service_connectors/{id}"))
                     .header("authorization", &auth)
