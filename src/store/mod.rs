@@ -2,6 +2,8 @@
 //! in SQL both PostgreSQL and SQLite accept, and [`with_conn!`] runs it on whichever connection
 //! the caller holds. The store never decides permissions; callers pass in what the domain allows.
 
+mod batch;
+mod checkpoint;
 pub mod connectors;
 pub mod data_keys;
 pub mod devices;
@@ -20,6 +22,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgConnection, SqliteConnection};
 
+pub use batch::Batch;
 pub use query::{Arg, Dialect};
 
 /// The errors of the storage layer.
@@ -32,6 +35,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("the record was changed concurrently")]
     Concurrent,
+    /// Queued writes could not get SQLite's writer connection (see [`Batch`]).
+    #[error("the writer connection is unavailable: {0}")]
+    WriterUnavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -69,6 +75,8 @@ enum Pools {
         /// Its one connection is the write lock: transactions queue here, in order, rather
         /// than in SQLite's busy handler (which sleeps and retries).
         writer: pool::Pool<SqliteConnection>,
+        /// Batches queue here for the writer, to be committed in groups.
+        batches: batch::GroupCommit,
     },
 }
 
@@ -262,15 +270,20 @@ impl Store {
         // 512 KiB of page cache per connection instead of 2 MiB: the operating system caches
         // the file too, and each connection's cache is resident memory. With 100k connectors,
         // 1 MiB served no request faster than 512 KiB did.
-        let options = options.pragma("cache_size", "-512");
+        let options = options
+            .pragma("cache_size", "-512")
+            .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES);
+        let writer = pool::build(options.clone(), 1, ACQUIRE_TIMEOUT);
+        let checkpointer = checkpoint::Checkpointer::start(options.clone());
         Store {
             pools: Pools::Sqlite {
                 readers: pool::build(
-                    options.clone(),
+                    options,
                     max_connections.clamp(1, SQLITE_READERS),
                     ACQUIRE_TIMEOUT,
                 ),
-                writer: pool::build(options, 1, ACQUIRE_TIMEOUT),
+                batches: batch::GroupCommit::start(writer.clone(), checkpointer),
+                writer,
             },
         }
     }
@@ -332,79 +345,13 @@ impl Store {
     pub async fn close(&self) {
         match &self.pools {
             Pools::Postgres(pool) => close_pool(pool).await,
-            Pools::Sqlite { readers, writer } => {
+            Pools::Sqlite {
+                readers, writer, ..
+            } => {
                 close_pool(readers).await;
                 close_pool(writer).await;
             }
         }
-    }
-}
-
-/// Writes sent to the database in one round trip and applied all or nothing: on PostgreSQL as
-/// one statement (every write but the last as a data-modifying `WITH` part), on SQLite as one
-/// script between `BEGIN IMMEDIATE` and `COMMIT` on the writer. A create used to take seven
-/// round trips, each a thread hop on SQLite, while holding the write lock.
-#[derive(Default)]
-pub struct Batch {
-    statements: Vec<String>,
-    args: Vec<Arg>,
-}
-
-impl Batch {
-    /// A statement to fill and [`Batch::push`]: its placeholders follow the batch's.
-    pub(crate) fn statement(&self) -> query::SqlBuilder {
-        query::SqlBuilder::numbered_after(self.args.len())
-    }
-
-    pub(crate) fn push(&mut self, statement: query::SqlBuilder) {
-        self.statements.push(statement.sql);
-        self.args.extend(statement.args);
-    }
-
-    fn sql(&self, dialect: Dialect) -> String {
-        match dialect {
-            Dialect::Postgres => {
-                let Some((last, parts)) = self.statements.split_last() else {
-                    return String::new();
-                };
-                let parts: Vec<String> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| format!("w{i} AS ({part})"))
-                    .collect();
-                match parts.is_empty() {
-                    true => last.clone(),
-                    false => format!("WITH {} {last}", parts.join(", ")),
-                }
-            }
-            Dialect::Sqlite => format!("BEGIN IMMEDIATE; {}; COMMIT", self.statements.join("; ")),
-        }
-    }
-}
-
-impl Store {
-    /// Applies every write in `batch`, or none of them.
-    pub async fn write(&self, batch: Batch) -> StoreResult<()> {
-        if batch.statements.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.writer_conn().await?;
-        let sql = batch.sql(conn.dialect());
-        // The script opens a transaction on SQLite: should any statement in it fail, the
-        // connection is rolled back when dropped.
-        conn.state().in_transaction = conn.dialect() == Dialect::Sqlite;
-        with_conn!(&mut conn, |c| {
-            query::bind_args!(
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone())),
-                batch.args.iter().cloned()
-            )
-            .execute(c)
-            .await
-            .map(|_| ())
-        })
-        .map_err(classify)?;
-        conn.state().in_transaction = false;
-        Ok(())
     }
 }
 
