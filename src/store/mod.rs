@@ -184,10 +184,12 @@ impl Drop for Conn {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut conn = Conn {
-            checkout: self.checkout.take(),
-        };
+        let checkout = self.checkout.take();
         runtime.spawn(async move {
+            // Made inside the task: should the task be cancelled before it runs (the runtime is
+            // shutting down), only the checkout is dropped, and the pool rolls it back before
+            // its next use. A `Conn` dropped there would spawn this task again, and again.
+            let mut conn = Conn { checkout };
             let state_after = match conn.control("ROLLBACK").await {
                 Ok(()) => pool::SessionState::default(),
                 // Not reused: the pool closes it rather than roll back again.
@@ -449,4 +451,47 @@ where
         })
     })
     .map_err(classify)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request cancelled by a server shutting down drops its transaction while the runtime
+    /// refuses new tasks. Dropping it used to spawn its rollback, whose cancellation dropped the
+    /// connection again, without end: the stack overflowed and the process aborted.
+    #[test]
+    fn a_transaction_dropped_as_the_runtime_shuts_down_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = runtime.block_on(Store::open(None, dir.path(), 4)).unwrap();
+        let (began, transaction_open) = tokio::sync::oneshot::channel();
+        let writer = store.clone();
+        runtime.spawn(async move {
+            let _transaction = writer.begin().await.unwrap();
+            began.send(()).unwrap();
+            std::future::pending::<()>().await;
+        });
+        runtime.block_on(transaction_open).unwrap();
+        // Cancels the task above, dropping its transaction, inside the runtime's shutdown.
+        drop(runtime);
+
+        // The writer connection went back to the pool and is rolled back before it is reused.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let mut transaction = store.begin().await.unwrap();
+            let RawConn::Sqlite(c) = transaction.raw() else {
+                unreachable!("the embedded store is SQLite")
+            };
+            sqlx::raw_sql("CREATE TABLE after_shutdown (id INTEGER)")
+                .execute(c)
+                .await
+                .unwrap();
+            transaction.commit().await.unwrap();
+        });
+    }
 }

@@ -31,37 +31,23 @@ macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[test]
-                fn $name() {
-                    $crate::harness::run(super::$name($crate::harness::Backend::Sqlite))
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Sqlite).await
                 }
             )*
         }
         mod postgres {
             $(
-                #[test]
-                fn $name() {
-                    $crate::harness::run(super::$name($crate::harness::Backend::Postgres))
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Backend::Postgres).await
                 }
             )*
         }
     };
 }
 pub(crate) use on_both_backends;
-
-/// Runs a test on a runtime with two workers, like the server on a 2-core host. Their stacks
-/// are 8 MiB rather than tokio's 2: unoptimised builds give futures many times the stack of
-/// optimised ones, and with 2 MiB a PostgreSQL key test's worker overflowed in about one run of
-/// the whole suite in three.
-pub fn run(test: impl std::future::Future<Output = ()>) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(8 << 20)
-        .enable_all()
-        .build()
-        .expect("a test runtime")
-        .block_on(test)
-}
 
 fn postgres_base_url() -> String {
     std::env::var("TEST_DATABASE_URL")
