@@ -15,7 +15,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::Checkpointer;
-use super::query::{self, Arg, Dialect, bind_args};
+use super::query::{self, Arg, bind_args};
 use super::{Pools, Store, StoreError, StoreResult, classify, pool, with_conn};
 
 /// Writes to apply together: build with [`Batch::statement`] and [`Batch::push`], then hand to
@@ -41,25 +41,34 @@ impl Batch {
         self.statements.is_empty()
     }
 
-    /// The batch as one statement or script, committing by itself.
-    fn sql(&self, dialect: Dialect) -> String {
-        match dialect {
-            Dialect::Postgres => {
-                let Some((last, parts)) = self.statements.split_last() else {
-                    return String::new();
-                };
-                let parts: Vec<String> = parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| format!("w{i} AS ({part})"))
-                    .collect();
-                match parts.is_empty() {
-                    true => last.clone(),
-                    false => format!("WITH {} {last}", parts.join(", ")),
-                }
-            }
-            Dialect::Sqlite => format!("BEGIN IMMEDIATE; {}; COMMIT", self.statements.join("; ")),
+    /// The batch as one PostgreSQL statement: every write but the last a `WITH` part.
+    fn postgres_statement(&self) -> String {
+        let Some((last, parts)) = self.statements.split_last() else {
+            return String::new();
+        };
+        let parts: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| format!("w{i} AS ({part})"))
+            .collect();
+        match parts.is_empty() {
+            true => last.clone(),
+            false => format!("WITH {} {last}", parts.join(", ")),
         }
+    }
+
+    /// The batch as a SQLite script, opening the transaction it runs in if `begin`, and
+    /// committing it if `commit`.
+    fn sqlite_script(&self, begin: bool, commit: bool) -> String {
+        let mut script = String::new();
+        if begin {
+            script.push_str("BEGIN IMMEDIATE; ");
+        }
+        script.push_str(&self.statements.join("; "));
+        if commit {
+            script.push_str("; COMMIT");
+        }
+        script
     }
 
     fn query(
@@ -172,12 +181,7 @@ async fn commit_together(
     session.state.in_transaction = true;
     let last = group.len() - 1;
     for (i, queued) in group.iter().enumerate() {
-        let statements = queued.batch.statements.join("; ");
-        let sql = match i {
-            0 => format!("BEGIN IMMEDIATE; {statements}"),
-            i if i == last => format!("{statements}; COMMIT"),
-            _ => statements,
-        };
+        let sql = queued.batch.sqlite_script(i == 0, i == last);
         let result = queued.batch.query(sql).execute(&mut session.conn).await;
         session.state.observe(&result);
         if let Err(err) = result {
@@ -198,7 +202,7 @@ async fn commit_alone(
     // rolled back here, or else by the pool before the connection's next use.
     session.state.in_transaction = true;
     let result = batch
-        .query(batch.sql(Dialect::Sqlite))
+        .query(batch.sqlite_script(true, true))
         .execute(&mut session.conn)
         .await;
     session.state.observe(&result);
@@ -248,7 +252,7 @@ impl Store {
             return batches.write(batch).await;
         }
         let mut conn = self.writer_conn().await?;
-        let sql = batch.sql(Dialect::Postgres);
+        let sql = batch.postgres_statement();
         with_conn!(&mut conn, |c| {
             bind_args!(
                 sqlx::query(sqlx::AssertSqlSafe(sql.clone())),
@@ -273,6 +277,13 @@ mod tests {
     use crate::store::checkpoint::COMMITS_PER_CHECKPOINT;
 
     const PAGE: usize = 4096;
+
+    fn queue(store: &Store) -> &GroupCommit {
+        match &store.pools {
+            Pools::Sqlite { batches, .. } => batches,
+            Pools::Postgres(_) => unreachable!("the embedded store is SQLite"),
+        }
+    }
 
     fn sqlite(conn: &mut crate::store::Conn) -> &mut SqliteConnection {
         match conn.raw() {
@@ -313,9 +324,7 @@ mod tests {
     async fn a_write_that_fails_in_a_group_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path()).await;
-        let Pools::Sqlite { batches, .. } = &store.pools else {
-            unreachable!("the embedded store is SQLite")
-        };
+        let batches = queue(&store);
         // While a transaction holds the writer, writes queue; then they commit as one group.
         let held = store.begin().await.unwrap();
         let mut writes = Box::pin(futures::future::join_all(
@@ -346,9 +355,7 @@ mod tests {
     async fn writes_reach_the_database_file_without_the_writer_checkpointing() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(dir.path()).await;
-        let Pools::Sqlite { batches, .. } = &store.pools else {
-            unreachable!("the embedded store is SQLite")
-        };
+        let batches = queue(&store);
         let file = dir.path().join("connector-hub.sqlite3");
         let size = || std::fs::metadata(&file).unwrap().len() as usize;
         let before = size();
