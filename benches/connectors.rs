@@ -34,6 +34,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const CLIENTS: usize = 16;
 const CREATE_CLIENTS: usize = 4;
 const PASSWORD: &str = "benchmark admin password";
+/// The setting that sizes the server's memory for rendered pages of lists.
+const LIST_CACHE_BYTES: &str = "CONNECTOR_HUB_LIST_CACHE_BYTES";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -420,20 +422,6 @@ async fn start_server(
     data_dir: &std::path::Path,
     client: &reqwest::Client,
 ) -> Server {
-    let port = free_port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_connector-hub"));
-    command
-        .arg("serve")
-        .env("CONNECTOR_HUB_BIND", format!("127.0.0.1:{port}"))
-        .env("CONNECTOR_HUB_DATA_DIR", data_dir)
-        .env("CONNECTOR_HUB_ADMIN_PASSWORD", PASSWORD)
-        .env(
-            "CONNECTOR_HUB_ENCRYPTION_KEY",
-            "YmVuY2htYXJrIGtleSBvZiAzMiBieXRlcyBsb25nIS4=",
-        )
-        .env("CONNECTOR_HUB_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null());
     let mut database_url = String::new();
     let mut bench_schema = None;
     if backend == "postgres" {
@@ -448,8 +436,38 @@ async fn start_server(
             .await
             .unwrap();
         database_url = format!("{base}?options=-c%20search_path%3D{schema}");
-        command.env("DATABASE_URL", &database_url);
         bench_schema = Some(schema);
+    }
+    let mut server = spawn_server(data_dir, &database_url, &[], client).await;
+    server.schema = bench_schema;
+    server
+}
+
+/// Starts the server binary on the SQLite database in `data_dir`, or on `database_url` when it
+/// is not empty, with `env` added to its environment.
+async fn spawn_server(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+    client: &reqwest::Client,
+) -> Server {
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connector-hub"));
+    command
+        .arg("serve")
+        .env("CONNECTOR_HUB_BIND", format!("127.0.0.1:{port}"))
+        .env("CONNECTOR_HUB_DATA_DIR", data_dir)
+        .env("CONNECTOR_HUB_ADMIN_PASSWORD", PASSWORD)
+        .env(
+            "CONNECTOR_HUB_ENCRYPTION_KEY",
+            "YmVuY2htYXJrIGtleSBvZiAzMiBieXRlcyBsb25nIS4=",
+        )
+        .env("CONNECTOR_HUB_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null());
+    if !database_url.is_empty() {
+        command.env("DATABASE_URL", database_url);
     }
     let child = command.spawn().expect("the server binary starts");
     let pid = child.id();
@@ -459,8 +477,8 @@ async fn start_server(
         child,
         base,
         pid,
-        database_url,
-        schema: bench_schema,
+        database_url: database_url.to_owned(),
+        schema: None,
     }
 }
 
@@ -641,6 +659,33 @@ async fn run() {
             })
             .await
         };
+        // A second server process on the same database that keeps no rendered pages: what a
+        // page costs when it is rendered, as the first request after a change finds it.
+        let rendering = spawn_server(
+            data_dir.path(),
+            &server.database_url,
+            &[(LIST_CACHE_BYTES, "0")],
+            &client,
+        )
+        .await;
+        let rendered_list = {
+            let url = list_url.replace(&base, &rendering.base);
+            let (client, auth) = (client.clone(), auth.clone());
+            measure(CLIENTS, seconds, move |_| {
+                client.get(&url).header("authorization", &auth)
+            })
+            .await
+        };
+        let rendered_label = {
+            let (client, auth, base) = (client.clone(), auth.clone(), rendering.base.clone());
+            measure(CLIENTS, seconds, move |i| {
+                client
+                    .get(format!("{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&labels_str=team%3Dt{}&page=1&size=20", i % 100))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        drop(rendering);
         let ids = Arc::new(ids);
         let get = {
             let (client, auth, base, ids) =
@@ -681,8 +726,18 @@ async fn run() {
                     clients: CLIENTS,
                 },
                 Row {
+                    name: format!("list a page of 20 ({total} connectors), rendered every time"),
+                    measured: rendered_list,
+                    clients: CLIENTS,
+                },
+                Row {
                     name: "filter by label (1% match)".into(),
                     measured: label,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "filter by label (1% match), rendered every time".into(),
+                    measured: rendered_label,
                     clients: CLIENTS,
                 },
                 Row {

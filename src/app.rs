@@ -23,6 +23,7 @@ use crate::connectors::engine::Engine;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
+use crate::http::rendered::RenderedPages;
 use crate::http::{self, AppState, Limits, ServerIdentity};
 use crate::store::users::UserRow;
 use crate::store::workspaces::WorkspaceRow;
@@ -263,6 +264,7 @@ impl Server {
                 config.implicit_auth_workspaces.clone(),
             )),
             engine: Arc::new(build_engine(&config.azure)?),
+            pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins: Arc::new(FailedLogins::new(
                 config.login_max_failures_per_user,
                 config.login_max_failures_per_address,

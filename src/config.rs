@@ -151,6 +151,15 @@ pub struct ServeConfig {
     #[arg(long, env = "CONNECTOR_HUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
+    /// Memory for rendered pages of connector lists, in bytes (0 keeps none). A page is served
+    /// again only while nothing it shows has changed, in any server process.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_LIST_CACHE_BYTES",
+        default_value_t = 4 << 20
+    )]
+    pub list_cache_bytes: u64,
+
     /// Time after which a request is abandoned with 408, in seconds.
     #[arg(
         long,

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -15,8 +18,9 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
-use super::extract::{ClaimedRead, Json, Query, ScopedRead};
+use super::extract::{ClaimedRead, Json, Query};
 use super::page::{ListRequest, ListSpec, Page, optional_bool};
+use super::rendered::{PageKey, RenderedPage};
 use super::time;
 use super::users::UserResponse;
 use crate::connectors::engine::{Connector as EngineConnector, Resources};
@@ -25,9 +29,9 @@ use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, Scope};
+use crate::store::Conn;
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
 use crate::store::secrets::{self, SecretRow};
-use crate::store::{Batch, Conn};
 
 /// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
 const DEFAULT_SKEW_SECONDS: i64 = 300;
@@ -139,10 +143,14 @@ struct ConnectorResources {
     user: Option<UserResponse>,
 }
 
+/// When the connector starts to count as expired: `expires_at` less the skew tolerance.
+fn expired_after(row: &ConnectorRow) -> Option<DateTime<Utc>> {
+    let skew = row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS);
+    row.expires_at.map(|at| at - Duration::seconds(skew))
+}
+
 fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {
-    row.expires_at.is_some_and(|at| {
-        at - Duration::seconds(row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS)) < now
-    })
+    expired_after(row).is_some_and(|after| after < now)
 }
 
 /// How much of a connector to render.
@@ -428,7 +436,7 @@ pub async fn create_connector(
         &request.labels,
         secret.as_ref().map(|s| s.id),
     );
-    let mut batch = Batch::default();
+    let mut batch = state.store.batch();
     if let Some(secret) = &secret {
         secrets::push_insert(&mut batch, secret);
     }
@@ -487,9 +495,18 @@ fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilter> {
     security(("bearer" = [])))]
 pub async fn list_connectors(
     State(state): State<AppState>,
-    ScopedRead { scope, mut conn }: ScopedRead,
+    ClaimedRead { claim, mut conn }: ClaimedRead,
     RawQuery(query): RawQuery,
-) -> ApiResult<Json<Page<ConnectorResponse>>> {
+) -> ApiResult<Response> {
+    let found = connectors::caller_and_list_version(&mut conn, &claim.key()).await?;
+    let (scope, version) = claim.scope_and(found)?;
+    let key = PageKey::new(&scope, query.as_deref());
+    let now = state.clock.now();
+    // The same query string parsed before the page was kept, so it needs no parsing again.
+    if let Some(body) = state.pages.get(&key, version, now) {
+        drop(conn);
+        return Ok(json_body(body));
+    }
     let request = ListRequest::parse(query.as_deref(), &LIST)?;
     let filter = connector_filter(&request)?;
     let expand = request.flag("expand_secrets")?.unwrap_or(true);
@@ -512,15 +529,38 @@ pub async fn list_connectors(
             values.insert(id, secret);
         }
     }
-    let now = state.clock.now();
-    Ok(Json(request.page(listed, |view| {
+    let fresh_until = listed
+        .items
+        .iter()
+        .filter_map(|view| expired_after(&view.connector))
+        .filter(|after| *after >= now)
+        .min();
+    let page = request.page(listed, |view| {
         let secret = view.connector.secret_id.and_then(|id| values.get(&id));
         let detail = Detail {
             hydrate: request.hydrate,
             expand: readable(&view.connector),
         };
         ConnectorResponse::render(view, secret, detail, now)
-    })?))
+    })?;
+    let mut body = serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?;
+    // A kept page holds no spare capacity (serialising grows the buffer by doubling).
+    body.shrink_to_fit();
+    let body = Bytes::from(body);
+    // Secret values stay out of the server's memory once their response is sent.
+    if values.is_empty() {
+        let rendered = RenderedPage {
+            version,
+            fresh_until,
+            body: body.clone(),
+        };
+        state.pages.keep(key, rendered);
+    }
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The connector's id in the path (by name, so the workspace-scoped routes work too).

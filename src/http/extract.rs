@@ -153,6 +153,17 @@ impl CallerClaim {
             caller,
         })
     }
+
+    /// As [`CallerClaim::scope`], for a caller row read together with something else.
+    pub fn scope_and<T>(
+        &self,
+        found: Option<(CallerInWorkspace, T)>,
+    ) -> Result<(Scope, T), ApiError> {
+        let Some((caller, with)) = found else {
+            return Err(account_gone());
+        };
+        Ok((self.scope(Some(caller))?, with))
+    }
 }
 
 /// A [`CallerClaim`] with a pooled connection, for handlers that read the caller in the same

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod keys;
 pub mod openapi;
 pub mod page;
+pub mod rendered;
 pub mod secrets;
 pub mod server;
 pub mod stacks;
@@ -43,6 +44,7 @@ use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
 use crate::store::Store;
 use error::{ApiError, error_body};
+use rendered::RenderedPages;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,6 +55,7 @@ pub struct AppState {
     pub logins: Arc<FailedLogins>,
     pub catalogue: Arc<Catalogue>,
     pub engine: Arc<Engine>,
+    pub pages: Arc<RenderedPages>,
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,
 }

@@ -15,18 +15,31 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::Checkpointer;
-use super::query::{self, Arg, bind_args};
+use super::query::{self, Arg, Dialect, bind_args};
 use super::{Pools, Store, StoreError, StoreResult, classify, pool, with_conn};
 
-/// Writes to apply together: build with [`Batch::statement`] and [`Batch::push`], then hand to
-/// [`super::Store::write`].
-#[derive(Default)]
+/// Writes to apply together: take one from [`super::Store::batch`], build with
+/// [`Batch::statement`] and [`Batch::push`], then hand to [`super::Store::write`].
 pub struct Batch {
+    dialect: Dialect,
     statements: Vec<String>,
     args: Vec<Arg>,
 }
 
 impl Batch {
+    pub(super) fn new(dialect: Dialect) -> Batch {
+        Batch {
+            dialect,
+            statements: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The SQL dialect of the store the batch is for.
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// A statement to fill and [`Batch::push`]: its placeholders follow the batch's.
     pub(crate) fn statement(&self) -> query::SqlBuilder {
         query::SqlBuilder::numbered_after(self.args.len())
@@ -304,7 +317,7 @@ mod tests {
 
     /// Inserts `name` with a page of filler, so that each write adds a page to the database.
     fn insert(name: &str) -> Batch {
-        let mut batch = Batch::default();
+        let mut batch = Batch::new(Dialect::Sqlite);
         let mut insert = batch.statement();
         insert.push("INSERT INTO names (name, filler) VALUES ");
         insert.bind_tuple([Arg::Text(name.to_owned()), Arg::Bytes(vec![7; PAGE])]);

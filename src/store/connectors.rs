@@ -4,12 +4,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rand_core::RngCore;
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::query::bind_args;
-use super::query::{Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
+use super::query::{Dialect, Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
 use super::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
 use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
@@ -86,7 +85,16 @@ pub struct ConnectorFilter {
     pub labels: Vec<(String, Option<String>)>,
 }
 
-const SHARDS: u32 = 16;
+/// The count row a transaction adds to, among a scope's rows: on PostgreSQL one of 16, chosen by
+/// its transaction id, so that concurrent writers (whose ids are consecutive) seldom wait for
+/// each other's row locks; the triggers that count changes for rendered lists pick the same
+/// (see the migration `0006_connector_list_versions.sql`). SQLite has one writer at a time.
+fn shard_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "(pg_current_xact_id()::text::bigint % 16)::smallint",
+        Dialect::Sqlite => "0",
+    }
+}
 
 /// The count rows a connector is tallied in: shared ones under the nil owner.
 fn count_owner(shared: bool, owner: Option<Uuid>) -> Uuid {
@@ -127,28 +135,27 @@ fn facets(row: &ConnectorRow) -> Vec<String> {
     facets
 }
 
-/// Fills `sql` with the statement that adds `delta` to the counts of `facets` (not empty), on
-/// one random shard.
+/// Fills `sql` with the statement that adds `delta` to the counts of `facets` (not empty), in
+/// the transaction's shard.
 fn counts_sql(
     mut sql: SqlBuilder,
+    dialect: Dialect,
     workspace_id: Uuid,
     owner: Uuid,
     facets: &[String],
     delta: i64,
 ) -> SqlBuilder {
-    let shard = (rand_core::OsRng.next_u32() % SHARDS) as i64;
     sql.push(
         "INSERT INTO service_connector_counts (workspace_id, owner_id, facet, shard, total) VALUES ",
     );
-    sql.bind_rows(facets.iter().map(|facet| {
-        [
-            Arg::Uuid(workspace_id),
-            Arg::Uuid(owner),
-            Arg::Text(facet.clone()),
-            Arg::Int(shard),
-            Arg::Int(delta),
-        ]
-    }));
+    for (i, facet) in facets.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(Arg::Uuid(workspace_id)).push(", ");
+        sql.bind(Arg::Uuid(owner)).push(", ");
+        sql.bind(Arg::Text(facet.clone())).push(", ");
+        sql.push(shard_sql(dialect)).push(", ");
+        sql.bind(Arg::Int(delta)).push(")");
+    }
     sql.push(
         " ON CONFLICT (workspace_id, facet, owner_id, shard) \
          DO UPDATE SET total = service_connector_counts.total + excluded.total",
@@ -167,7 +174,14 @@ async fn add_to_counts(
     if facets.is_empty() {
         return Ok(());
     }
-    let sql = counts_sql(SqlBuilder::new(""), workspace_id, owner, facets, delta);
+    let sql = counts_sql(
+        SqlBuilder::new(""),
+        conn.dialect(),
+        workspace_id,
+        owner,
+        facets,
+        delta,
+    );
     execute(conn, sql).await
 }
 
@@ -305,7 +319,14 @@ pub fn push_insert(
         batch.push(resource_types_sql(batch.statement(), row, resource_types));
     }
     let owner = count_owner(row.shared, row.user_id);
-    let counts = counts_sql(batch.statement(), row.workspace_id, owner, &facets(row), 1);
+    let counts = counts_sql(
+        batch.statement(),
+        batch.dialect(),
+        row.workspace_id,
+        owner,
+        &facets(row),
+        1,
+    );
     batch.push(counts);
 }
 
@@ -454,6 +475,40 @@ pub async fn get_as(
                 .map(|_| ConnectorView::from_row(&row))
                 .transpose()?;
             Ok((found, view))
+        })
+        .transpose()
+    })
+    .map_err(classify)
+}
+
+/// The version of everything a connector list of a workspace shows: its connectors and their
+/// owners' accounts. Any committed change to them raises it (triggers count every write), and
+/// it never goes down, so a page rendered from reads made after the version was read shows
+/// exactly that version's state while the version stays the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListVersion(pub i64);
+
+/// The caller's standing in a workspace and the [`ListVersion`] of that workspace, in one
+/// query: what a list reads before its page. `None` when the caller's account is gone.
+pub async fn caller_and_list_version(
+    conn: &mut Conn,
+    caller: &CallerKey<'_>,
+) -> StoreResult<Option<(CallerInWorkspace, ListVersion)>> {
+    let sql = format!(
+        "SELECT {CALLER_COLUMNS}, \
+         (SELECT CAST(COALESCE(SUM(v.version), 0) AS BIGINT) FROM connector_list_versions v \
+          WHERE v.scope_id = cw.id OR v.scope_id = $5) AS list_version \
+         {CALLER_FROM} WHERE cu.id = $1"
+    );
+    with_conn!(conn, |c| {
+        let row = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), caller.args())
+            // The scope owners' accounts are counted under.
+            .bind(Uuid::nil())
+            .fetch_optional(c)
+            .await?;
+        row.map(|row| {
+            let version: i64 = sqlx::Row::try_get(&row, "list_version")?;
+            Ok((CallerInWorkspace::from_row(&row)?, ListVersion(version)))
         })
         .transpose()
     })

@@ -299,6 +299,11 @@ impl Store {
         Ok(())
     }
 
+    /// An empty batch of writes for [`Store::write`].
+    pub fn batch(&self) -> Batch {
+        Batch::new(self.dialect())
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self.pools {
             Pools::Postgres(_) => Dialect::Postgres,

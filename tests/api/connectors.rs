@@ -402,7 +402,11 @@ async fn access_tokens_carry_their_expiry_and_expire(backend: Backend) {
     assert_eq!(created["body"]["expired"], false);
     let path = format!("/api/v1/service_connectors/{}", id_of(&created));
 
-    // Within the default 5-minute skew of expires_at it counts as expired.
+    let listed = app.get("/api/v1/service_connectors", &app.admin).await.ok();
+    assert_eq!(listed["items"][0]["body"]["expired"], false);
+
+    // Within the default 5-minute skew of expires_at it counts as expired, in a list asked
+    // for before too.
     app.clock.advance(Duration::from_secs(56 * 60));
     let listed = app.get("/api/v1/service_connectors", &app.admin).await.ok();
     assert_eq!(listed["items"][0]["body"]["expired"], true);
@@ -953,6 +957,112 @@ async fn workspace_paths_and_deleted_owners(backend: Backend) {
     app.stop().await;
 }
 
+/// Lists are served from rendered pages while nothing on them has changed. Every change made
+/// through another server process on the same database shows at once in the next list.
+async fn lists_show_every_change_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let peer = app.spawn_peer(|_| {}).await;
+    app.create_workspace("team").await;
+    let bob = app.create_user("bob", "team", "member").await;
+    let alice = app.create_user("alice", "team", "member").await;
+    let bob_at_peer = peer.login("bob", "bob password").await;
+    // Each change below follows a list of the page it changes, so that page was kept. Pages
+    // with secret values in them are never kept, hence `expand_secrets=false`.
+    let list =
+        "/api/v1/service_connectors?project_name_or_id=team&hydrate=true&expand_secrets=false";
+    let expanded = "/api/v1/service_connectors?project_name_or_id=team&hydrate=true";
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let bob_lists = || async { app.get(list, &bob).await.ok() };
+    let alice_lists = || async { app.get(list, &alice).await.ok() };
+    assert_eq!(bob_lists().await["total"], 0);
+    assert_eq!(alice_lists().await["total"], 0);
+
+    // A create through the peer.
+    let made = peer
+        .post(
+            "/api/v1/workspaces/team/service_connectors",
+            &bob_at_peer,
+            service_principal("first"),
+        )
+        .await
+        .ok();
+    let path = format!(
+        "/api/v1/workspaces/team/service_connectors/{}",
+        id_of(&made)
+    );
+    let page = bob_lists().await;
+    assert_eq!(names(&page), ["first"]);
+    assert_eq!(page["items"][0]["metadata"]["labels"]["env"], "dev");
+    // Still private: alice's page is unchanged.
+    assert_eq!(alice_lists().await["total"], 0);
+
+    // An update of its labels, then sharing it.
+    peer.put(&path, &bob_at_peer, json!({"labels": {"env": "prod"}}))
+        .await
+        .ok();
+    assert_eq!(
+        bob_lists().await["items"][0]["metadata"]["labels"]["env"],
+        "prod"
+    );
+    assert_eq!(alice_lists().await["total"], 0);
+    peer.put(&path, &bob_at_peer, json!({"shared": true}))
+        .await
+        .ok();
+    assert_eq!(names(&alice_lists().await), ["first"]);
+    // A member reads a shared connector without its secret.
+    let page = app.get(expanded, &alice).await.ok();
+    assert_eq!(
+        page["items"][0]["metadata"]["configuration"]["client_secret"],
+        Value::Null
+    );
+
+    // A new role for alice: as a workspace admin she reads the secret.
+    peer.put(
+        "/api/v1/workspaces/team/members/alice",
+        &peer.admin,
+        json!({"role": "admin"}),
+    )
+    .await
+    .ok();
+    let page = app.get(expanded, &alice).await.ok();
+    assert_eq!(
+        page["items"][0]["metadata"]["configuration"]["client_secret"],
+        CLIENT_SECRET
+    );
+
+    // The owner's account, renamed: every page shows its owner.
+    assert_eq!(
+        bob_lists().await["items"][0]["resources"]["user"]["name"],
+        "bob"
+    );
+    peer.put("/api/v1/users/bob", &peer.admin, json!({"name": "robert"}))
+        .await
+        .ok();
+    assert_eq!(
+        bob_lists().await["items"][0]["resources"]["user"]["name"],
+        "robert"
+    );
+
+    // Out of the workspace, alice sees nothing of it.
+    peer.delete("/api/v1/workspaces/team/members/alice", &peer.admin)
+        .await
+        .ok();
+    assert_eq!(app.get(list, &alice).await.status, StatusCode::NOT_FOUND);
+
+    // Deleted through the peer.
+    peer.delete(&path, &bob_at_peer).await.ok();
+    assert_eq!(bob_lists().await["total"], 0);
+    peer.stop().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     the_catalogue_serves_zenmls_azure_type,
     creates_racing_for_one_name_leave_exactly_one,
@@ -965,4 +1075,5 @@ on_both_backends!(
     the_visibility_matrix_holds,
     lists_filter_sort_and_page,
     workspace_paths_and_deleted_owners,
+    lists_show_every_change_at_once,
 );
