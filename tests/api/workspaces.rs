@@ -148,9 +148,26 @@ async fn workspaces_are_created_renamed_and_deleted_by_admins(backend: Backend) 
     )
     .await
     .ok();
+    // Its connectors go with it, through the triggers that track what lists show.
+    app.post(
+        "/api/v1/workspaces/ml-team/service_connectors",
+        &app.admin,
+        json!({
+            "name": "c", "connector_type": "azure", "auth_method": "service-principal",
+            "configuration": {
+                "tenant_id": "2f7a1c3e-0000-4000-8000-000000000001",
+                "client_id": "2f7a1c3e-0000-4000-8000-000000000002",
+                "client_secret": "s",
+            },
+        }),
+    )
+    .await
+    .ok();
+    assert_eq!(app.db.row_count("service_connectors").await, 1);
     app.delete("/api/v1/workspaces/ml-team", &app.admin)
         .await
         .ok();
+    assert_eq!(app.db.row_count("service_connectors").await, 0);
     assert_eq!(
         app.get("/api/v1/workspaces/ml-team", &app.admin)
             .await
