@@ -48,7 +48,7 @@ pub struct RenderedPage {
     pub body: Bytes,
 }
 
-/// What a kept page costs: its body and key, and about as much again for the cache's entry.
+/// What a kept page costs: its body and key, and an allowance for the cache's own entry.
 #[derive(Debug, Clone, Copy)]
 struct ByBytes;
 
