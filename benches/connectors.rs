@@ -482,6 +482,21 @@ async fn spawn_server(
     }
 }
 
+/// The page the benchmark lists: the newest 20, as the zenml client asks for them.
+fn page_url(base: &str) -> String {
+    format!(
+        "{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&sort_by=desc:created&logical_operator=and&page=1&size=20"
+    )
+}
+
+/// The `i`th request's page filtered by label: one of 100 teams, each on 1% of the connectors.
+fn label_page_url(base: &str, i: usize) -> String {
+    format!(
+        "{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&labels_str=team%3Dt{}&page=1&size=20",
+        i % 100
+    )
+}
+
 /// Sends `request` and reads its JSON reply.
 async fn json_reply(request: reqwest::RequestBuilder) -> Value {
     request.send().await.unwrap().json().await.unwrap()
@@ -621,35 +636,32 @@ async fn run() {
         server.reset_peak_rss();
         let base = server.base.clone();
         let auth = format!("Bearer {token}");
-        let list_url = format!(
-            "{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&sort_by=desc:created&logical_operator=and&page=1&size=20"
-        );
-        let list = |client: &reqwest::Client| {
-            let (client, url, auth) = (client.clone(), list_url.clone(), auth.clone());
+        let list = |client: &reqwest::Client, base: &str| {
+            let (client, url, auth) = (client.clone(), page_url(base), auth.clone());
             move |_| client.get(&url).header("authorization", &auth)
+        };
+        let label_pages = |client: &reqwest::Client, base: &str| {
+            let (client, base, auth) = (client.clone(), base.to_owned(), auth.clone());
+            move |i| {
+                client
+                    .get(label_page_url(&base, i))
+                    .header("authorization", &auth)
+            }
         };
 
         let started = Instant::now();
         let mut ids = load(&client, &base, &token, 0, 1_000.min(total)).await;
         let mut loaded_in = started.elapsed();
         server.settle().await;
-        let list_1k = measure(CLIENTS, seconds, list(&client)).await;
+        let list_1k = measure(CLIENTS, seconds, list(&client, &base)).await;
         let started = Instant::now();
         ids.extend(load(&client, &base, &token, 1_000.min(total), total).await);
         loaded_in += started.elapsed();
         server.settle().await;
         let (rss_loaded, _) = server.rss_kib();
 
-        let list_full = measure(CLIENTS, seconds, list(&client)).await;
-        let label = {
-            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
-            measure(CLIENTS, seconds, move |i| {
-                client
-                    .get(format!("{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&labels_str=team%3Dt{}&page=1&size=20", i % 100))
-                    .header("authorization", &auth)
-            })
-            .await
-        };
+        let list_full = measure(CLIENTS, seconds, list(&client, &base)).await;
+        let label = measure(CLIENTS, seconds, label_pages(&client, &base)).await;
         let by_type = {
             let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
             measure(CLIENTS, seconds, move |_| {
@@ -668,23 +680,8 @@ async fn run() {
             &client,
         )
         .await;
-        let rendered_list = {
-            let url = list_url.replace(&base, &rendering.base);
-            let (client, auth) = (client.clone(), auth.clone());
-            measure(CLIENTS, seconds, move |_| {
-                client.get(&url).header("authorization", &auth)
-            })
-            .await
-        };
-        let rendered_label = {
-            let (client, auth, base) = (client.clone(), auth.clone(), rendering.base.clone());
-            measure(CLIENTS, seconds, move |i| {
-                client
-                    .get(format!("{base}/api/v1/service_connectors?hydrate=False&expand_secrets=False&labels_str=team%3Dt{}&page=1&size=20", i % 100))
-                    .header("authorization", &auth)
-            })
-            .await
-        };
+        let rendered_list = measure(CLIENTS, seconds, list(&client, &rendering.base)).await;
+        let rendered_label = measure(CLIENTS, seconds, label_pages(&client, &rendering.base)).await;
         drop(rendering);
         let ids = Arc::new(ids);
         let get = {

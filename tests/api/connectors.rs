@@ -971,14 +971,6 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     let list =
         "/api/v1/service_connectors?project_name_or_id=team&hydrate=true&expand_secrets=false";
     let expanded = "/api/v1/service_connectors?project_name_or_id=team&hydrate=true";
-    let names = |page: &Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let bob_lists = || async { app.get(list, &bob).await.ok() };
     let alice_lists = || async { app.get(list, &alice).await.ok() };
     assert_eq!(bob_lists().await["total"], 0);
@@ -998,7 +990,7 @@ async fn lists_show_every_change_at_once(backend: Backend) {
         id_of(&made)
     );
     let page = bob_lists().await;
-    assert_eq!(names(&page), ["first"]);
+    assert_eq!(names_in(&page), ["first"]);
     assert_eq!(page["items"][0]["metadata"]["labels"]["env"], "dev");
     // Still private: alice's page is unchanged.
     assert_eq!(alice_lists().await["total"], 0);
@@ -1015,7 +1007,7 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     peer.put(&path, &bob_at_peer, json!({"shared": true}))
         .await
         .ok();
-    assert_eq!(names(&alice_lists().await), ["first"]);
+    assert_eq!(names_in(&alice_lists().await), ["first"]);
     // A member reads a shared connector without its secret.
     let page = app.get(expanded, &alice).await.ok();
     assert_eq!(
@@ -1024,13 +1016,7 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     );
 
     // A new role for alice: as a workspace admin she reads the secret.
-    peer.put(
-        "/api/v1/workspaces/team/members/alice",
-        &peer.admin,
-        json!({"role": "admin"}),
-    )
-    .await
-    .ok();
+    peer.add_member("team", "alice", "admin").await;
     let page = app.get(expanded, &alice).await.ok();
     assert_eq!(
         page["items"][0]["metadata"]["configuration"]["client_secret"],
