@@ -46,6 +46,10 @@ pub enum ApiError {
     /// Stored data failed its integrity check; the message says so (it reveals no secret).
     #[error("{0}")]
     Integrity(String),
+    /// The database could not be reached or dropped the connection. The cause is logged; the
+    /// client is told to try again, which ZenML's client does by itself.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A fault of the server. The cause is logged; the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::CloudAuthorization(_) => (StatusCode::UNAUTHORIZED, "AuthorizationException"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValueError"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "RuntimeError"),
             ApiError::Integrity(_) | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "RuntimeError")
             }
@@ -114,6 +119,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(%cause, "request failed");
                 "An internal error occurred; the server log has the details.".to_owned()
             }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(%cause, "the database is unavailable");
+                "The database is unavailable at the moment; try again.".to_owned()
+            }
             other => other.to_string(),
         };
         let mut response = (status, error_body(class, &message)).into_response();
@@ -122,6 +131,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::TooManyRequests { retry_after, .. } => {
                 let seconds = retry_after.as_secs().max(1).to_string();
@@ -165,6 +179,7 @@ impl From<StoreError> for ApiError {
             StoreError::Concurrent => ApiError::Conflict(
                 "The record was changed by another request at the same time; try again.".into(),
             ),
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             other => ApiError::internal(other),
         }
     }
@@ -223,5 +238,28 @@ impl From<FormRejection> for ApiError {
             }
             other => ApiError::BadRequest(format!("invalid form: {}", other.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::classify;
+
+    /// A lost connection or a pool that cannot get one is worth retrying; ZenML's client
+    /// retries a 503 by itself.
+    #[test]
+    fn an_unreachable_database_answers_503_with_retry_after() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for cause in [sqlx::Error::PoolTimedOut, sqlx::Error::Io(refused)] {
+            let response = ApiError::from(classify(cause)).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        }
+        let other = ApiError::from(classify(sqlx::Error::ColumnNotFound("x".into())));
+        assert_eq!(
+            other.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

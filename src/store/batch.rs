@@ -251,7 +251,7 @@ async fn run_control(
 /// The outcome of every batch in a group when the writer connection could not be had.
 fn failed_group(err: &sqlx::Error, size: usize) -> Vec<StoreResult<()>> {
     (0..size)
-        .map(|_| Err(StoreError::WriterUnavailable(err.to_string())))
+        .map(|_| Err(StoreError::Unavailable(err.to_string())))
         .collect()
 }
 

@@ -438,7 +438,7 @@ pub async fn get(
          LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
          WHERE c.workspace_id = $1 AND c.id = $2"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
             .bind(id)
@@ -463,7 +463,7 @@ pub async fn get_as(
          LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
          WHERE cu.id = $1"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         let row = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), caller.args())
             .bind(id)
             .fetch_optional(c)
@@ -500,7 +500,7 @@ pub async fn caller_and_list_version(
           WHERE v.scope_id = cw.id OR v.scope_id = $5) AS list_version \
          {CALLER_FROM} WHERE cu.id = $1"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         let row = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), caller.args())
             // The scope owners' accounts are counted under.
             .bind(Uuid::nil())

@@ -21,13 +21,13 @@ const COLUMNS: &str = "id, wrapped, master_key_id, active, encryptions, created,
 pub async fn all(conn: &mut Conn) -> StoreResult<Vec<DataKeyRow>> {
     let sql = "SELECT id, wrapped, master_key_id, active, encryptions, created, retired \
                FROM data_keys ORDER BY created, id";
-    with_conn!(conn, |c| sqlx::query_as(sql).fetch_all(c).await).map_err(classify)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql).fetch_all(c).await).map_err(classify)
 }
 
 pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<DataKeyRow>> {
     let sql = "SELECT id, wrapped, master_key_id, active, encryptions, created, retired \
                FROM data_keys WHERE id = $1";
-    with_conn!(conn, |c| sqlx::query_as(sql)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql)
         .bind(id)
         .fetch_optional(c)
         .await)
@@ -36,7 +36,10 @@ pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<DataKeyRow>> {
 
 pub async fn active_id(conn: &mut Conn) -> StoreResult<Option<Uuid>> {
     let sql = "SELECT id FROM data_keys WHERE active";
-    with_conn!(conn, |c| sqlx::query_scalar(sql).fetch_optional(c).await).map_err(classify)
+    with_conn!(conn, repeatable, |c| sqlx::query_scalar(sql)
+        .fetch_optional(c)
+        .await)
+    .map_err(classify)
 }
 
 /// Retires the active key (if any) and makes `key` active. Run inside a transaction; a
@@ -136,7 +139,7 @@ pub async fn usage(conn: &mut Conn) -> StoreResult<Vec<(Uuid, i64)>> {
     let sql = "SELECT key_id, COUNT(*) FROM (\
                  SELECT key_id FROM secrets UNION ALL SELECT key_id FROM server_secrets\
                ) AS sealed GROUP BY key_id";
-    with_conn!(conn, |c| sqlx::query_as(sql).fetch_all(c).await).map_err(classify)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql).fetch_all(c).await).map_err(classify)
 }
 
 /// A table holding encrypted values, each row with `id`, `key_id`, `ciphertext` and `revision`.
@@ -198,7 +201,7 @@ pub async fn stale_values(
         super::Dialect::Sqlite => sql.replace("CAST(NULL AS UUID)", "NULL"),
         super::Dialect::Postgres => sql.to_owned(),
     };
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(active)
             .bind(i64::from(limit))

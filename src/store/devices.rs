@@ -40,7 +40,7 @@ pub async fn insert(conn: &mut Conn, device: &DeviceRow) -> StoreResult<()> {
 pub async fn by_code(conn: &mut Conn, device_code_hash: &str) -> StoreResult<Option<DeviceRow>> {
     let sql = "SELECT id, client_id, device_code_hash, user_code, user_id, expires_at, created \
                FROM device_authorizations WHERE device_code_hash = $1";
-    with_conn!(conn, |c| sqlx::query_as(sql)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql)
         .bind(device_code_hash)
         .fetch_optional(c)
         .await)

@@ -35,11 +35,12 @@ pub enum StoreError {
     Conflict(String),
     #[error("the record was changed concurrently")]
     Concurrent,
-    /// Queued writes could not get SQLite's writer connection (see [`Batch`]).
-    #[error("the writer connection is unavailable: {0}")]
-    WriterUnavailable(String),
+    /// The database could not be reached, or closed the connection; trying again later may
+    /// succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("invalid database configuration: {0}")]
@@ -48,15 +49,26 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Maps a unique-constraint violation to [`StoreError::Conflict`] and "no rows" to
-/// [`StoreError::NotFound`]; everything else stays a database error.
+/// Maps a unique-constraint violation to [`StoreError::Conflict`], "no rows" to
+/// [`StoreError::NotFound`], and a lost or unobtainable connection to
+/// [`StoreError::Unavailable`]; everything else stays a database error.
 pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
         }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(err.to_string())
+        }
+        err if pool::ends_session(err) => StoreError::Unavailable(err.to_string()),
         _ => StoreError::Database(err),
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        classify(err)
     }
 }
 
@@ -95,11 +107,18 @@ enum Checkout {
 pub struct Conn {
     /// Always present until the connection is dropped.
     checkout: Option<Checkout>,
+    /// The connection was idle in the pool and nothing has run on it since: the database may
+    /// have closed it meanwhile, before it could have run anything we send.
+    untried_reuse: bool,
 }
 
 /// Runs `$body` with `$c` bound to the underlying `&mut PgConnection` or `&mut SqliteConnection`.
 /// The body is compiled once per backend, so it is written exactly once. A transport failure
 /// marks the connection so that the pool replaces it.
+///
+/// Written `with_conn!(conn, repeatable, |c| …)` for a statement that changes nothing, it runs
+/// once more, on another connection, when it was the first on a connection taken from the pool
+/// and the database had closed that connection: after a database restart, reads do not fail.
 macro_rules! with_conn {
     ($conn:expr, |$c:ident| $body:expr) => {{
         let result = match $conn.raw() {
@@ -108,6 +127,23 @@ macro_rules! with_conn {
         };
         $conn.observe(&result);
         result
+    }};
+    ($conn:expr, repeatable, |$c:ident| $body:expr) => {{
+        let conn: &mut $crate::store::Conn = $conn;
+        loop {
+            let result = match conn.raw() {
+                $crate::store::RawConn::Postgres($c) => $body,
+                $crate::store::RawConn::Sqlite($c) => $body,
+            };
+            if conn.found_closed(&result) {
+                match conn.reconnect().await {
+                    Ok(()) => continue,
+                    Err(err) => break Err(err),
+                }
+            }
+            conn.observe(&result);
+            break result;
+        }
     }};
 }
 pub(crate) use with_conn;
@@ -119,9 +155,35 @@ pub(crate) enum RawConn<'a> {
 
 const CHECKED_OUT: &str = "a connection is checked out until dropped";
 
+impl Checkout {
+    fn reused(&self) -> bool {
+        match self {
+            Checkout::Postgres(session) => pool::Pooled::metrics(session).recycle_count > 0,
+            Checkout::Sqlite(session) => pool::Pooled::metrics(session).recycle_count > 0,
+        }
+    }
+
+    /// Tells the pool that this connection was found closed, so that it checks the others.
+    fn connection_lost(&self) {
+        match self {
+            Checkout::Postgres(session) => pool::lost_in(session),
+            Checkout::Sqlite(session) => pool::lost_in(session),
+        }
+    }
+
+    /// Another connection from the same pool.
+    async fn another(&self) -> Result<Checkout, sqlx::Error> {
+        Ok(match self {
+            Checkout::Postgres(session) => Checkout::Postgres(pool::sibling(session).await?),
+            Checkout::Sqlite(session) => Checkout::Sqlite(pool::sibling(session).await?),
+        })
+    }
+}
+
 impl Conn {
     fn new(checkout: Checkout) -> Conn {
         Conn {
+            untried_reuse: checkout.reused(),
             checkout: Some(checkout),
         }
     }
@@ -141,7 +203,37 @@ impl Conn {
     }
 
     pub(crate) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        self.state().observe(result);
+        self.untried_reuse = false;
+        let state = self.state();
+        let was_broken = state.broken;
+        state.observe(result);
+        if state.broken && !was_broken {
+            self.checkout.as_ref().expect(CHECKED_OUT).connection_lost();
+        }
+    }
+
+    /// Whether `result` shows that the database had closed this connection while it was idle
+    /// in the pool, so that the statement cannot have run.
+    pub(crate) fn found_closed<T>(&self, result: &Result<T, sqlx::Error>) -> bool {
+        self.untried_reuse && result.as_ref().is_err_and(pool::ends_session)
+    }
+
+    /// Gives up this connection, which was found closed, for another from the same pool. Any
+    /// transaction about to begin is carried over; none can have begun on a closed connection.
+    pub(crate) async fn reconnect(&mut self) -> Result<(), sqlx::Error> {
+        let closed = self.checkout.as_ref().expect(CHECKED_OUT);
+        closed.connection_lost();
+        let replacement = closed.another().await;
+        let beginning = self.state().in_transaction;
+        // Not reused: the pool closes it.
+        *self.state() = pool::SessionState {
+            in_transaction: false,
+            broken: true,
+        };
+        self.checkout = Some(replacement?);
+        self.untried_reuse = false;
+        self.state().in_transaction = beginning;
+        Ok(())
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -151,7 +243,7 @@ impl Conn {
         }
     }
 
-    /// Runs a transaction-control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
+    /// Runs a transaction-control statement (`COMMIT`, `ROLLBACK`).
     async fn control(&mut self, sql: &'static str) -> StoreResult<()> {
         with_conn!(self, |c| sqlx::raw_sql(sql).execute(c).await.map(|_| ()))?;
         Ok(())
@@ -160,7 +252,10 @@ impl Conn {
     async fn begin(mut self, sql: &'static str) -> StoreResult<Conn> {
         // Marked first: should BEGIN fail half-way, the connection is rolled back before reuse.
         self.state().in_transaction = true;
-        self.control(sql).await?;
+        with_conn!(&mut self, repeatable, |c| sqlx::raw_sql(sql)
+            .execute(c)
+            .await
+            .map(|_| ()))?;
         Ok(self)
     }
 
@@ -189,7 +284,10 @@ impl Drop for Conn {
             // Made inside the task: should the task be cancelled before it runs (the runtime is
             // shutting down), only the checkout is dropped, and the pool rolls it back before
             // its next use. A `Conn` dropped there would spawn this task again, and again.
-            let mut conn = Conn { checkout };
+            let mut conn = Conn {
+                checkout,
+                untried_reuse: false,
+            };
             let state_after = match conn.control("ROLLBACK").await {
                 Ok(()) => pool::SessionState::default(),
                 // Not reused: the pool closes it rather than roll back again.
@@ -442,7 +540,7 @@ where
     let mut page = query::SqlBuilder::new(select);
     page.args = args.to_vec();
     list.push_tail(&mut page, order);
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         query::bind_args!(
             sqlx::query(sqlx::AssertSqlSafe(page.sql.clone())),
             page.args.iter().cloned()

@@ -6,10 +6,14 @@
 //! What the ping guarded against is handled before the connection's next use instead: one that
 //! failed at the transport level is dropped, one left inside a transaction is rolled back (see
 //! [`super::Conn`], which also starts that rollback at once), and one idle for a while is pinged.
+//! Once one connection is found to have been closed under us (a PostgreSQL restart closes them
+//! all), every connection last handed out before that is pinged before its next use.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sqlx::{ConnectOptions, Connection, Executor};
 
 /// A database connection as the pool holds it.
@@ -30,12 +34,8 @@ pub struct SessionState {
 impl SessionState {
     /// Notes a failure that leaves the connection unusable (rather than a failed statement).
     pub(super) fn observe<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        if let Err(
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed,
-        ) = result
+        if let Err(err) = result
+            && ends_session(err)
         {
             self.broken = true;
         }
@@ -47,9 +47,42 @@ impl SessionState {
     }
 }
 
+/// Whether `err` means the connection cannot be used again: its transport failed, or the server
+/// ended the session. PostgreSQL sends a FATAL error before it closes a connection, for example
+/// when it shuts down or an administrator terminates the backend.
+pub fn ends_session(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<PgDatabaseError>()
+            .is_some_and(|pg| matches!(pg.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+        _ => false,
+    }
+}
+
 /// Opens connections with the given options and readies them for reuse.
 pub struct Connector<C: Connection> {
     options: C::Options,
+    /// When a connection was last found closed under us.
+    lost_at: Mutex<Option<Instant>>,
+}
+
+impl<C: Connection> Connector<C> {
+    /// Notes that a connection was found closed: the others may have been closed with it.
+    pub(super) fn connection_lost(&self) {
+        *self.lost_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether a connection was found closed after `instant`.
+    fn lost_since(&self, instant: Instant) -> bool {
+        self.lost_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|lost| lost > instant)
+    }
 }
 
 pub type Pool<C> = managed::Pool<Connector<C>>;
@@ -65,14 +98,17 @@ where
     C: Connection,
     for<'e> &'e mut C: Executor<'e, Database = C::Database>,
 {
-    managed::Pool::builder(Connector { options })
-        .max_size(max_size as usize)
-        .wait_timeout(Some(wait))
-        .create_timeout(Some(wait))
-        .recycle_timeout(Some(wait))
-        .runtime(deadpool::Runtime::Tokio1)
-        .build()
-        .expect("a timeout has a runtime to run on")
+    managed::Pool::builder(Connector {
+        options,
+        lost_at: Mutex::new(None),
+    })
+    .max_size(max_size as usize)
+    .wait_timeout(Some(wait))
+    .create_timeout(Some(wait))
+    .recycle_timeout(Some(wait))
+    .runtime(deadpool::Runtime::Tokio1)
+    .build()
+    .expect("a timeout has a runtime to run on")
 }
 
 impl<C> managed::Manager for Connector<C>
@@ -101,7 +137,9 @@ where
         if session.state.in_transaction {
             sqlx::raw_sql("ROLLBACK").execute(&mut session.conn).await?;
             session.state.in_transaction = false;
-        } else if metrics.last_used() > PING_AFTER_IDLE {
+        } else if metrics.last_used() > PING_AFTER_IDLE
+            || self.lost_since(metrics.recycled.unwrap_or(metrics.created))
+        {
             session.conn.ping().await?;
         }
         Ok(())
@@ -120,4 +158,27 @@ where
         managed::PoolError::Closed => sqlx::Error::PoolClosed,
         other => sqlx::Error::Configuration(other.to_string().into()),
     })
+}
+
+/// Tells `pooled`'s pool that a connection of it was found closed.
+pub fn lost_in<C>(pooled: &Pooled<C>)
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    if let Some(pool) = Pooled::pool(pooled) {
+        pool.manager().connection_lost();
+    }
+}
+
+/// Another connection from `pooled`'s pool.
+pub async fn sibling<C>(pooled: &Pooled<C>) -> Result<Pooled<C>, sqlx::Error>
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    match Pooled::pool(pooled) {
+        Some(pool) => get(&pool).await,
+        None => Err(sqlx::Error::PoolClosed),
+    }
 }

@@ -92,7 +92,7 @@ pub async fn get(conn: &mut Conn, workspace_id: Uuid, id: Uuid) -> StoreResult<O
     let sql = format!(
         "SELECT {COLUMNS} FROM secrets s WHERE s.workspace_id = $1 AND s.id = $2 AND NOT s.internal"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
             .bind(id)
@@ -168,9 +168,11 @@ pub async fn delete(conn: &mut Conn, workspace_id: Uuid, id: Uuid) -> StoreResul
 /// Every secret of every workspace, internal ones included, for a backup.
 pub async fn all(conn: &mut Conn) -> StoreResult<Vec<SecretRow>> {
     let sql = format!("SELECT {COLUMNS} FROM secrets s ORDER BY s.created, s.id");
-    with_conn!(conn, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-        .fetch_all(c)
-        .await)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .fetch_all(c)
+    .await)
     .map_err(classify)
 }
 

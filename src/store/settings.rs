@@ -8,7 +8,7 @@ use super::{Conn, StoreResult, classify, with_conn};
 
 pub async fn get(conn: &mut Conn, name: &str) -> StoreResult<Option<String>> {
     let sql = "SELECT value FROM server_settings WHERE name = $1";
-    with_conn!(conn, |c| sqlx::query_scalar(sql)
+    with_conn!(conn, repeatable, |c| sqlx::query_scalar(sql)
         .bind(name)
         .fetch_optional(c)
         .await)
@@ -37,7 +37,7 @@ pub struct SealedSetting {
 
 pub async fn get_sealed(conn: &mut Conn, name: &str) -> StoreResult<Option<SealedSetting>> {
     let sql = "SELECT id, ciphertext FROM server_secrets WHERE name = $1";
-    with_conn!(conn, |c| sqlx::query_as(sql)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql)
         .bind(name)
         .fetch_optional(c)
         .await)

@@ -92,7 +92,7 @@ pub async fn update(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
 
 pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1");
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(id)
             .fetch_optional(c)
@@ -103,7 +103,7 @@ pub async fn get(conn: &mut Conn, id: Uuid) -> StoreResult<Option<UserRow>> {
 
 pub async fn by_name(conn: &mut Conn, name: &str) -> StoreResult<Option<UserRow>> {
     let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.name = $1");
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(name)
             .fetch_optional(c)
@@ -123,9 +123,11 @@ pub async fn by_name_or_id(conn: &mut Conn, name_or_id: &str) -> StoreResult<Opt
 }
 
 pub async fn count(conn: &mut Conn) -> StoreResult<i64> {
-    with_conn!(conn, |c| sqlx::query_scalar("SELECT COUNT(*) FROM users")
-        .fetch_one(c)
-        .await)
+    with_conn!(conn, repeatable, |c| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users"
+    )
+    .fetch_one(c)
+    .await)
     .map_err(classify)
 }
 
@@ -203,7 +205,7 @@ pub async fn insert_api_key(conn: &mut Conn, key: &ApiKeyRow) -> StoreResult<()>
 
 pub async fn api_key(conn: &mut Conn, id: Uuid) -> StoreResult<Option<ApiKeyRow>> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1");
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(id)
             .fetch_optional(c)
@@ -216,7 +218,7 @@ pub async fn api_keys(conn: &mut Conn, service_account_id: Uuid) -> StoreResult<
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM api_keys WHERE service_account_id = $1 ORDER BY created, id"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(service_account_id)
             .fetch_all(c)

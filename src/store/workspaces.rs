@@ -90,7 +90,7 @@ pub async fn by_name_or_id(conn: &mut Conn, name_or_id: &str) -> StoreResult<Opt
         "SELECT {COLUMNS} FROM workspaces w WHERE w.id = $1 OR w.name = $2 \
          ORDER BY CASE WHEN w.id = $1 THEN 0 ELSE 1 END LIMIT 1"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(id)
             .bind(name)
@@ -147,7 +147,7 @@ pub async fn membership(
     let sql = "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM workspaces w \
                JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = $1 \
                WHERE w.id = $2 OR w.name = $3";
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sql)
             .bind(user_id)
             .bind(id)
@@ -166,7 +166,7 @@ pub async fn membership_by_id(
     let sql = "SELECT w.id AS workspace_id, w.name AS workspace_name, m.role FROM workspaces w \
                JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = $1 \
                WHERE w.id = $2";
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sql)
             .bind(user_id)
             .bind(workspace_id)
@@ -230,7 +230,7 @@ pub async fn members(conn: &mut Conn, workspace_id: Uuid) -> StoreResult<Vec<Mem
     let sql = "SELECT u.id AS user_id, u.name AS user_name, m.role, m.created \
                FROM workspace_members m JOIN users u ON u.id = m.user_id \
                WHERE m.workspace_id = $1 ORDER BY u.name";
-    with_conn!(conn, |c| sqlx::query_as(sql)
+    with_conn!(conn, repeatable, |c| sqlx::query_as(sql)
         .bind(workspace_id)
         .fetch_all(c)
         .await)
@@ -319,7 +319,7 @@ pub async fn caller_in_workspace(
     key: &CallerKey<'_>,
 ) -> StoreResult<Option<CallerInWorkspace>> {
     let sql = format!("SELECT {CALLER_COLUMNS} {CALLER_FROM} WHERE cu.id = $1");
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         bind_args!(sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())), key.args())
             .fetch_optional(c)
             .await
@@ -333,7 +333,7 @@ pub async fn list_of_member(conn: &mut Conn, user_id: Uuid) -> StoreResult<Vec<W
         "SELECT {COLUMNS} FROM workspaces w JOIN workspace_members m ON m.workspace_id = w.id \
          WHERE m.user_id = $1 ORDER BY w.created, w.id"
     );
-    with_conn!(conn, |c| {
+    with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(user_id)
             .fetch_all(c)

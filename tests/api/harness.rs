@@ -87,8 +87,9 @@ impl TestDatabase {
                 } else {
                     '?'
                 };
+                // Named after the schema, so that a test can find the server's sessions.
                 let url = format!(
-                    "{}{separator}options=-c%20search_path%3D{schema}",
+                    "{}{separator}options=-c%20search_path%3D{schema}&application_name={schema}",
                     postgres_base_url()
                 );
                 TestDatabase {
@@ -200,6 +201,23 @@ impl TestDatabase {
                 .rows_affected(),
         };
         assert_eq!(done, 1);
+    }
+
+    /// Ends every PostgreSQL session the server holds on this database, as a restart of
+    /// PostgreSQL does (each is sent a FATAL error and closed), and waits until they have
+    /// ended (PostgreSQL 14 or newer). Returns how many there were.
+    pub async fn end_server_sessions(&self) -> usize {
+        let mut conn = self.pg().await;
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity \
+             WHERE application_name = current_setting('application_name') \
+             AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert!(ended.iter().all(|&done| done), "every session ended");
+        ended.len()
     }
 
     /// How many rows `table` holds, read behind the server's back.

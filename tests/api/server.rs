@@ -1,6 +1,7 @@
 use reqwest::StatusCode;
+use serde_json::json;
 
-use crate::harness::{Backend, TestApp, on_both_backends};
+use crate::harness::{Backend, Reply, TestApp, on_both_backends};
 
 async fn info_is_public_and_never_claims_to_be_zenml_pro(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -65,6 +66,59 @@ async fn data_and_tokens_survive_a_graceful_restart(backend: Backend) {
         .ok();
     assert_eq!(read["body"]["values"]["k"], "v");
     app.stop().await;
+}
+
+/// PostgreSQL closes every connection when it restarts (or fails over, or an administrator
+/// ends the sessions). Reads that find their pooled connection closed run again on a new one,
+/// and the pool checks its other connections before handing them out, so no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_succeed_after_postgresql_closes_every_connection() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let secret = app
+        .create_secret(&app.admin, "before", false, json!({"k": "v"}))
+        .await;
+    let secret_path = format!("/api/v1/secrets/{}", secret["id"].as_str().unwrap());
+    // Several requests at once, so that the pool holds several connections.
+    let reads = (0..6).map(|_| app.get(&secret_path, &app.admin));
+    for reply in futures::future::join_all(reads).await {
+        reply.ok();
+    }
+    assert!(app.db.end_server_sessions().await >= 2);
+
+    // Reads at once, then one request of each kind, each on a connection the server must
+    // find closed or replace.
+    let reads = (0..6).map(|_| app.get(&secret_path, &app.admin));
+    for reply in futures::future::join_all(reads).await {
+        assert_eq!(reply.ok()["body"]["values"]["k"], "v");
+    }
+    let listed = after_sessions_end(&app, || app.get("/api/v1/secrets", &app.admin)).await;
+    assert_eq!(listed["total"], 1);
+    let created = after_sessions_end(&app, || {
+        let body = json!({"name": "after", "values": {"k": "w"}});
+        app.post("/api/v1/secrets", &app.admin, body)
+    })
+    .await;
+    let updated = after_sessions_end(&app, || {
+        app.put(&secret_path, &app.admin, json!({"values": {"k": "x"}}))
+    })
+    .await;
+    assert_eq!(updated["body"]["values"]["k"], "x");
+    let created_path = format!("/api/v1/secrets/{}", created["id"].as_str().unwrap());
+    after_sessions_end(&app, || app.delete(&created_path, &app.admin)).await;
+    assert_eq!(
+        app.get(&created_path, &app.admin).await.status,
+        StatusCode::NOT_FOUND
+    );
+    app.stop().await;
+}
+
+/// Ends the server's PostgreSQL sessions, then sends `request`, which must succeed.
+async fn after_sessions_end<F: Future<Output = Reply>>(
+    app: &TestApp,
+    request: impl FnOnce() -> F,
+) -> serde_json::Value {
+    app.db.end_server_sessions().await;
+    request().await.ok()
 }
 
 on_both_backends!(
