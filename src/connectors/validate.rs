@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::{Map, Value};
 
 use super::ConnectorType;
@@ -253,8 +253,19 @@ pub fn validate(kind: &dyn ConnectorType, draft: ConnectorDraft) -> DomainResult
         }
         None => method.default_expiration_seconds,
     };
-    if draft.expires_skew_tolerance.is_some_and(|s| s < 0) {
-        return Err(invalid("expires_skew_tolerance must not be negative"));
+    if draft
+        .expires_skew_tolerance
+        .is_some_and(|s| !(0..=MAX_SKEW_SECONDS).contains(&s))
+    {
+        return Err(invalid(format!(
+            "expires_skew_tolerance must be between 0 and {MAX_SKEW_SECONDS} seconds"
+        )));
+    }
+    if draft
+        .expires_at
+        .is_some_and(|at| !(1..=9999).contains(&at.year()))
+    {
+        return Err(invalid("expires_at must be a date in the years 1 to 9999"));
     }
 
     let connector = ValidConnector {
@@ -271,6 +282,10 @@ pub fn validate(kind: &dyn ConnectorType, draft: ConnectorDraft) -> DomainResult
     kind.check(&connector).map_err(invalid)?;
     Ok(connector)
 }
+
+/// The largest skew tolerance: a day. It allows for clocks that are wrong, not for a second
+/// expiry date.
+const MAX_SKEW_SECONDS: i64 = 86_400;
 
 /// Labels: at most 100, keys of 1 to 255 characters, values of at most 255.
 pub fn validate_labels(labels: &BTreeMap<String, String>) -> DomainResult<()> {

@@ -143,10 +143,16 @@ struct ConnectorResources {
     user: Option<UserResponse>,
 }
 
-/// When the connector starts to count as expired: `expires_at` less the skew tolerance.
+/// When the connector starts to count as expired: `expires_at` less the skew tolerance. Create
+/// and update bound both; a row stored before they did, whose difference is out of range,
+/// counts as expired always.
 fn expired_after(row: &ConnectorRow) -> Option<DateTime<Utc>> {
     let skew = row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS);
-    row.expires_at.map(|at| at - Duration::seconds(skew))
+    row.expires_at.map(|at| {
+        Duration::try_seconds(skew)
+            .and_then(|skew| at.checked_sub_signed(skew))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    })
 }
 
 fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {

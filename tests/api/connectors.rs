@@ -344,6 +344,23 @@ async fn invalid_connectors_are_refused_with_a_clear_400(backend: Backend) {
             json!({"name": "token", "connector_type": "azure", "auth_method": "access-token", "configuration": {"token": "t"}}),
             "needs expires_at",
         ),
+        (
+            json!({"name": "token", "connector_type": "azure", "auth_method": "access-token",
+                   "configuration": {"token": "t"}, "expires_at": "2030-01-01T00:00:00",
+                   "expires_skew_tolerance": i64::MAX}),
+            "expires_skew_tolerance must be between 0 and 86400 seconds",
+        ),
+        (
+            json!({"name": "token", "connector_type": "azure", "auth_method": "access-token",
+                   "configuration": {"token": "t"}, "expires_at": "2030-01-01T00:00:00",
+                   "expires_skew_tolerance": -1}),
+            "expires_skew_tolerance must be between 0 and 86400 seconds",
+        ),
+        (
+            json!({"name": "token", "connector_type": "azure", "auth_method": "access-token",
+                   "configuration": {"token": "t"}, "expires_at": "0000-12-31T00:00:00"}),
+            "expires_at must be a date in the years 1 to 9999",
+        ),
     ];
     for (body, message) in cases {
         let reply = app
@@ -423,6 +440,18 @@ async fn access_tokens_carry_their_expiry_and_expire(backend: Backend) {
         "the connector's authentication credentials have expired."
     );
     assert_eq!(verified["resources"][0]["resource_ids"], Value::Null);
+
+    // A skew too large to subtract is refused on update too, and changes nothing.
+    let refused = app
+        .put(
+            &path,
+            &app.admin,
+            json!({"expires_skew_tolerance": 1_i64 << 62}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let kept = app.get(&path, &app.admin).await.ok();
+    assert_eq!(kept["metadata"]["expires_skew_tolerance"], Value::Null);
     app.stop().await;
 }
 
