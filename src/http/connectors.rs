@@ -1009,6 +1009,21 @@ pub async fn connector_client(
             now,
         )
         .await?;
+    // A client that carries a stored secret as it is (an access token is its own client) is
+    // that secret, and goes only to those who may read the connector's secrets.
+    let hands_out_stored_secret = client.secrets.values().any(|handed| {
+        connector
+            .secrets
+            .iter()
+            .any(|(_, stored)| stored == handed.as_str())
+    });
+    if hands_out_stored_secret && !scope.may_read_secrets(view.connector.user_id) {
+        return Err(ApiError::Forbidden(
+            "This connector's client credentials are its stored secret, which only its owner \
+             and workspace admins may receive."
+                .into(),
+        ));
+    }
     let secrets = SecretValues::parse(
         client
             .secrets

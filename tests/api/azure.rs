@@ -419,6 +419,50 @@ async fn implicit_connectors_can_use_the_servers_workload_identity() {
     app.stop().await;
 }
 
+/// An access-token connector's client is its stored token, so a shared one gives members no
+/// client, though they may still verify it; its owner and workspace admins get the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_token_is_handed_out_only_to_those_who_may_read_it() {
+    let azure = FakeAzure::start(estate()).await;
+    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let expires_at = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let arm_token = azure.mint_aad_token(DEFAULT_CLIENT_ID, ARM_AUDIENCE, 3600);
+    let owner = app.create_user("owner", "default", "member").await;
+    let member = app.create_user("member", "default", "member").await;
+    let workspace_admin = app.create_user("ws-admin", "default", "admin").await;
+    let created = app
+        .post(
+            "/api/v1/service_connectors",
+            &owner,
+            json!({
+                "name": "az-token", "connector_type": "azure", "auth_method": "access-token",
+                "resource_types": ["azure-generic"], "configuration": {"token": arm_token},
+                "expires_at": expires_at, "shared": true,
+            }),
+        )
+        .await
+        .ok();
+    let id = created["id"].as_str().unwrap();
+    let client_path = format!("/api/v1/service_connectors/{id}/client?resource_type=azure-generic");
+
+    let refused = app.get(&client_path, &member).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let (class, message) = refused.error();
+    assert_eq!(class, "IllegalOperationError");
+    assert!(!message.contains(&arm_token));
+    let verify_path = format!("/api/v1/service_connectors/{id}/verify");
+    let verified = app.put(&verify_path, &member, json!({})).await.ok();
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+
+    for token in [&owner, &workspace_admin] {
+        let client = app.get(&client_path, token).await.ok();
+        assert_eq!(client["metadata"]["configuration"]["token"], arm_token);
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_method_reaches_what_it_can_of_every_resource_type() {
     let azure = FakeAzure::start(estate()).await;
