@@ -41,6 +41,8 @@ pub struct Caller {
     /// inside a workspace the administrator is not a member of.
     pub is_admin: bool,
     pub default_workspace_id: Option<Uuid>,
+    /// Signed in with an API key, whose deletion ends the access it gives.
+    pub with_api_key: bool,
 }
 
 impl Caller {
@@ -115,6 +117,7 @@ mod tests {
                 name: "me".into(),
                 is_admin: false,
                 default_workspace_id: None,
+                with_api_key: false,
             },
             role,
         }

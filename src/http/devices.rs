@@ -110,7 +110,7 @@ pub struct DeviceVerification {
 #[utoipa::path(put, path = "/api/v1/devices/{device_id}/verify", tag = "auth",
     params(("device_id" = Uuid, Path)),
     request_body = DeviceVerification,
-    responses((status = 200), (status = 404)),
+    responses((status = 200), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<AppState>,
@@ -118,6 +118,14 @@ pub async fn approve(
     Path(device_id): Path<Uuid>,
     Json(verification): Json<DeviceVerification>,
 ) -> ApiResult<Json<()>> {
+    // The device's token would outlive the key: deleting a key must end all it gave access to.
+    if caller.with_api_key {
+        return Err(ApiError::Forbidden(
+            "A device login must be approved by a user signed in with a password, not with an \
+             API key."
+                .into(),
+        ));
+    }
     let mut conn = state.store.conn().await?;
     let approved = devices::approve(
         &mut conn,

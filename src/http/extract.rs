@@ -78,6 +78,7 @@ fn caller_of(found: &CallerInWorkspace) -> Caller {
         name: found.user_name.clone(),
         is_admin: found.is_admin,
         default_workspace_id: found.default_workspace_id,
+        with_api_key: found.signed_in_with_api_key(),
     }
 }
 

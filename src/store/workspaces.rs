@@ -295,6 +295,11 @@ impl CallerInWorkspace {
         key.api_key_id.is_none()
             || (self.key_active == Some(true) && self.key_owner == Some(self.user_id))
     }
+
+    /// The caller's token was issued for an API key.
+    pub fn signed_in_with_api_key(&self) -> bool {
+        self.key_owner.is_some()
+    }
 }
 
 /// The columns of a [`CallerInWorkspace`], from [`CALLER_FROM`].

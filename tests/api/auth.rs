@@ -396,8 +396,46 @@ mod device_flow {
         app.stop().await;
     }
 
+    /// A device token approved with an API key would outlive the key's deletion.
+    async fn devices_are_not_approved_with_an_api_key(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let service_account = json!({"name": "ci-bot", "default_workspace": "default"});
+        app.post("/api/v1/service_accounts", &app.admin, service_account)
+            .await
+            .ok();
+        let key = app
+            .post(
+                "/api/v1/service_accounts/ci-bot/api_keys",
+                &app.admin,
+                json!({"name": "main"}),
+            )
+            .await
+            .ok();
+        let form = [
+            ("grant_type", "zenml-api-key"),
+            ("password", key["body"]["key"].as_str().unwrap()),
+        ];
+        let login = app
+            .send(app.client.post(app.url("/api/v1/login")).form(&form))
+            .await
+            .ok();
+        let bot = login["access_token"].as_str().unwrap();
+
+        let started = start(&app).await;
+        let path = format!("/api/v1/devices/{}/verify", device_id(&started));
+        let refused = app
+            .put(&path, bot, json!({"user_code": started["user_code"]}))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(refused.error().1.contains("API key"));
+        let pending = poll(&app, started["device_code"].as_str().unwrap()).await;
+        assert_eq!(pending.body, json!({"error": "authorization_pending"}));
+        app.stop().await;
+    }
+
     on_both_backends!(
         an_approved_device_gets_one_token_for_its_approver,
-        unapproved_device_codes_expire
+        unapproved_device_codes_expire,
+        devices_are_not_approved_with_an_api_key,
     );
 }
