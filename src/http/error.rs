@@ -180,6 +180,9 @@ impl From<StoreError> for ApiError {
                 "The record was changed by another request at the same time; try again.".into(),
             ),
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::InvalidValue(cause) => {
+                ApiError::BadRequest(format!("A value in the request cannot be stored: {cause}"))
+            }
             other => ApiError::internal(other),
         }
     }

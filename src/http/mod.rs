@@ -119,10 +119,27 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     ApiError::Internal("a request handler panicked".into()).into_response()
                 }))
                 .layer(axum::middleware::map_response(uniform_errors))
+                .layer(axum::middleware::from_fn(refuse_nul_in_uri))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         )
         .with_state(state)
+}
+
+/// A NUL character in a path segment or query parameter names nothing and filters nothing;
+/// PostgreSQL cannot even compare text with one. Refused before routing, on every backend alike.
+async fn refuse_nul_in_uri(
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Result<Response<Body>, ApiError> {
+    let uri = request.uri();
+    let encoded_nul = |part: &str| part.as_bytes().windows(3).any(|w| w == b"%00");
+    if encoded_nul(uri.path()) || uri.query().is_some_and(encoded_nul) {
+        return Err(ApiError::BadRequest(
+            "The request's path or query contains a NUL character (%00).".into(),
+        ));
+    }
+    Ok(next.run(request).await)
 }
 
 /// Gives error responses produced outside our handlers (unknown methods, time-outs, framework

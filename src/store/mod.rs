@@ -39,6 +39,9 @@ pub enum StoreError {
     /// succeed.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a value, such as text with a NUL character in it on PostgreSQL.
+    #[error("the database refused a value: {0}")]
+    InvalidValue(String),
     #[error("database error: {0}")]
     Database(sqlx::Error),
     #[error("migration failed: {0}")]
@@ -50,13 +53,18 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], "no rows" to
-/// [`StoreError::NotFound`], and a lost or unobtainable connection to
-/// [`StoreError::Unavailable`]; everything else stays a database error.
+/// [`StoreError::NotFound`], text the database cannot hold to [`StoreError::InvalidValue`], and
+/// a lost or unobtainable connection to [`StoreError::Unavailable`]; everything else stays a
+/// database error.
 pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+        }
+        // character_not_in_repertoire, untranslatable_character: a NUL in text, say.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+            StoreError::InvalidValue(db.message().to_owned())
         }
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(err.to_string())
