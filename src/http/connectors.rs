@@ -669,6 +669,14 @@ pub async fn update_connector(
     let view = visible(&mut state.store.conn().await?, &scope, connector_id).await?;
     scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
     let before = view.connector.clone();
+    // A private connector is its owner's alone; one without an owner would be nobody's.
+    if update.shared == Some(false) && before.user_id.is_none() {
+        return Err(ApiError::BadRequest(
+            "A connector whose owner was deleted must stay shared: as a private connector \
+             nobody could see it."
+                .into(),
+        ));
+    }
 
     // The configuration to validate: the new one whole, or the stored one with its secrets.
     let configuration = match (update.configuration, update.secrets) {

@@ -983,6 +983,22 @@ async fn workspace_paths_and_deleted_owners(backend: Backend) {
     assert_eq!(left["total"], 1);
     assert_eq!(left["items"][0]["id"], shared["id"]);
     assert_eq!(left["items"][0]["body"]["user_id"], Value::Null);
+    // Made private, it would be nobody's: nobody could see, change or delete it.
+    let kept_path = format!(
+        "/api/v1/service_connectors/{}?project_name_or_id=team",
+        id_of(&shared)
+    );
+    let unshared = app
+        .put(&kept_path, &app.admin, json!({"shared": false}))
+        .await;
+    assert_eq!(
+        unshared.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unshared.body
+    );
+    assert!(unshared.error().1.contains("must stay shared"));
+    app.get(&kept_path, &app.admin).await.ok();
     app.stop().await;
 }
 
