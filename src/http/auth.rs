@@ -256,9 +256,9 @@ pub async fn update_current_user(
     if update.email.is_some() {
         user.email = update.email;
     }
-    user.updated = state.clock.now();
+    let read_updated = user.touch(state.clock.now());
     let mut conn = state.store.conn().await?;
-    users::update(&mut conn, &user).await?;
+    users::update(&mut conn, &user, read_updated).await?;
     Ok(Json(UserResponse::render(user, true)))
 }
 

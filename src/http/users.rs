@@ -331,8 +331,8 @@ pub async fn update_user(
     if let Some(reference) = update.default_workspace {
         user.default_workspace_id = Some(workspace_id(&mut tx, &reference).await?);
     }
-    user.updated = state.clock.now();
-    users::update(&mut tx, &user)
+    let read_updated = user.touch(state.clock.now());
+    users::update(&mut tx, &user, read_updated)
         .await
         .map_err(name_taken("update", "user", &user.name))?;
     tx.commit().await?;

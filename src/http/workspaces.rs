@@ -278,7 +278,8 @@ pub async fn set_member(
         if user.default_workspace_id.is_none() {
             let mut user = user;
             user.default_workspace_id = Some(ws.id);
-            users::update(&mut tx, &user).await?;
+            let read_updated = user.touch(state.clock.now());
+            users::update(&mut tx, &user, read_updated).await?;
         }
         tx.commit().await?;
     }

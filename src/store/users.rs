@@ -63,10 +63,27 @@ pub async fn insert(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
     Ok(())
 }
 
-pub async fn update(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
+impl UserRow {
+    /// Marks the row as changed at `now`, and later than its last change whatever the clock
+    /// says; returns when it was last changed before, for [`update`].
+    pub fn touch(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let read_updated = self.updated;
+        self.updated = now.max(read_updated + chrono::Duration::microseconds(1));
+        read_updated
+    }
+}
+
+/// Writes `user` if its row is unchanged since it was read, when it was last updated at
+/// `read_updated`; otherwise (another request changed or deleted it meanwhile)
+/// [`StoreError::Concurrent`], so that no change is silently undone.
+pub async fn update(
+    conn: &mut Conn,
+    user: &UserRow,
+    read_updated: DateTime<Utc>,
+) -> StoreResult<()> {
     let sql = "UPDATE users SET name = $1, full_name = $2, email = $3, password_hash = $4, \
                description = $5, is_admin = $6, active = $7, default_workspace_id = $8, \
-               updated = $9 WHERE id = $10";
+               updated = $9 WHERE id = $10 AND updated = $11";
     let done = with_conn!(conn, |c| {
         sqlx::query(sql)
             .bind(&user.name)
@@ -79,13 +96,14 @@ pub async fn update(conn: &mut Conn, user: &UserRow) -> StoreResult<()> {
             .bind(user.default_workspace_id)
             .bind(user.updated)
             .bind(user.id)
+            .bind(read_updated)
             .execute(c)
             .await
             .map(|r| r.rows_affected())
     })
     .map_err(classify)?;
     if done == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::Concurrent);
     }
     Ok(())
 }
@@ -258,4 +276,50 @@ pub async fn touch_api_key(conn: &mut Conn, id: Uuid, now: DateTime<Utc>) -> Sto
         .map(|r| r.rows_affected()))
     .map_err(classify)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Two requests read the same account; the second to write must not undo the first's
+    /// change (an administrator's demotion, say, undone by the user's own profile edit).
+    #[tokio::test]
+    async fn a_write_based_on_a_stale_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(None, dir.path(), 2).await.unwrap();
+        let mut conn = store.conn().await.unwrap();
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let account = UserRow {
+            id,
+            name: "ursula".into(),
+            full_name: String::new(),
+            email: None,
+            password_hash: None,
+            description: String::new(),
+            is_admin: true,
+            is_service_account: false,
+            active: true,
+            default_workspace_id: None,
+            created: now,
+            updated: now,
+        };
+        insert(&mut conn, &account).await.unwrap();
+        let mut demoted = get(&mut conn, id).await.unwrap().unwrap();
+        let mut renamed = demoted.clone();
+
+        demoted.is_admin = false;
+        let read_updated = demoted.touch(now);
+        update(&mut conn, &demoted, read_updated).await.unwrap();
+        renamed.full_name = "Ursula".into();
+        let read_updated = renamed.touch(now);
+        let stale = update(&mut conn, &renamed, read_updated).await;
+        assert!(matches!(stale, Err(StoreError::Concurrent)), "{stale:?}");
+
+        let stored = get(&mut conn, id).await.unwrap().unwrap();
+        assert!(!stored.is_admin);
+        assert_eq!(stored.full_name, "");
+    }
 }
