@@ -60,6 +60,11 @@ struct ActiveKey {
     exhausted: bool,
 }
 
+/// A backup's data keys, unwrapped, from [`Keyring::backup_keys`].
+pub struct BackupKeys {
+    ciphers: HashMap<Uuid, Aes256Gcm>,
+}
+
 pub struct Keyring {
     store: Store,
     /// The current master key first, then the previous one during a master-key rotation.
@@ -264,6 +269,33 @@ impl Keyring {
     pub async fn decrypt(&self, aad: &Aad<'_>, sealed: &[u8]) -> CryptoResult<Zeroizing<Vec<u8>>> {
         let cipher = self.cipher(envelope::key_id(sealed)?).await?;
         envelope::open(&cipher, aad, sealed)
+    }
+
+    /// A backup's data keys that are not stored here, unwrapped, so that its values can be
+    /// checked before any of it is stored. Each must be wrapped by a master key this server
+    /// has: one that is not would stop every process from starting once stored.
+    pub async fn backup_keys(&self, keys: &[DataKeyRow]) -> CryptoResult<BackupKeys> {
+        let mut ciphers = HashMap::new();
+        let mut conn = self.store.conn().await?;
+        for key in keys {
+            if data_keys::get(&mut conn, key.id).await?.is_none() {
+                ciphers.insert(key.id, self.unwrap_row(key)?);
+            }
+        }
+        Ok(BackupKeys { ciphers })
+    }
+
+    /// Decrypts a backup's value under the backup's own keys or the ones stored here.
+    pub async fn decrypt_backup(
+        &self,
+        keys: &BackupKeys,
+        aad: &Aad<'_>,
+        sealed: &[u8],
+    ) -> CryptoResult<Zeroizing<Vec<u8>>> {
+        match keys.ciphers.get(&envelope::key_id(sealed)?) {
+            Some(cipher) => envelope::open(cipher, aad, sealed),
+            None => self.decrypt(aad, sealed).await,
+        }
     }
 
     /// Makes a new data key active (used by this process at once, by others within the refresh

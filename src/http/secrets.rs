@@ -408,8 +408,9 @@ fn decode_b64(what: &str, value: &str) -> ApiResult<Vec<u8>> {
         .map_err(|_| ApiError::BadRequest(format!("the backup's {what} is not valid base64")))
 }
 
-/// Restores the secrets of a backup that do not exist here. Every value is checked to decrypt
-/// before anything is written; the secrets are then written in one transaction.
+/// Restores the secrets of a backup that do not exist here. Every data key is checked to be
+/// wrapped by a master key this server has, and every value to decrypt, before anything is
+/// written; the keys and secrets are then written in one transaction.
 #[utoipa::path(post, path = "/api/v1/secrets_operations/restore", tag = "secrets",
     request_body = SecretsBackup,
     responses((status = 200, body = RestoreReport), (status = 400), (status = 403)),
@@ -426,20 +427,24 @@ pub async fn restore_secrets(
             backup.format
         )));
     }
-    let mut tx = state.store.begin().await?;
-    for key in &backup.data_keys {
-        let row = DataKeyRow {
-            id: key.id,
-            wrapped: decode_b64("data key", &key.wrapped)?,
-            master_key_id: key.master_key_id.clone(),
-            active: false,
-            encryptions: key.encryptions,
-            created: key.created,
-            retired: key.retired,
-        };
-        data_keys::insert_retired_if_absent(&mut tx, &row).await?;
-    }
-    tx.commit().await?;
+    let keys = backup
+        .data_keys
+        .iter()
+        .map(|key| {
+            Ok(DataKeyRow {
+                id: key.id,
+                wrapped: decode_b64("data key", &key.wrapped)?,
+                master_key_id: key.master_key_id.clone(),
+                active: false,
+                encryptions: key.encryptions,
+                created: key.created,
+                retired: key.retired,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let unwrapped = state.keyring.backup_keys(&keys).await.map_err(|e| {
+        ApiError::BadRequest(format!("the backup's data keys cannot be restored: {e}"))
+    })?;
 
     let mut rows = Vec::with_capacity(backup.secrets.len());
     for secret in backup.secrets {
@@ -458,7 +463,11 @@ pub async fn restore_secrets(
         };
         state
             .keyring
-            .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
+            .decrypt_backup(
+                &unwrapped,
+                &secret_aad(row.workspace_id, row.id),
+                &row.ciphertext,
+            )
             .await
             .map_err(|e| {
                 ApiError::BadRequest(format!(
@@ -468,7 +477,11 @@ pub async fn restore_secrets(
             })?;
         rows.push(row);
     }
+    // Everything was checked; the keys and the secrets are stored together or not at all.
     let mut tx = state.store.begin().await?;
+    for key in &keys {
+        data_keys::insert_retired_if_absent(&mut tx, key).await?;
+    }
     let mut restored = 0;
     for row in &rows {
         if secrets::insert_if_absent(&mut tx, row).await? {

@@ -269,6 +269,40 @@ async fn backups_restore_deleted_secrets_without_exposing_values(backend: Backen
     app.stop().await;
 }
 
+/// A backup from a server with another master key cannot be read here. It is refused with
+/// nothing stored: a data key wrapped by an unknown master key would stop the server from
+/// starting again.
+async fn backups_from_another_master_key_are_refused_whole(backend: Backend) {
+    let source = TestApp::spawn(backend).await;
+    source
+        .create_secret(&source.admin, "elsewhere", false, json!({"k": "v"}))
+        .await;
+    let backup = source
+        .post(
+            "/api/v1/secrets_operations/backup",
+            &source.admin,
+            json!({}),
+        )
+        .await
+        .ok();
+    source.stop().await;
+
+    let other_key = base64_encode(&[7u8; 32]);
+    let app = TestApp::spawn_with(backend, |c| c.storage.encryption_key = Some(other_key)).await;
+    let keys_before = app.db.row_count("data_keys").await;
+    let refused = app
+        .post("/api/v1/secrets_operations/restore", &app.admin, backup)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.error().1.contains("cannot be restored"));
+    assert_eq!(app.db.row_count("data_keys").await, keys_before);
+    assert_eq!(app.db.row_count("secrets").await, 0);
+    let app = app.restart().await;
+    app.create_secret(&app.admin, "after", false, json!({"k": "v"}))
+        .await;
+    app.stop().await;
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD
@@ -288,4 +322,5 @@ on_both_backends!(
     updates_replace_or_patch_values,
     value_limits_are_enforced_with_a_400,
     backups_restore_deleted_secrets_without_exposing_values,
+    backups_from_another_master_key_are_refused_whole,
 );
