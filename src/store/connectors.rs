@@ -406,19 +406,26 @@ pub async fn update(
     }
 }
 
-/// Deletes a connector and its internal secret. Run inside a transaction.
+/// Deletes a connector, as read (`row`, which keeps the counts right), and its internal secret:
+/// [`StoreError::Concurrent`] if another request changed it since. Run inside a transaction.
 pub async fn delete(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
     let done = with_conn!(conn, |c| {
-        sqlx::query("DELETE FROM service_connectors WHERE id = $1 AND workspace_id = $2")
-            .bind(row.id)
-            .bind(row.workspace_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
+        sqlx::query(
+            "DELETE FROM service_connectors WHERE id = $1 AND workspace_id = $2 AND updated = $3",
+        )
+        .bind(row.id)
+        .bind(row.workspace_id)
+        .bind(row.updated)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
     })
     .map_err(classify)?;
     if done == 0 {
-        return Err(StoreError::NotFound);
+        return match get(conn, row.workspace_id, row.id).await? {
+            Some(_) => Err(StoreError::Concurrent),
+            None => Err(StoreError::NotFound),
+        };
     }
     if let Some(secret_id) = row.secret_id {
         super::secrets::delete(conn, row.workspace_id, secret_id).await?;
@@ -680,4 +687,82 @@ pub async fn delete_private_of(conn: &mut Conn, user_id: Uuid) -> StoreResult<()
     })
     .map_err(classify)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::workspaces::{self, WorkspaceRow};
+
+    fn team(name: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("team".to_owned(), name.to_owned())])
+    }
+
+    /// A delete made from a read that another request's update overtook is refused: it would
+    /// take the connector's old labels off the counts, and leave its new ones counted.
+    #[tokio::test]
+    async fn a_delete_based_on_a_stale_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(None, dir.path(), 2).await.unwrap();
+        let now = Utc::now();
+        let workspace = WorkspaceRow {
+            id: Uuid::new_v4(),
+            name: "ws".into(),
+            display_name: "ws".into(),
+            description: String::new(),
+            created: now,
+            updated: now,
+        };
+        let mut tx = store.begin().await.unwrap();
+        workspaces::insert(&mut tx, &workspace).await.unwrap();
+        tx.commit().await.unwrap();
+        let types = ["azure-generic".to_owned()];
+        let read = ConnectorRow {
+            id: Uuid::new_v4(),
+            workspace_id: workspace.id,
+            user_id: None,
+            name: "shared".into(),
+            description: String::new(),
+            connector_type: "azure".into(),
+            auth_method: "implicit".into(),
+            resource_types: r#"["azure-generic"]"#.into(),
+            resource_id: None,
+            supports_instances: false,
+            expires_at: None,
+            expires_skew_tolerance: None,
+            expiration_seconds: None,
+            configuration: "{}".into(),
+            labels: r#"{"team":"a"}"#.into(),
+            secret_id: None,
+            shared: true,
+            created: now,
+            updated: now,
+        };
+        let mut batch = store.batch();
+        push_insert(&mut batch, &read, &team("a"), &types);
+        store.write(batch).await.unwrap();
+
+        let relabelled = ConnectorRow {
+            labels: r#"{"team":"b"}"#.into(),
+            updated: now + chrono::Duration::microseconds(1),
+            ..read.clone()
+        };
+        let mut tx = store.begin().await.unwrap();
+        update(&mut tx, &read, &relabelled, &team("b"), &types)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        let stale = delete(&mut tx, &read).await;
+        assert!(matches!(stale, Err(StoreError::Concurrent)), "{stale:?}");
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        delete(&mut tx, &relabelled).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let gone = delete(&mut tx, &relabelled).await;
+        assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    }
 }
