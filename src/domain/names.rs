@@ -10,8 +10,8 @@ use super::{DomainError, DomainResult};
 /// The longest name ZenML accepts for any entity.
 pub const MAX_NAME_LEN: usize = 255;
 
-/// A name of a user, workspace or secret: 1 to 255 characters, no surrounding white space and no
-/// control characters.
+/// A name of a user, workspace or secret: 1 to 255 characters, no surrounding white space, no
+/// control characters, and not a UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct EntityName(String);
@@ -37,6 +37,13 @@ impl EntityName {
         if value.chars().any(char::is_control) {
             return Err(DomainError::Invalid(format!(
                 "the {what} name must not contain control characters"
+            )));
+        }
+        // Records are referenced by name or id; a name that reads as an id would make that
+        // ambiguous, and could pick another record than the one meant.
+        if uuid::Uuid::parse_str(&value).is_ok() {
+            return Err(DomainError::Invalid(format!(
+                "the {what} name must not be a UUID, which would read as an id"
             )));
         }
         Ok(EntityName(value))
@@ -120,6 +127,10 @@ mod tests {
         assert!(EntityName::parse("secret", "a\nb").is_err());
         assert!(EntityName::parse("secret", "x".repeat(256)).is_err());
         assert!(EntityName::parse("secret", "x".repeat(255)).is_ok());
+        let id = uuid::Uuid::new_v4();
+        assert!(EntityName::parse("workspace", id.to_string()).is_err());
+        assert!(EntityName::parse("workspace", id.simple().to_string()).is_err());
+        assert!(EntityName::parse("workspace", format!("{id}-copy")).is_ok());
     }
 
     #[test]
