@@ -388,7 +388,7 @@ impl Keyring {
         let mut tx = self.store.begin().await?;
         let existed = data_keys::get(&mut tx, id).await?.is_some();
         if !existed {
-            return Err(CryptoError::UnknownKey(id));
+            return Err(CryptoError::NoSuchKey(id));
         }
         if !data_keys::delete_unused(&mut tx, id).await? {
             return Err(CryptoError::KeyInUse(id));

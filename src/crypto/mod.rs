@@ -28,6 +28,9 @@ pub enum CryptoError {
     },
     #[error("the value was encrypted under data key {0}, which does not exist")]
     UnknownKey(Uuid),
+    /// A data key named for an operation on it does not exist.
+    #[error("there is no data key {0}")]
+    NoSuchKey(Uuid),
     /// Authentication failed: the ciphertext was altered, or it belongs to another record.
     #[error("the encrypted value is corrupt or does not belong to this record")]
     Tampered,

@@ -193,7 +193,9 @@ impl From<CryptoError> for ApiError {
         match err {
             CryptoError::Store(store) => store.into(),
             CryptoError::KeyInUse(_) => ApiError::Forbidden(err.to_string()),
-            CryptoError::UnknownKey(_) => ApiError::NotFound(err.to_string()),
+            CryptoError::UnknownKey(_) | CryptoError::NoSuchKey(_) => {
+                ApiError::NotFound(err.to_string())
+            }
             CryptoError::Tampered | CryptoError::Format => {
                 tracing::error!(error = %err, "an encrypted value failed its integrity check");
                 ApiError::Integrity(err.to_string())

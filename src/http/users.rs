@@ -522,23 +522,23 @@ pub async fn list_api_keys(
     State(state): State<AppState>,
     caller: Caller,
     Path(reference): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<Json<Page<ApiKeyResponse>>> {
     caller.require_server_admin()?;
+    let request = ListRequest::parse(query.as_deref(), &API_KEY_LIST)?;
     let mut conn = state.store.conn().await?;
     let account = load_account(&mut conn, &reference, true).await?;
-    let keys = users::api_keys(&mut conn, account.id).await?;
-    let total = keys.len() as i64;
-    Ok(Json(Page {
-        index: 1,
-        max_size: keys.len().max(1) as u32,
-        total_pages: 1,
-        total,
-        items: keys
-            .into_iter()
-            .map(|k| ApiKeyResponse::render(k, None))
-            .collect(),
-    }))
+    let listed = users::api_keys(&mut conn, account.id, &request.query).await?;
+    Ok(Json(
+        request.page(listed, |k| ApiKeyResponse::render(k, None))?,
+    ))
 }
+
+const API_KEY_LIST: ListSpec = ListSpec {
+    fields: users::KEY_FIELDS,
+    default_sort: "created",
+    extras: &[],
+};
 
 #[utoipa::path(delete, path = "/api/v1/service_accounts/{account}/api_keys/{key_id}",
     tag = "service accounts",

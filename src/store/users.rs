@@ -232,17 +232,26 @@ pub async fn api_key(conn: &mut Conn, id: Uuid) -> StoreResult<Option<ApiKeyRow>
     .map_err(classify)
 }
 
-pub async fn api_keys(conn: &mut Conn, service_account_id: Uuid) -> StoreResult<Vec<ApiKeyRow>> {
-    let sql = format!(
-        "SELECT {KEY_COLUMNS} FROM api_keys WHERE service_account_id = $1 ORDER BY created, id"
-    );
-    with_conn!(conn, repeatable, |c| {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-            .bind(service_account_id)
-            .fetch_all(c)
-            .await
-    })
-    .map_err(classify)
+pub static KEY_FIELDS: &[Field] = &[
+    Field::new("id", FieldKind::Uuid, "k.id"),
+    Field::new("name", FieldKind::Text, "k.name"),
+    Field::new("description", FieldKind::Text, "k.description"),
+    Field::new("active", FieldKind::Bool, "k.active"),
+    Field::new("last_login", FieldKind::Time, "k.last_login"),
+    Field::new("created", FieldKind::Time, "k.created"),
+    Field::new("updated", FieldKind::Time, "k.updated"),
+];
+
+/// A service account's API keys, filtered and paged.
+pub async fn api_keys(
+    conn: &mut Conn,
+    service_account_id: Uuid,
+    query: &ListQuery,
+) -> StoreResult<Listed<ApiKeyRow>> {
+    let mut from = SqlBuilder::new("FROM api_keys k WHERE k.service_account_id = ");
+    from.bind(Arg::Uuid(service_account_id));
+    from.push_conditions(conn.dialect(), &query.conditions, query.any);
+    fetch_page(conn, KEY_COLUMNS, from, query, query.order("k.id"), None).await
 }
 
 pub async fn delete_api_key(

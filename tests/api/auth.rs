@@ -178,6 +178,30 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
         listed["items"][0]["body"].get("key").is_none(),
         "keys are shown only once"
     );
+    // The list protocol holds here as on every list.
+    app.post(
+        "/api/v1/service_accounts/ci-bot/api_keys",
+        &app.admin,
+        json!({"name": "spare"}),
+    )
+    .await
+    .ok();
+    let keys = "/api/v1/service_accounts/ci-bot/api_keys";
+    let second = app
+        .get(&format!("{keys}?size=1&page=2"), &app.admin)
+        .await
+        .ok();
+    assert_eq!(
+        (second["total"].as_i64(), second["total_pages"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(second["items"][0]["name"], "spare");
+    let named = app.get(&format!("{keys}?name=main"), &app.admin).await.ok();
+    assert_eq!(named["total"], 1);
+    for bad in ["?page=3&size=1", "?colour=red"] {
+        let reply = app.get(&format!("{keys}{bad}"), &app.admin).await;
+        assert!(reply.status.is_client_error(), "{bad}: {}", reply.body);
+    }
 
     let form = [
         ("grant_type", "zenml-api-key"),

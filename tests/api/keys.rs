@@ -129,6 +129,7 @@ async fn keys_in_use_cannot_be_removed(backend: Backend) {
         .delete(&format!("/api/v1/keys/{}", Uuid::new_v4()), &app.admin)
         .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.error().1.starts_with("there is no data key"));
     app.stop().await;
 }
 
