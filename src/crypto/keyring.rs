@@ -237,7 +237,7 @@ impl Keyring {
                 continue;
             }
             let block = self.reservation_block();
-            let mut conn = self.store.conn().await?;
+            let mut conn = self.store.write_conn().await?;
             let reserved = data_keys::reserve(&mut conn, active.id, block as i64).await?;
             drop(conn);
             match reserved {

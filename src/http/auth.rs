@@ -44,7 +44,7 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// The user a device code was approved for. The code is good for one token.
 async fn exchange_device_code(state: &AppState, code: &str) -> ApiResult<uuid::Uuid> {
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     let device = devices::by_code(&mut conn, &device_code_hash(code))
         .await?
         .ok_or(ApiError::DeviceFlow("invalid_grant"))?;
@@ -164,7 +164,7 @@ pub async fn login(
                     .flatten()
             })
             .await?;
-            let mut conn = state.store.conn().await?;
+            let mut conn = state.store.write_conn().await?;
             users::touch_api_key(&mut conn, key_id, state.clock.now()).await?;
             (id, Some(key_id))
         }
@@ -257,7 +257,7 @@ pub async fn update_current_user(
         user.email = update.email;
     }
     let read_updated = user.touch(state.clock.now());
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     users::update(&mut conn, &user, read_updated).await?;
     Ok(Json(UserResponse::render(user, true)))
 }

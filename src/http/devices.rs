@@ -78,7 +78,7 @@ pub async fn start(
         expires_at: now + chrono::Duration::seconds(DEVICE_CODE_LIFETIME_SECONDS),
         created: now,
     };
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     // Unauthenticated callers create these: expired ones go as new ones come.
     devices::delete_expired(&mut conn, now).await?;
     devices::insert(&mut conn, &device).await?;
@@ -126,7 +126,7 @@ pub async fn approve(
                 .into(),
         ));
     }
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     let approved = devices::approve(
         &mut conn,
         device_id,

@@ -161,7 +161,7 @@ pub async fn create_secret(
         updated: now,
     };
     encrypt(&state, &mut row, &values).await?;
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     secrets::insert(&mut conn, &row)
         .await
         .map_err(name_taken("create", "secret", &row.name))?;
@@ -283,7 +283,7 @@ pub async fn update_secret(
         let expected = row.revision;
         row.revision += 1;
         encrypt(&state, &mut row, &values).await?;
-        let mut conn = state.store.conn().await?;
+        let mut conn = state.store.write_conn().await?;
         match secrets::update(&mut conn, &row, expected).await {
             Ok(()) => return Ok(Json(SecretResponse::render(row, Some(&values), true))),
             Err(StoreError::Concurrent) => continue,
@@ -305,7 +305,7 @@ pub async fn delete_secret(
 ) -> ApiResult<Json<()>> {
     let row = visible(&state, &scope, id).await?;
     scope.require_owner_or_admin(row.user_id, "secret")?;
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     secrets::delete(&mut conn, scope.workspace_id, id).await?;
     Ok(Json(()))
 }

@@ -492,7 +492,7 @@ pub async fn create_api_key(
         .await
         .map_err(ApiError::internal)?;
     let now = state.clock.now();
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     let account = load_account(&mut conn, &reference, true).await?;
     let key = ApiKeyRow {
         id,
@@ -552,7 +552,7 @@ pub async fn delete_api_key(
     Path((reference, key_id)): Path<(String, Uuid)>,
 ) -> ApiResult<Json<()>> {
     caller.require_server_admin()?;
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     let account = load_account(&mut conn, &reference, true).await?;
     users::delete_api_key(&mut conn, account.id, key_id)
         .await

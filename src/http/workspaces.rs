@@ -112,7 +112,7 @@ pub async fn create_workspace(
         created: now,
         updated: now,
     };
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     workspaces::insert(&mut conn, &ws)
         .await
         .map_err(name_taken("create", "workspace", &ws.name))?;
@@ -177,7 +177,7 @@ pub async fn update_workspace(
     Json(update): Json<WorkspaceUpdate>,
 ) -> ApiResult<Json<WorkspaceResponse>> {
     caller.require_server_admin()?;
-    let mut conn = state.store.conn().await?;
+    let mut conn = state.store.write_conn().await?;
     let mut ws = visible_workspace(&mut conn, &caller, &reference).await?;
     if let Some(name) = update.name {
         ws.name = name.into_inner();

@@ -264,7 +264,7 @@ impl Store {
         if let Pools::Sqlite { batches, .. } = &self.pools {
             return batches.write(batch).await;
         }
-        let mut conn = self.writer_conn().await?;
+        let mut conn = self.write_conn().await?;
         let sql = batch.postgres_statement();
         with_conn!(&mut conn, |c| {
             bind_args!(

@@ -397,7 +397,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.writer_conn().await?;
+        let mut conn = self.write_conn().await?;
         match conn.raw() {
             RawConn::Postgres(c) => sqlx::migrate!("migrations/postgres").run(c).await?,
             RawConn::Sqlite(c) => sqlx::migrate!("migrations/sqlite").run(c).await?,
@@ -425,13 +425,15 @@ impl Store {
         }
     }
 
-    /// A pooled connection for reads and single-statement writes.
+    /// A pooled connection for reads.
     pub async fn conn(&self) -> StoreResult<Conn> {
         self.checkout(false).await
     }
 
-    /// The connection write transactions run on (on SQLite, the writer), outside a transaction.
-    async fn writer_conn(&self) -> StoreResult<Conn> {
+    /// The connection writes run on, outside a transaction: on SQLite the one writer, so that
+    /// a write queues in order with the others instead of retrying in SQLite's busy handler on a
+    /// reader. Take it only after any encryption: the keyring may need it to count one.
+    pub async fn write_conn(&self) -> StoreResult<Conn> {
         self.checkout(true).await
     }
 
@@ -451,7 +453,7 @@ impl Store {
             Dialect::Postgres => "BEGIN",
             Dialect::Sqlite => "BEGIN IMMEDIATE",
         };
-        self.writer_conn().await?.begin(begin).await
+        self.write_conn().await?.begin(begin).await
     }
 
     /// Closes every idle connection; connections still in use close as they come back.
