@@ -61,6 +61,8 @@ pub struct TestDatabase {
     /// `None` for the embedded default in `data_dir`.
     pub url: Option<String>,
     pub data_dir: PathBuf,
+    /// The test's own PostgreSQL schema.
+    schema: Option<String>,
 }
 
 impl TestDatabase {
@@ -70,6 +72,7 @@ impl TestDatabase {
                 backend,
                 url: None,
                 data_dir,
+                schema: None,
             },
             Backend::Postgres => {
                 let schema = format!("t_{}", Uuid::new_v4().simple());
@@ -96,8 +99,23 @@ impl TestDatabase {
                     backend,
                     url: Some(url),
                     data_dir,
+                    schema: Some(schema),
                 }
             }
+        }
+    }
+
+    /// Drops the test's PostgreSQL schema with everything in it, so that runs do not pile
+    /// schemas up in the shared database. (SQLite's files go with the data directory.)
+    async fn drop_schema(&self) {
+        if let Some(schema) = &self.schema {
+            let mut conn = sqlx::PgConnection::connect(&postgres_base_url())
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                .execute(&mut conn)
+                .await
+                .expect("drop test schema");
         }
     }
 
@@ -276,6 +294,8 @@ pub struct TestApp {
     pub config: ServeConfig,
     pub admin: String,
     _data_dir: tempfile::TempDir,
+    /// Made the database (not a peer on another's): its schema goes when it stops.
+    owns_database: bool,
     shutdown: Option<oneshot::Sender<()>>,
     finished: Option<tokio::task::JoinHandle<()>>,
 }
@@ -363,6 +383,7 @@ impl TestApp {
         configure(&mut config);
         let data_dir = tempfile::tempdir().unwrap();
         let mut peer = Self::start(config, self.db.clone(), data_dir).await;
+        peer.owns_database = false;
         peer.admin = peer.login("default", ADMIN_PASSWORD).await;
         peer
     }
@@ -392,14 +413,19 @@ impl TestApp {
             config,
             admin: String::new(),
             _data_dir: data_dir,
+            owns_database: true,
             shutdown: Some(tx),
             finished: Some(finished),
         }
     }
 
-    /// Stops the server gracefully and waits until it has.
+    /// Stops the server gracefully and waits until it has; then drops the test's database
+    /// schema, unless this is a peer (peers stop before the app they joined).
     pub async fn stop(mut self) {
         self.shut_down().await;
+        if self.owns_database {
+            self.db.drop_schema().await;
+        }
     }
 
     async fn shut_down(&mut self) {
@@ -420,7 +446,9 @@ impl TestApp {
     pub async fn restart_with(mut self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
         self.shut_down().await;
         configure(&mut self.config);
+        let owns_database = self.owns_database;
         let mut app = Self::start(self.config, self.db, self._data_dir).await;
+        app.owns_database = owns_database;
         app.admin = app.login("default", ADMIN_PASSWORD).await;
         app
     }
