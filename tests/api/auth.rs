@@ -153,21 +153,7 @@ async fn expired_and_forged_tokens_get_401_with_www_authenticate(backend: Backen
 
 async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.post(
-        "/api/v1/service_accounts",
-        &app.admin,
-        json!({"name": "ci-bot", "default_workspace": "default"}),
-    )
-    .await
-    .ok();
-    let key = app
-        .post(
-            "/api/v1/service_accounts/ci-bot/api_keys",
-            &app.admin,
-            json!({"name": "main"}),
-        )
-        .await
-        .ok();
+    let key = app.create_service_account("ci-bot", "default").await;
     let key_text = key["body"]["key"].as_str().unwrap().to_owned();
     assert!(key_text.starts_with("ZENKEY_"));
     let listed = app
@@ -203,14 +189,7 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
         assert!(reply.status.is_client_error(), "{bad}: {}", reply.body);
     }
 
-    let form = [
-        ("grant_type", "zenml-api-key"),
-        ("password", key_text.as_str()),
-    ];
-    let login = app
-        .send(app.client.post(app.url("/api/v1/login")).form(&form))
-        .await
-        .ok();
+    let login = app.try_login_with_api_key(&key_text).await.ok();
     let token = login["access_token"].as_str().unwrap().to_owned();
     let me = app.get("/api/v1/current-user", &token).await.ok();
     assert_eq!(me["name"], "ci-bot");
@@ -236,12 +215,8 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
         app.get(path, &token).await.ok();
     }
 
-    let bad = [
-        ("grant_type", "zenml-api-key"),
-        ("password", "ZENKEY_bm90IGEga2V5"),
-    ];
     assert_eq!(
-        app.send(app.client.post(app.url("/api/v1/login")).form(&bad))
+        app.try_login_with_api_key("ZENKEY_bm90IGEga2V5")
             .await
             .status,
         StatusCode::UNAUTHORIZED
@@ -264,9 +239,7 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
         );
     }
     assert_eq!(
-        app.send(app.client.post(app.url("/api/v1/login")).form(&form))
-            .await
-            .status,
+        app.try_login_with_api_key(&key_text).await.status,
         StatusCode::UNAUTHORIZED
     );
     app.stop().await;
@@ -423,24 +396,9 @@ mod device_flow {
     /// A device token approved with an API key would outlive the key's deletion.
     async fn devices_are_not_approved_with_an_api_key(backend: Backend) {
         let app = TestApp::spawn(backend).await;
-        let service_account = json!({"name": "ci-bot", "default_workspace": "default"});
-        app.post("/api/v1/service_accounts", &app.admin, service_account)
-            .await
-            .ok();
-        let key = app
-            .post(
-                "/api/v1/service_accounts/ci-bot/api_keys",
-                &app.admin,
-                json!({"name": "main"}),
-            )
-            .await
-            .ok();
-        let form = [
-            ("grant_type", "zenml-api-key"),
-            ("password", key["body"]["key"].as_str().unwrap()),
-        ];
+        let key = app.create_service_account("ci-bot", "default").await;
         let login = app
-            .send(app.client.post(app.url("/api/v1/login")).form(&form))
+            .try_login_with_api_key(key["body"]["key"].as_str().unwrap())
             .await
             .ok();
         let bot = login["access_token"].as_str().unwrap();

@@ -514,6 +514,32 @@ impl TestApp {
             .await
     }
 
+    /// Logs in with an API key (`ZENKEY_…`).
+    pub async fn try_login_with_api_key(&self, key: &str) -> Reply {
+        let form = [("grant_type", "zenml-api-key"), ("password", key)];
+        self.send(self.client.post(self.url("/api/v1/login")).form(&form))
+            .await
+    }
+
+    /// A service account whose default workspace is `workspace`, with one API key named `main`;
+    /// returns the key as created (its text in `body.key`, shown only this once).
+    pub async fn create_service_account(&self, name: &str, workspace: &str) -> Value {
+        self.post(
+            "/api/v1/service_accounts",
+            &self.admin,
+            json!({ "name": name, "default_workspace": workspace }),
+        )
+        .await
+        .ok();
+        self.post(
+            &format!("/api/v1/service_accounts/{name}/api_keys"),
+            &self.admin,
+            json!({ "name": "main" }),
+        )
+        .await
+        .ok()
+    }
+
     pub async fn login(&self, username: &str, password: &str) -> String {
         let reply = self.try_login(username, password).await.ok();
         reply["access_token"].as_str().unwrap().to_owned()

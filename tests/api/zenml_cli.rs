@@ -601,21 +601,7 @@ async fn another_workspace_sees_nothing_through_the_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zenml_login_works_with_an_api_key_and_with_a_device_approval() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    app.post(
-        "/api/v1/service_accounts",
-        &app.admin,
-        json!({"name": "robot", "default_workspace": "default"}),
-    )
-    .await
-    .ok();
-    let key = app
-        .post(
-            "/api/v1/service_accounts/robot/api_keys",
-            &app.admin,
-            json!({"name": "ci"}),
-        )
-        .await
-        .ok();
+    let key = app.create_service_account("robot", "default").await;
     let key = key["body"]["key"].as_str().unwrap().to_owned();
 
     // API key, read from standard input.
