@@ -25,9 +25,10 @@ use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
 use crate::http::rendered::RenderedPages;
 use crate::http::{self, AppState, Limits, ServerIdentity};
+use crate::stacks::Flavors;
 use crate::store::users::UserRow;
 use crate::store::workspaces::WorkspaceRow;
-use crate::store::{Store, StoreError, settings, users, workspaces};
+use crate::store::{Store, StoreError, settings, stacks, users, workspaces};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -192,6 +193,7 @@ async fn create_first_admin(
     let mut tx = store.begin().await?;
     let created = async {
         workspaces::insert(&mut tx, &workspace).await?;
+        stacks::insert_default(&mut tx, workspace.id, now).await?;
         users::insert(&mut tx, &admin).await?;
         workspaces::set_member(&mut tx, workspace.id, admin.id, Role::Admin, now).await
     }
@@ -249,6 +251,7 @@ impl Server {
         )
         .await?;
         create_first_admin(&store, &config, &clock).await?;
+        stacks::insert_missing_defaults(&store, clock.now()).await?;
 
         let state = AppState {
             server: Arc::new(ServerIdentity {
@@ -263,6 +266,7 @@ impl Server {
                 config.enable_implicit_auth_methods,
                 config.implicit_auth_workspaces.clone(),
             )),
+            flavors: Arc::new(Flavors::new()),
             engine: Arc::new(build_engine(&config.azure)?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins: Arc::new(FailedLogins::new(

@@ -1,6 +1,6 @@
 //! connector-hub: a multi-tenant server for cloud service connectors that speaks ZenML's REST
-//! API. Layers, outermost first: `http` (handlers) → `domain` (rules), `crypto` (encryption at
-//! rest) → `store` (SQLite or PostgreSQL).
+//! API. Layers, outermost first: `http` (handlers) → `domain`, `connectors` and `stacks`
+//! (rules), `crypto` (encryption at rest) → `store` (SQLite or PostgreSQL).
 
 pub mod app;
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod stacks;
 pub mod store;
 
 /// Selects the process-wide TLS crypto provider. Several dependencies enable different rustls

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
-use super::extract::{ClaimedRead, Json, Query};
+use super::extract::{ClaimedRead, Json, Query, WorkspaceQuery};
 use super::page::{ListRequest, ListSpec, Page, optional_bool};
 use super::rendered::{PageKey, RenderedPage};
 use super::time;
@@ -29,9 +29,9 @@ use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, Scope};
-use crate::store::Conn;
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
 use crate::store::secrets::{self, SecretRow};
+use crate::store::{Conn, StoreError, components};
 
 /// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
 const DEFAULT_SKEW_SECONDS: i64 = 300;
@@ -92,6 +92,36 @@ pub struct ConnectorRequest {
     /// Visible to every member of the workspace (default: only to the owner).
     #[serde(default)]
     shared: bool,
+}
+
+impl ConnectorRequest {
+    /// A private connector of the given type and configuration, as a full-stack registration
+    /// describes one.
+    pub(super) fn new(
+        name: EntityName,
+        connector_type: &str,
+        auth_method: &str,
+        configuration: Map<String, Value>,
+        labels: BTreeMap<String, String>,
+    ) -> ConnectorRequest {
+        ConnectorRequest {
+            user: None,
+            name,
+            connector_type: ConnectorTypeRef::Name(connector_type.to_owned()),
+            description: String::new(),
+            auth_method: auth_method.to_owned(),
+            resource_types: Vec::new(),
+            resource_id: None,
+            supports_instances: None,
+            expires_at: None,
+            expires_skew_tolerance: None,
+            expiration_seconds: None,
+            configuration,
+            secrets: BTreeMap::new(),
+            labels,
+            shared: false,
+        }
+    }
 }
 
 /// ZenML's `ServiceConnectorResponse`.
@@ -161,10 +191,10 @@ fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {
 
 /// How much of a connector to render.
 #[derive(Debug, Clone, Copy)]
-struct Detail {
-    hydrate: bool,
+pub(super) struct Detail {
+    pub hydrate: bool,
     /// Secret values to merge into the configuration, when the caller may read them.
-    expand: bool,
+    pub expand: bool,
 }
 
 impl ConnectorResponse {
@@ -178,7 +208,7 @@ impl ConnectorResponse {
         Self::render(view, Some(secret), detail, now)
     }
 
-    fn render(
+    pub(super) fn render(
         view: ConnectorView,
         secret: Option<&SecretValues>,
         detail: Detail,
@@ -236,7 +266,10 @@ impl ConnectorResponse {
     }
 }
 
-fn connector_type<'a>(state: &'a AppState, name: &str) -> ApiResult<&'a dyn ConnectorType> {
+pub(super) fn connector_type<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> ApiResult<&'a dyn ConnectorType> {
     state.catalogue.get(name).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "connector configuration is not valid: the connector type '{name}' is not available on \
@@ -252,7 +285,11 @@ async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<Connecto
 }
 
 /// `found` if the scope's caller may see it; anyone else learns nothing about it.
-fn visible_to(scope: &Scope, id: Uuid, found: Option<ConnectorView>) -> ApiResult<ConnectorView> {
+pub(super) fn visible_to(
+    scope: &Scope,
+    id: Uuid,
+    found: Option<ConnectorView>,
+) -> ApiResult<ConnectorView> {
     found
         .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
         .ok_or_else(|| {
@@ -402,16 +439,6 @@ fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the `Scope` extractor; declared to be accepted and documented.
-pub struct WorkspaceQuery {
-    /// The workspace to act in (default: the caller's default workspace).
-    project_name_or_id: Option<String>,
-    /// The same as `project_name_or_id`.
-    workspace: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/service_connectors", tag = "service connectors",
     params(WorkspaceQuery), request_body = ConnectorRequest,
     responses((status = 200, body = ConnectorResponse), (status = 400), (status = 403), (status = 409)),
@@ -422,41 +449,76 @@ pub async fn create_connector(
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<ConnectorRequest>,
 ) -> ApiResult<Json<ConnectorResponse>> {
-    let valid = validated(&state, &scope, &request)?;
-    let id = Uuid::new_v4();
-    let secret = seal_secret(&state, &scope, id, &valid.secrets).await?;
-    let now = state.clock.now();
-    let identity = Identity {
-        id,
-        name: request.name.into_inner(),
-        description: request.description,
-        connector_type: request.connector_type.name().to_owned(),
-        shared: request.shared,
-        created: now,
-        updated: now,
-    };
-    let row = to_row(
-        identity,
-        &scope,
-        &valid,
-        &request.labels,
-        secret.as_ref().map(|s| s.id),
-    );
+    let new = NewConnector::prepare(&state, &scope, request).await?;
     let mut batch = state.store.batch();
-    if let Some(secret) = &secret {
-        secrets::push_insert(&mut batch, secret);
+    new.push(&mut batch);
+    state.store.write(batch).await.map_err(name_taken(
+        "create",
+        "service connector",
+        &new.row.name,
+    ))?;
+    Ok(Json(new.render(&scope, state.clock.now())))
+}
+
+/// A connector validated and with its secret sealed, ready to be written.
+pub(super) struct NewConnector {
+    pub row: ConnectorRow,
+    secret: Option<SecretRow>,
+    labels: BTreeMap<String, String>,
+    resource_types: Vec<String>,
+    values: SecretValues,
+}
+
+impl NewConnector {
+    /// Validates a request against its type and this server's policy, and encrypts its secret
+    /// fields: all that comes before the write, so that it runs before a write transaction
+    /// begins (the keyring may need the writer to count an encryption).
+    pub(super) async fn prepare(
+        state: &AppState,
+        scope: &Scope,
+        request: ConnectorRequest,
+    ) -> ApiResult<NewConnector> {
+        let valid = validated(state, scope, &request)?;
+        let id = Uuid::new_v4();
+        let secret = seal_secret(state, scope, id, &valid.secrets).await?;
+        let now = state.clock.now();
+        let identity = Identity {
+            id,
+            name: request.name.into_inner(),
+            description: request.description,
+            connector_type: request.connector_type.name().to_owned(),
+            shared: request.shared,
+            created: now,
+            updated: now,
+        };
+        let row = to_row(
+            identity,
+            scope,
+            &valid,
+            &request.labels,
+            secret.as_ref().map(|s| s.id),
+        );
+        Ok(NewConnector {
+            row,
+            secret,
+            labels: request.labels,
+            resource_types: valid.resource_types,
+            values: valid.secrets,
+        })
     }
-    connectors::push_insert(&mut batch, &row, &request.labels, &valid.resource_types);
-    state
-        .store
-        .write(batch)
-        .await
-        .map_err(name_taken("create", "service connector", &row.name))?;
-    Ok(Json(ConnectorResponse::full(
-        view_of(row, &scope),
-        &valid.secrets,
-        now,
-    )))
+
+    /// Adds the connector's writes to `batch`.
+    pub(super) fn push(&self, batch: &mut crate::store::Batch) {
+        if let Some(secret) = &self.secret {
+            secrets::push_insert(batch, secret);
+        }
+        connectors::push_insert(batch, &self.row, &self.labels, &self.resource_types);
+    }
+
+    /// The connector as stored, with its owner and secret values: what its creator is shown.
+    pub(super) fn render(&self, scope: &Scope, now: DateTime<Utc>) -> ConnectorResponse {
+        ConnectorResponse::full(view_of(self.row.clone(), scope), &self.values, now)
+    }
 }
 
 const LIST: ListSpec = ListSpec {
@@ -755,6 +817,7 @@ pub async fn update_connector(
     );
     row.user_id = before.user_id;
     let mut tx = state.store.begin().await?;
+    refuse_changes_in_use(&mut tx, &before, &row).await?;
     if let Some(secret) = &secret {
         secrets::insert(&mut tx, secret).await?;
     }
@@ -772,6 +835,42 @@ pub async fn update_connector(
     Ok(Json(ConnectorResponse::full(view, &valid.secrets, now)))
 }
 
+/// Components rely on what a connector is and reaches: while any use it, its type, auth method,
+/// resource types and resource id stay as they are. The connector is locked first, so that no
+/// component is linked to it between the count and the update.
+async fn refuse_changes_in_use(
+    tx: &mut Conn,
+    before: &ConnectorRow,
+    after: &ConnectorRow,
+) -> ApiResult<()> {
+    let changed = [
+        (
+            "service type",
+            before.connector_type != after.connector_type,
+        ),
+        (
+            "authentication method",
+            before.auth_method != after.auth_method,
+        ),
+        (
+            "resource type",
+            before.resource_types != after.resource_types,
+        ),
+        ("resource ID", before.resource_id != after.resource_id),
+    ];
+    let Some((what, _)) = changed.iter().find(|(_, changed)| *changed) else {
+        return Ok(());
+    };
+    connectors::lock(tx, before.workspace_id, before.id).await?;
+    if components::using_connector(tx, before.id).await? > 0 {
+        return Err(ApiError::Forbidden(format!(
+            "The {what} of a service connector that is already actively used in one or more \
+             stack components cannot be changed."
+        )));
+    }
+    Ok(())
+}
+
 #[utoipa::path(delete, path = "/api/v1/service_connectors/{connector_id}", tag = "service connectors",
     params(("connector_id" = Uuid, Path), WorkspaceQuery),
     responses((status = 200), (status = 403), (status = 404)),
@@ -785,7 +884,16 @@ pub async fn delete_connector(
     let view = visible(&mut state.store.conn().await?, &scope, connector_id).await?;
     scope.require_owner_or_admin(view.connector.user_id, "service connector")?;
     let mut tx = state.store.begin().await?;
-    connectors::delete(&mut tx, &view.connector).await?;
+    connectors::delete(&mut tx, &view.connector)
+        .await
+        .map_err(|err| match err {
+            StoreError::Referenced(count) => ApiError::Forbidden(format!(
+                "Service connector with ID {connector_id} cannot be deleted as it is still \
+                 referenced by {count} stack components. Before deleting this service \
+                 connector, make sure to remove it from all stack components."
+            )),
+            other => other.into(),
+        })?;
     tx.commit().await?;
     Ok(Json(()))
 }
@@ -808,7 +916,33 @@ pub struct TypedResources {
 }
 
 impl ResourcesResponse {
-    fn new(id: Option<Uuid>, name: &str, connector_type: &str, found: Resources) -> Self {
+    pub(super) fn connector_type(&self) -> &str {
+        &self.connector_type
+    }
+
+    /// Each resource type that lists resources, with their ids.
+    pub(super) fn reached(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.resources.iter().filter_map(|r| {
+            r.resource_ids
+                .as_deref()
+                .filter(|ids| !ids.is_empty())
+                .map(|ids| (r.resource_type.as_str(), ids))
+        })
+    }
+
+    /// Why the connector reaches nothing, or some resource type nothing, if it says.
+    pub(super) fn error(&self) -> Option<&str> {
+        self.error
+            .as_deref()
+            .or_else(|| self.resources.iter().find_map(|r| r.error.as_deref()))
+    }
+
+    pub(super) fn new(
+        id: Option<Uuid>,
+        name: &str,
+        connector_type: &str,
+        found: Resources,
+    ) -> Self {
         ResourcesResponse {
             id,
             name: Some(name.to_owned()),
@@ -855,7 +989,7 @@ pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> Ap
 }
 
 /// A connector with its secret values, as the engine takes it.
-fn engine_connector(
+pub(super) fn engine_connector(
     row: &ConnectorRow,
     secrets: SecretValues,
     now: DateTime<Utc>,
@@ -874,7 +1008,7 @@ fn engine_connector(
 }
 
 /// A visible connector, checked against the implicit-auth policy, with its secret values.
-async fn usable(
+pub(super) async fn usable(
     state: &AppState,
     scope: &Scope,
     connector_id: Uuid,
@@ -913,25 +1047,50 @@ pub async fn verify_connector(
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<VerifyQuery>,
 ) -> ApiResult<Json<ResourcesResponse>> {
-    let (view, connector) = usable(&state, &scope, connector_id).await?;
-    let kind = connector_type(&state, &view.connector.connector_type)?;
+    let target = Target {
+        resource_type: query.resource_type.as_deref(),
+        resource_id: query.resource_id.as_deref(),
+        list_resources: query.list_resources.unwrap_or(true),
+    };
+    Ok(Json(
+        verify_stored(&state, &scope, connector_id, target).await?,
+    ))
+}
+
+/// What a verification looks at.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target<'a> {
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub list_resources: bool,
+}
+
+/// Verifies a stored connector the caller may use against its cloud.
+pub(super) async fn verify_stored(
+    state: &AppState,
+    scope: &Scope,
+    connector_id: Uuid,
+    target: Target<'_>,
+) -> ApiResult<ResourcesResponse> {
+    let (view, connector) = usable(state, scope, connector_id).await?;
+    let kind = connector_type(state, &view.connector.connector_type)?;
     let found = state
         .engine
         .verify(
             kind,
             &connector,
-            query.resource_type.as_deref(),
-            query.resource_id.as_deref(),
-            query.list_resources.unwrap_or(true),
+            target.resource_type,
+            target.resource_id,
+            target.list_resources,
             state.clock.now(),
         )
         .await?;
-    Ok(Json(ResourcesResponse::new(
+    Ok(ResourcesResponse::new(
         Some(connector.id),
         &connector.name,
         &view.connector.connector_type,
         found,
-    )))
+    ))
 }
 
 /// Verifies a connector configuration that is not stored.
@@ -945,8 +1104,23 @@ pub async fn verify_configuration(
     Query(query): Query<VerifyQuery>,
     Json(request): Json<ConnectorRequest>,
 ) -> ApiResult<Json<ResourcesResponse>> {
-    let valid = validated(&state, &scope, &request)?;
-    let kind = connector_type(&state, request.connector_type.name())?;
+    let target = Target {
+        resource_type: query.resource_type.as_deref(),
+        resource_id: query.resource_id.as_deref(),
+        list_resources: query.list_resources.unwrap_or(true),
+    };
+    Ok(Json(verify_request(&state, &scope, request, target).await?))
+}
+
+/// Verifies a connector described by a request, without storing it.
+pub(super) async fn verify_request(
+    state: &AppState,
+    scope: &Scope,
+    request: ConnectorRequest,
+    target: Target<'_>,
+) -> ApiResult<ResourcesResponse> {
+    let valid = validated(state, scope, &request)?;
+    let kind = connector_type(state, request.connector_type.name())?;
     let now = state.clock.now();
     let identity = Identity {
         id: Uuid::nil(),
@@ -957,25 +1131,25 @@ pub async fn verify_configuration(
         created: now,
         updated: now,
     };
-    let row = to_row(identity, &scope, &valid, &request.labels, None);
+    let row = to_row(identity, scope, &valid, &request.labels, None);
     let connector = engine_connector(&row, valid.secrets, now);
     let found = state
         .engine
         .verify(
             kind,
             &connector,
-            query.resource_type.as_deref(),
-            query.resource_id.as_deref(),
-            query.list_resources.unwrap_or(true),
+            target.resource_type,
+            target.resource_id,
+            target.list_resources,
             now,
         )
         .await?;
-    Ok(Json(ResourcesResponse::new(
+    Ok(ResourcesResponse::new(
         None,
         &connector.name,
         &row.connector_type,
         found,
-    )))
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -179,6 +179,20 @@ impl From<StoreError> for ApiError {
             StoreError::Concurrent => ApiError::Conflict(
                 "The record was changed by another request at the same time; try again.".into(),
             ),
+            StoreError::Referenced(count) => ApiError::Forbidden(format!(
+                "The record cannot be deleted: {count} others still use it."
+            )),
+            StoreError::ForeignKey(_) => ApiError::Conflict(
+                "A record this request refers to was changed or deleted at the same time; try \
+                 again."
+                    .into(),
+            ),
+            StoreError::Corrupt(cause) => {
+                tracing::error!(%cause, "a stored record does not parse");
+                ApiError::Integrity(
+                    "A stored record is corrupt; the server log has the details.".into(),
+                )
+            }
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::InvalidValue(cause) => {
                 ApiError::BadRequest(format!("A value in the request cannot be stored: {cause}"))

@@ -4,6 +4,8 @@
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams};
 use axum::http::header;
 use axum::http::request::Parts;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
@@ -33,6 +35,34 @@ pub struct Query<T>(pub T);
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Form), rejection(ApiError))]
 pub struct Form<T>(pub T);
+
+/// The workspace a request acts in, as query parameters: the [`Scope`] extractor reads them, and
+/// handlers declare them to accept and document them (unknown parameters are refused).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct WorkspaceQuery {
+    /// The workspace to act in (default: the caller's default workspace).
+    project_name_or_id: Option<String>,
+    /// The same as `project_name_or_id`.
+    workspace: Option<String>,
+}
+
+/// The query parameters of a read of one record: `hydrate`, and the workspace (as in
+/// [`WorkspaceQuery`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// Include `metadata` (default true).
+    #[serde(default, deserialize_with = "super::page::optional_bool")]
+    pub hydrate: Option<bool>,
+    /// The workspace to act in (default: the caller's default workspace).
+    #[allow(dead_code)]
+    project_name_or_id: Option<String>,
+    /// The same as `project_name_or_id`.
+    #[allow(dead_code)]
+    workspace: Option<String>,
+}
 
 fn unauthenticated(reason: &str) -> ApiError {
     ApiError::Unauthenticated(format!("Authentication error: {reason}"))

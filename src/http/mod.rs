@@ -2,17 +2,20 @@
 //! `crypto`, and render ZenML-shaped responses.
 
 pub mod auth;
+pub mod components;
 pub mod connector_types;
 pub mod connectors;
 pub mod devices;
 pub mod error;
 pub mod extract;
+pub mod flavors;
 pub mod keys;
 pub mod openapi;
 pub mod page;
 pub mod rendered;
 pub mod secrets;
 pub mod server;
+pub mod stack_wizard;
 pub mod stacks;
 mod time;
 pub mod users;
@@ -42,6 +45,7 @@ use crate::connectors::Catalogue;
 use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
+use crate::stacks::Flavors;
 use crate::store::Store;
 use error::{ApiError, error_body};
 use rendered::RenderedPages;
@@ -54,6 +58,7 @@ pub struct AppState {
     pub tokens: Arc<TokenSigner>,
     pub logins: Arc<FailedLogins>,
     pub catalogue: Arc<Catalogue>,
+    pub flavors: Arc<Flavors>,
     pub engine: Arc<Engine>,
     pub pages: Arc<RenderedPages>,
     pub clock: Clock,
@@ -88,7 +93,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(connectors::router())
         .merge(connector_types::router())
         .merge(devices::router())
+        .merge(flavors::router())
+        .merge(components::router())
         .merge(stacks::router())
+        .merge(stack_wizard::router())
         .merge(keys::router())
         .split_for_parts()
 }
@@ -97,7 +105,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, spec) = api();
     api.nest(
         "/api/v1/workspaces/{workspace}",
-        secrets::workspace_router().merge(connectors::workspace_router()),
+        secrets::workspace_router()
+            .merge(connectors::workspace_router())
+            .merge(components::workspace_router())
+            .merge(stacks::workspace_router()),
     )
         .route("/devices/verify", axum::routing::get(devices::verification_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))

@@ -251,6 +251,36 @@ impl ListRequest {
             .transpose()
     }
 
+    /// Filters, sorts and pages records held in memory as the database does stored ones;
+    /// `value` gives a record's value of a field by name.
+    pub fn select<T>(&self, items: Vec<T>, value: impl Fn(&T, &str) -> Arg) -> Listed<T> {
+        let query = &self.query;
+        let passes = |item: &T| {
+            let test = |c: &Condition| holds(c, &value(item, c.field.name));
+            match query.any {
+                true => query.conditions.is_empty() || query.conditions.iter().any(test),
+                false => query.conditions.iter().all(test),
+            }
+        };
+        let mut kept: Vec<T> = items.into_iter().filter(passes).collect();
+        kept.sort_by(|a, b| {
+            let order = compare(&value(a, query.sort.name), &value(b, query.sort.name))
+                .unwrap_or(std::cmp::Ordering::Equal);
+            match query.direction {
+                Direction::Asc => order,
+                Direction::Desc => order.reverse(),
+            }
+        });
+        let total = kept.len() as i64;
+        let offset = usize::try_from(query.offset()).unwrap_or(usize::MAX);
+        let items = kept
+            .into_iter()
+            .skip(offset)
+            .take(query.size as usize)
+            .collect();
+        Listed { items, total }
+    }
+
     /// Renders a page, refusing a page number past the last page as ZenML does.
     pub fn page<T, U>(&self, listed: Listed<T>, render: impl FnMut(T) -> U) -> ApiResult<Page<U>> {
         let size = self.query.size;
@@ -274,9 +304,99 @@ impl ListRequest {
     }
 }
 
+/// Orders two values of one field; `None` for a NULL or values of different kinds.
+fn compare(a: &Arg, b: &Arg) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Arg::Text(a), Arg::Text(b)) => Some(a.cmp(b)),
+        (Arg::Uuid(a), Arg::Uuid(b)) => Some(a.cmp(b)),
+        (Arg::Bool(a), Arg::Bool(b)) => Some(a.cmp(b)),
+        (Arg::Int(a), Arg::Int(b)) => Some(a.cmp(b)),
+        (Arg::Time(a), Arg::Time(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+/// Whether a value passes a condition, with the database's semantics: patterns match text
+/// without regard to case, a NULL passes only `isnull`.
+fn holds(condition: &Condition, value: &Arg) -> bool {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let is_null = matches!(value, Arg::Null(_));
+    let first = condition.values.first();
+    let ordered = |wanted: &[std::cmp::Ordering]| {
+        first
+            .and_then(|operand| compare(value, operand))
+            .is_some_and(|order| wanted.contains(&order))
+    };
+    let pattern = |test: fn(&str, &str) -> bool| match (value, first) {
+        (Arg::Text(text), Some(Arg::Text(operand))) => {
+            test(&text.to_lowercase(), &operand.to_lowercase())
+        }
+        (Arg::Uuid(id), Some(Arg::Text(operand))) => test(&id.to_string(), &operand.to_lowercase()),
+        _ => false,
+    };
+    match condition.op {
+        Op::IsNull => is_null,
+        Op::IsNotNull => !is_null,
+        Op::Equals => ordered(&[Equal]),
+        Op::NotEquals => ordered(&[Less, Greater]),
+        Op::Gt => ordered(&[Greater]),
+        Op::Gte => ordered(&[Greater, Equal]),
+        Op::Lt => ordered(&[Less]),
+        Op::Lte => ordered(&[Less, Equal]),
+        Op::OneOf => condition
+            .values
+            .iter()
+            .any(|v| compare(value, v) == Some(Equal)),
+        Op::NotOneOf => {
+            !is_null
+                && condition
+                    .values
+                    .iter()
+                    .all(|v| compare(value, v) != Some(Equal))
+        }
+        Op::Contains => pattern(|text, operand| text.contains(operand)),
+        Op::NotContains => !is_null && !pattern(|text, operand| text.contains(operand)),
+        Op::StartsWith => pattern(|text, operand| text.starts_with(operand)),
+        Op::EndsWith => pattern(|text, operand| text.ends_with(operand)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_in_memory_are_filtered_sorted_and_paged_as_stored_ones() {
+        let names = vec!["beta", "Alpha", "gamma", "alphabet"];
+        let value = |name: &&str, field: &str| match field {
+            "name" => Arg::Text(name.to_string()),
+            _ => Arg::Null(crate::store::query::NullOf::Time),
+        };
+        let select = |query: &str| {
+            let request = ListRequest::parse(Some(query), &SPEC).unwrap();
+            let listed = request.select(names.clone(), value);
+            (listed.total, listed.items)
+        };
+        assert_eq!(
+            select("name=startswith:alpha&sort_by=name"),
+            (2, vec!["Alpha", "alphabet"])
+        );
+        assert_eq!(select("name=gamma"), (1, vec!["gamma"]));
+        assert_eq!(select("name=Gamma"), (0, vec![]));
+        assert_eq!(
+            select("name=oneof:beta,gamma&sort_by=desc:name"),
+            (2, vec!["gamma", "beta"])
+        );
+        assert_eq!(
+            select("sort_by=name&size=2&page=2"),
+            (4, vec!["beta", "gamma"])
+        );
+        assert_eq!(
+            select("name=beta&name=gamma&logical_operator=or&sort_by=name"),
+            (2, vec!["beta", "gamma"])
+        );
+        assert_eq!(select("created=isnull:").0, 4);
+    }
 
     static FIELDS: &[Field] = &[
         Field::new("name", FieldKind::Text, "t.name"),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
-use super::extract::{Json, Query};
+use super::extract::{Json, Query, ReadQuery, WorkspaceQuery};
 use super::page::{ListRequest, ListSpec, Page};
 use super::time;
 use crate::crypto::keyring::secret_aad;
@@ -125,16 +125,6 @@ pub struct SecretCreate {
     values: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Read by the `Scope` extractor; declared here to be accepted and documented.
-pub struct WorkspaceQuery {
-    /// The workspace to act in (default: the caller's default workspace).
-    project_name_or_id: Option<String>,
-    /// The same as `project_name_or_id`.
-    workspace: Option<String>,
-}
-
 #[utoipa::path(post, path = "/api/v1/secrets", tag = "secrets", request_body = SecretCreate,
     params(WorkspaceQuery),
     responses((status = 200, body = SecretResponse), (status = 400), (status = 409)),
@@ -197,26 +187,15 @@ pub async fn list_secrets(
     })?))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct GetQuery {
-    #[serde(default, deserialize_with = "super::page::optional_bool")]
-    hydrate: Option<bool>,
-    #[allow(dead_code)] // Read by the `Scope` extractor.
-    project_name_or_id: Option<String>,
-    #[allow(dead_code)]
-    workspace: Option<String>,
-}
-
 #[utoipa::path(get, path = "/api/v1/secrets/{secret_id}", tag = "secrets",
-    params(("secret_id" = Uuid, Path), GetQuery),
+    params(("secret_id" = Uuid, Path), ReadQuery),
     responses((status = 200, body = SecretResponse), (status = 404)),
     security(("bearer" = [])))]
 pub async fn get_secret(
     State(state): State<AppState>,
     scope: Scope,
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
-    Query(query): Query<GetQuery>,
+    Query(query): Query<ReadQuery>,
 ) -> ApiResult<Json<SecretResponse>> {
     let row = visible(&state, &scope, id).await?;
     let values = decrypt(&state, &row).await?;

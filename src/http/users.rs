@@ -95,6 +95,18 @@ impl UserResponse {
         }
     }
 
+    /// The owner of a record, as embedded in it.
+    pub fn owner(owner: &crate::store::users::Owner) -> UserResponse {
+        Self::summary(
+            owner.id,
+            owner.name.clone(),
+            owner.is_admin,
+            owner.is_service_account,
+            owner.created,
+            owner.updated,
+        )
+    }
+
     pub fn render(user: UserRow, hydrate: bool) -> UserResponse {
         UserResponse {
             id: user.id,

@@ -14,7 +14,7 @@ use super::page::{ListRequest, ListSpec, Page};
 use super::time;
 use crate::domain::{Caller, EntityName, Role};
 use crate::store::workspaces::{self, WorkspaceRow};
-use crate::store::{Conn, StoreError, users};
+use crate::store::{Conn, StoreError, stacks, users};
 
 /// ZenML's `ProjectResponse`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,10 +112,12 @@ pub async fn create_workspace(
         created: now,
         updated: now,
     };
-    let mut conn = state.store.write_conn().await?;
-    workspaces::insert(&mut conn, &ws)
+    let mut tx = state.store.begin().await?;
+    workspaces::insert(&mut tx, &ws)
         .await
         .map_err(name_taken("create", "workspace", &ws.name))?;
+    stacks::insert_default(&mut tx, ws.id, now).await?;
+    tx.commit().await?;
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 

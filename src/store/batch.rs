@@ -255,6 +255,30 @@ fn failed_group(err: &sqlx::Error, size: usize) -> Vec<StoreResult<()>> {
         .collect()
 }
 
+impl super::Conn {
+    /// Applies `batch` inside the transaction this connection holds, with the transaction's
+    /// other writes: one round trip.
+    pub async fn apply(&mut self, batch: Batch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sql = match batch.dialect {
+            Dialect::Postgres => batch.postgres_statement(),
+            Dialect::Sqlite => batch.sqlite_script(false, false),
+        };
+        with_conn!(self, |c| {
+            bind_args!(
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone())),
+                batch.args.iter().cloned()
+            )
+            .execute(c)
+            .await
+            .map(|_| ())
+        })
+        .map_err(classify)
+    }
+}
+
 impl Store {
     /// Applies every write in `batch`, or none of them.
     pub async fn write(&self, batch: Batch) -> StoreResult<()> {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::query::bind_args;
 use super::query::{Dialect, Field, FieldKind, ListQuery, Listed, Order, SqlBuilder};
 use super::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
-use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, execute, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectorRow {
@@ -182,20 +182,7 @@ async fn add_to_counts(
         facets,
         delta,
     );
-    execute(conn, sql).await
-}
-
-async fn execute(conn: &mut Conn, sql: SqlBuilder) -> StoreResult<()> {
-    with_conn!(conn, |c| {
-        bind_args!(
-            sqlx::query(sqlx::AssertSqlSafe(sql.sql.clone())),
-            sql.args.iter().cloned()
-        )
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-    })
-    .map_err(classify)?;
+    execute(conn, sql).await?;
     Ok(())
 }
 
@@ -407,31 +394,111 @@ pub async fn update(
 }
 
 /// Deletes a connector, as read (`row`, which keeps the counts right), and its internal secret:
-/// [`StoreError::Concurrent`] if another request changed it since. Run inside a transaction.
+/// [`StoreError::Concurrent`] if another request changed it since, and
+/// [`StoreError::Referenced`] while components use it. Run inside a transaction: the row is
+/// locked before its components are counted, so that none can be linked to it in between.
 pub async fn delete(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
-    let done = with_conn!(conn, |c| {
-        sqlx::query(
-            "DELETE FROM service_connectors WHERE id = $1 AND workspace_id = $2 AND updated = $3",
-        )
-        .bind(row.id)
-        .bind(row.workspace_id)
-        .bind(row.updated)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
+    let lock = format!(
+        "SELECT updated FROM service_connectors WHERE id = $1 AND workspace_id = $2{}",
+        conn.dialect().row_lock(" FOR UPDATE")
+    );
+    let current: Option<DateTime<Utc>> = with_conn!(conn, |c| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(lock.clone()))
+            .bind(row.id)
+            .bind(row.workspace_id)
+            .fetch_optional(c)
+            .await
     })
     .map_err(classify)?;
-    if done == 0 {
-        return match get(conn, row.workspace_id, row.id).await? {
-            Some(_) => Err(StoreError::Concurrent),
-            None => Err(StoreError::NotFound),
-        };
+    match current {
+        None => return Err(StoreError::NotFound),
+        Some(updated) if updated != row.updated => return Err(StoreError::Concurrent),
+        Some(_) => {}
     }
+    let used = super::components::using_connector(conn, row.id).await?;
+    if used > 0 {
+        return Err(StoreError::Referenced(used));
+    }
+    with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM service_connectors WHERE id = $1")
+            .bind(row.id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
     if let Some(secret_id) = row.secret_id {
         super::secrets::delete(conn, row.workspace_id, secret_id).await?;
     }
     let owner = count_owner(row.shared, row.user_id);
     add_to_counts(conn, row.workspace_id, owner, &facets(row), -1).await
+}
+
+/// Locks a connector against changes and deletion until the transaction ends (on PostgreSQL;
+/// SQLite's write transaction holds the whole database), and reads it as it now is: what a
+/// component is linked to must still be there, unchanged, when the link is written.
+pub async fn get_for_link(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    id: Uuid,
+) -> StoreResult<Option<ConnectorView>> {
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE c.workspace_id = $1 AND c.id = $2{}",
+        conn.dialect().row_lock(" FOR SHARE OF c")
+    );
+    with_conn!(conn, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}
+
+/// Locks a connector against links being made to it until the transaction ends (on
+/// PostgreSQL), so that what uses it is counted right.
+pub async fn lock(conn: &mut Conn, workspace_id: Uuid, id: Uuid) -> StoreResult<()> {
+    let sql = format!(
+        "SELECT id FROM service_connectors WHERE workspace_id = $1 AND id = $2{}",
+        conn.dialect().row_lock(" FOR UPDATE")
+    );
+    with_conn!(conn, |c| {
+        sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)?;
+    Ok(())
+}
+
+/// The connectors of a workspace with the given ids (no secrets), in no particular order.
+pub async fn get_many(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    ids: &[Uuid],
+) -> StoreResult<Vec<ConnectorView>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = SqlBuilder::new(format!("SELECT {COLUMNS} {FROM} WHERE c.workspace_id = "));
+    sql.bind(Arg::Uuid(workspace_id)).push(" AND c.id IN ");
+    sql.bind_tuple(ids.iter().map(|id| Arg::Uuid(*id)));
+    super::fetch_all(conn, sql).await
+}
+
+/// Whether the workspace has a connector of this name.
+pub async fn name_taken(conn: &mut Conn, workspace_id: Uuid, name: &str) -> StoreResult<bool> {
+    let sql = "SELECT COUNT(*) FROM service_connectors WHERE workspace_id = $1 AND name = $2";
+    let found: i64 = with_conn!(conn, repeatable, |c| sqlx::query_scalar(sql)
+        .bind(workspace_id)
+        .bind(name)
+        .fetch_one(c)
+        .await)
+    .map_err(classify)?;
+    Ok(found > 0)
 }
 
 /// A connector with its owner and its encrypted secret, in one query.
@@ -665,8 +732,10 @@ fn counted_facet(query: &ListQuery, filter: &ConnectorFilter) -> Option<String> 
     }
 }
 
-/// Deletes a user's private connectors (with their secrets); their shared ones stay, unowned.
+/// Deletes a user's private connectors (with their secrets), unlinking the components that
+/// used them; their shared ones stay, unowned.
 pub async fn delete_private_of(conn: &mut Conn, user_id: Uuid) -> StoreResult<()> {
+    super::components::disconnect_private_connectors_of(conn, user_id).await?;
     with_conn!(conn, |c| {
         sqlx::query(
             "DELETE FROM secrets WHERE id IN \

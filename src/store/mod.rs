@@ -4,13 +4,16 @@
 
 mod batch;
 mod checkpoint;
+pub mod components;
 pub mod connectors;
 pub mod data_keys;
 pub mod devices;
 pub mod pool;
 pub mod query;
+mod secret_links;
 pub mod secrets;
 pub mod settings;
+pub mod stacks;
 pub mod users;
 pub mod workspaces;
 
@@ -35,6 +38,17 @@ pub enum StoreError {
     Conflict(String),
     #[error("the record was changed concurrently")]
     Concurrent,
+    /// The record is still used by this many others (components linked to a connector, stacks
+    /// holding a component), so it cannot go.
+    #[error("the record is used by {0} others")]
+    Referenced(i64),
+    /// A write named a record that does not exist (any more), or removed one that is still
+    /// referenced: a foreign key refused it.
+    #[error("a reference between records was refused: {0}")]
+    ForeignKey(String),
+    /// A stored value does not parse as what it must be.
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
     /// The database could not be reached, or closed the connection; trying again later may
     /// succeed.
     #[error("the database is unavailable: {0}")]
@@ -61,6 +75,9 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::ForeignKey(db.message().to_owned())
         }
         // character_not_in_repertoire, untranslatable_character: a NUL in text, say.
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
@@ -480,6 +497,60 @@ where
     for session in idle {
         let _ = session.conn.close().await;
     }
+}
+
+/// Runs one statement built with [`query::SqlBuilder`]; returns the rows it changed.
+pub(crate) async fn execute(conn: &mut Conn, sql: query::SqlBuilder) -> StoreResult<u64> {
+    with_conn!(conn, |c| {
+        query::bind_args!(
+            sqlx::query(sqlx::AssertSqlSafe(sql.sql.clone())),
+            sql.args.iter().cloned()
+        )
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(classify)
+}
+
+/// Reads every row of a query built with [`query::SqlBuilder`].
+pub(crate) async fn fetch_all<T>(conn: &mut Conn, sql: query::SqlBuilder) -> StoreResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    with_conn!(conn, repeatable, |c| {
+        query::bind_args!(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.sql.clone())),
+            sql.args.iter().cloned()
+        )
+        .fetch_all(c)
+        .await
+    })
+    .map_err(classify)
+}
+
+/// Marks a record read as last changed at `*updated` as changed at `now`, and later than that
+/// whatever the clock says; returns when it was last changed before, for an update that
+/// applies only to the record as read.
+pub fn touch(
+    updated: &mut chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    let read_updated = *updated;
+    *updated = now.max(read_updated + chrono::Duration::microseconds(1));
+    read_updated
+}
+
+/// Parses a JSON column; a value that does not parse is a corrupt record, never read as empty.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> StoreResult<T> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("the column '{column}' does not parse: {e}")))
 }
 
 /// Fetches the requested page of the rows `from` selects, with their total, in one query: the

@@ -10,6 +10,17 @@ pub enum Dialect {
     Sqlite,
 }
 
+impl Dialect {
+    /// `clause` (such as ` FOR UPDATE`) on PostgreSQL. SQLite needs no row locks: a write
+    /// transaction holds the only write lock from its start.
+    pub fn row_lock(self, clause: &'static str) -> &'static str {
+        match self {
+            Dialect::Postgres => clause,
+            Dialect::Sqlite => "",
+        }
+    }
+}
+
 /// A value bound to a query parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
@@ -396,4 +407,18 @@ pub struct Order<'a> {
 pub struct Listed<T> {
     pub items: Vec<T>,
     pub total: i64,
+}
+
+impl<T> Listed<T> {
+    /// The same page with each item converted, or the first conversion's error.
+    pub fn try_map<U, E>(self, convert: impl FnMut(T) -> Result<U, E>) -> Result<Listed<U>, E> {
+        Ok(Listed {
+            items: self
+                .items
+                .into_iter()
+                .map(convert)
+                .collect::<Result<_, E>>()?,
+            total: self.total,
+        })
+    }
 }

@@ -187,3 +187,29 @@ pub async fn insert_if_absent(conn: &mut Conn, secret: &SecretRow) -> StoreResul
     let done = insert_with(conn, sql, secret).await?;
     Ok(done == 1)
 }
+
+/// A user-facing secret of the workspace that `viewer` may see, by id or by name (a public
+/// one before the viewer's own private one of the same name).
+pub async fn by_name_or_id(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    viewer: Uuid,
+    name_or_id: &str,
+) -> StoreResult<Option<SecretRow>> {
+    let id = Uuid::parse_str(name_or_id).unwrap_or(Uuid::nil());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM secrets s WHERE s.workspace_id = $1 AND NOT s.internal \
+         AND (NOT s.private OR s.user_id = $2) AND (s.id = $3 OR s.name = $4) \
+         ORDER BY CASE WHEN s.id = $3 THEN 0 WHEN NOT s.private THEN 1 ELSE 2 END LIMIT 1"
+    );
+    with_conn!(conn, repeatable, |c| {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(workspace_id)
+            .bind(viewer)
+            .bind(id)
+            .bind(name_or_id)
+            .fetch_optional(c)
+            .await
+    })
+    .map_err(classify)
+}

@@ -67,9 +67,7 @@ impl UserRow {
     /// Marks the row as changed at `now`, and later than its last change whatever the clock
     /// says; returns when it was last changed before, for [`update`].
     pub fn touch(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let read_updated = self.updated;
-        self.updated = now.max(read_updated + chrono::Duration::microseconds(1));
-        read_updated
+        super::touch(&mut self.updated, now)
     }
 }
 
@@ -330,5 +328,45 @@ mod tests {
         let stored = get(&mut conn, id).await.unwrap().unwrap();
         assert!(!stored.is_admin);
         assert_eq!(stored.full_name, "");
+    }
+}
+
+/// The account a record is shown with as its owner.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: Uuid,
+    pub name: String,
+    pub is_admin: bool,
+    pub is_service_account: bool,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+/// [`Owner`]'s columns, from `users u` joined to a record's `user_id` (all NULL without one).
+pub(crate) const OWNER_COLUMNS: &str = "u.id AS owner_id, u.name AS owner_name, \
+    u.is_admin AS owner_is_admin, u.is_service_account AS owner_is_service_account, \
+    u.created AS owner_created, u.updated AS owner_updated";
+
+/// [`OWNER_COLUMNS`] as read, before it is known whether there is an owner.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OwnerColumns {
+    owner_id: Option<Uuid>,
+    owner_name: Option<String>,
+    owner_is_admin: Option<bool>,
+    owner_is_service_account: Option<bool>,
+    owner_created: Option<DateTime<Utc>>,
+    owner_updated: Option<DateTime<Utc>>,
+}
+
+impl OwnerColumns {
+    pub(crate) fn owner(self) -> Option<Owner> {
+        Some(Owner {
+            id: self.owner_id?,
+            name: self.owner_name?,
+            is_admin: self.owner_is_admin?,
+            is_service_account: self.owner_is_service_account?,
+            created: self.owner_created?,
+            updated: self.owner_updated?,
+        })
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod azure;
 mod azure_failures;
+mod components;
 mod connectors;
 mod encryption;
 mod errors;
@@ -11,6 +12,8 @@ mod harness;
 mod keys;
 mod secrets;
 mod server;
+mod stacks;
 mod users;
 mod workspaces;
 mod zenml_cli;
+mod zenml_stacks;

@@ -328,7 +328,9 @@ async fn projects_and_default_stacks_serve_zenml_clients(backend: Backend) {
         .get(&format!("/api/v1/stacks/{stack_id}?hydrate=True"), &alice)
         .await
         .ok();
-    assert_eq!(hydrated["metadata"]["components"], json!({}));
+    let components = &hydrated["metadata"]["components"];
+    assert_eq!(components["orchestrator"][0]["name"], "default");
+    assert_eq!(components["artifact_store"][0]["name"], "default");
     assert_eq!(hydrated["name"], "default");
     // Bob's default stack is another one, and alice's does not exist for him.
     let bobs = app.get("/api/v1/stacks", &bob).await.ok();

@@ -21,7 +21,7 @@ const CLIENT: &str = DEFAULT_CLIENT_ID;
 /// A second service principal, for the blob connector.
 const BLOB_CLIENT: &str = "2f7a1c3e-0000-4000-8000-000000000002";
 
-fn zenml_executable() -> PathBuf {
+pub(crate) fn zenml_executable() -> PathBuf {
     let path = std::env::var_os("ZENML_CLI")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -40,20 +40,20 @@ fn zenml_executable() -> PathBuf {
 }
 
 /// One user's zenml client: its own home folder (configuration and cached token).
-struct Zenml {
+pub(crate) struct Zenml {
     home: tempfile::TempDir,
     store_url: String,
     login: Option<(String, String)>,
 }
 
-struct Ran {
-    success: bool,
-    output: String,
+pub(crate) struct Ran {
+    pub success: bool,
+    pub output: String,
 }
 
 impl Zenml {
     /// A client that logs in lazily with a user name and password from the environment.
-    fn as_user(app: &TestApp, username: &str, password: &str) -> Zenml {
+    pub(crate) fn as_user(app: &TestApp, username: &str, password: &str) -> Zenml {
         Zenml {
             home: tempfile::tempdir().unwrap(),
             store_url: app.base.clone(),
@@ -62,7 +62,7 @@ impl Zenml {
     }
 
     /// A client with no credentials configured, which logs in with `zenml login`.
-    fn logged_out(app: &TestApp) -> Zenml {
+    pub(crate) fn logged_out(app: &TestApp) -> Zenml {
         Zenml {
             home: tempfile::tempdir().unwrap(),
             store_url: app.base.clone(),
@@ -70,7 +70,7 @@ impl Zenml {
         }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = self.environment(Command::new(zenml_executable()));
         command.args(args);
         command
@@ -109,7 +109,7 @@ impl Zenml {
         command
     }
 
-    async fn run(&self, args: &[&str]) -> Ran {
+    pub(crate) async fn run(&self, args: &[&str]) -> Ran {
         let output = self.command(args).output().await.expect("zenml runs");
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
@@ -120,7 +120,7 @@ impl Zenml {
     }
 
     /// Runs a command that asks for confirmation, answering yes.
-    async fn confirmed(&self, args: &[&str]) -> String {
+    pub(crate) async fn confirmed(&self, args: &[&str]) -> String {
         use tokio::io::AsyncWriteExt;
         let mut command = self.command(args);
         command
@@ -137,7 +137,7 @@ impl Zenml {
     }
 
     /// Runs kubectl with this client's home folder (and so its kubeconfig); must succeed.
-    async fn kubectl(&self, args: &[&str]) -> String {
+    pub(crate) async fn kubectl(&self, args: &[&str]) -> String {
         let output = self
             .environment(Command::new("kubectl"))
             .args(args)
@@ -154,14 +154,14 @@ impl Zenml {
     }
 
     /// Runs a command that must succeed and returns what it printed.
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         let ran = self.run(args).await;
         assert!(ran.success, "zenml {args:?} failed:\n{}", ran.output);
         ran.output
     }
 
     /// Runs a command that must fail and returns what it printed.
-    async fn fails(&self, args: &[&str]) -> String {
+    pub(crate) async fn fails(&self, args: &[&str]) -> String {
         let ran = self.run(args).await;
         assert!(
             !ran.success,
