@@ -1,7 +1,8 @@
 //! Load benchmark: connectors listed, filtered, read and created over HTTP with 100k labelled
-//! connectors in one workspace, on SQLite and on PostgreSQL, with encryption on. A bare axum
-//! handler returning a small JSON body, measured in the same run by the same load generator,
-//! is the floor of this machine; results are reported as ratios to it.
+//! connectors in one workspace, and stack components listed by connector with 10k components,
+//! on SQLite and on PostgreSQL, with encryption on. A bare axum handler returning a small JSON
+//! body, measured in the same run by the same load generator, is the floor of this machine;
+//! results are reported as ratios to it.
 //!
 //!     cargo bench --bench connectors
 //!
@@ -550,6 +551,71 @@ async fn load(
     ids
 }
 
+/// How many stack components the benchmark loads, and over how many connectors they spread.
+const COMPONENTS: usize = 10_000;
+const LINKED_CONNECTORS: usize = 10;
+
+/// The ids of `LINKED_CONNECTORS` of the loaded connectors that reach every resource type
+/// (those whose index is 4 modulo 5, which name no resource types).
+async fn multi_type_connectors(client: &reqwest::Client, base: &str, token: &str) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for n in 0..LINKED_CONNECTORS {
+        let name = format!("connector-{:06}", 5 * n + 4);
+        let found = json_reply(
+            client
+                .get(format!(
+                    "{base}/api/v1/service_connectors?name=equals:{name}"
+                ))
+                .bearer_auth(token),
+        )
+        .await;
+        ids.push(found["items"][0]["id"].as_str().unwrap().parse().unwrap());
+    }
+    ids
+}
+
+/// Creates `COMPONENTS` Azure artifact stores with 16 clients, each linked to one of
+/// `connectors` in turn.
+async fn load_components(client: &reqwest::Client, base: &str, token: &str, connectors: &[Uuid]) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let connectors = Arc::new(connectors.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, base, token, next, connectors) = (
+            client.clone(),
+            base.to_owned(),
+            token.to_owned(),
+            next.clone(),
+            connectors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= COMPONENTS {
+                    return;
+                }
+                let component = json!({
+                    "name": format!("store-{i:06}"),
+                    "type": "artifact_store",
+                    "flavor": "azure",
+                    "configuration": {"path": format!("az://data-{}", i % 100)},
+                    "connector": connectors[i % connectors.len()],
+                });
+                json_reply(
+                    client
+                        .post(format!("{base}/api/v1/components"))
+                        .bearer_auth(&token)
+                        .json(&component),
+                )
+                .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 struct Row {
     name: String,
     measured: Measured,
@@ -705,6 +771,22 @@ async fn run() {
             })
             .await
         };
+        let linked = multi_type_connectors(&client, &base, &token).await;
+        load_components(&client, &base, &token, &linked).await;
+        server.settle().await;
+        let by_connector = {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
+            let linked = Arc::new(linked);
+            measure(CLIENTS, seconds, move |i| {
+                client
+                    .get(format!(
+                        "{base}/api/v1/components?hydrate=False&connector_id={}&page=1&size=20",
+                        linked[i % linked.len()]
+                    ))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
         let (rss_now, rss_peak) = server.rss_kib();
         // File-backed pages are mostly the binary's own code; anonymous ones are the heap.
         let (rss_anon, rss_file) = (server.status_kib("RssAnon:"), server.status_kib("RssFile:"));
@@ -751,6 +833,14 @@ async fn run() {
                     name: "create".into(),
                     measured: create,
                     clients: CREATE_CLIENTS,
+                },
+                Row {
+                    name: format!(
+                        "list components by connector ({} of {COMPONENTS} components)",
+                        COMPONENTS / LINKED_CONNECTORS
+                    ),
+                    measured: by_connector,
+                    clients: CLIENTS,
                 },
             ],
         );

@@ -25,7 +25,10 @@ CREATE TABLE stack_components (
 CREATE INDEX stack_components_by_created ON stack_components (workspace_id, created, id);
 CREATE INDEX stack_components_by_type
     ON stack_components (workspace_id, component_type, created, id);
-CREATE INDEX stack_components_by_connector ON stack_components (connector_id, created, id);
+-- A connector's components in creation order; the workspace is there for lists to count them
+-- from the index alone.
+CREATE INDEX stack_components_by_connector
+    ON stack_components (connector_id, workspace_id, created, id);
 CREATE INDEX stack_components_by_owner ON stack_components (user_id);
 
 CREATE TABLE stacks (

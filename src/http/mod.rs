@@ -84,7 +84,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The documented API and its OpenAPI description.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (router, mut spec) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(server::router())
         .merge(auth::router())
         .merge(users::router())
@@ -98,18 +98,25 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(stacks::router())
         .merge(stack_wizard::router())
         .merge(keys::router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_workspace_forms(&mut spec, WORKSPACE_FORMS);
+    (router, spec)
+}
+
+/// Paths whose workspace-scoped forms [`workspace_router`] serves and the document describes.
+const WORKSPACE_FORMS: &[&str] = &["/components", "/stacks"];
+
+/// The operations also served under `/api/v1/workspaces/{workspace}/…`.
+fn workspace_router() -> Router<AppState> {
+    secrets::workspace_router()
+        .merge(connectors::workspace_router())
+        .merge(components::workspace_router())
+        .merge(stacks::workspace_router())
 }
 
 pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, spec) = api();
-    api.nest(
-        "/api/v1/workspaces/{workspace}",
-        secrets::workspace_router()
-            .merge(connectors::workspace_router())
-            .merge(components::workspace_router())
-            .merge(stacks::workspace_router()),
-    )
+    api.nest("/api/v1/workspaces/{workspace}", workspace_router())
         .route("/devices/verify", axum::routing::get(devices::verification_page))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })

@@ -579,7 +579,58 @@ print(json.dumps(read))
     app.stop().await;
 }
 
+/// The OpenAPI document describes every route of components, flavors and stacks, the
+/// workspace-scoped forms included.
+async fn the_document_covers_stacks_and_components(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let document = app.get("/openapi.json", "").await.ok();
+    let paths = &document["paths"];
+    for (path, methods) in [
+        ("/api/v1/flavors", &["get"][..]),
+        ("/api/v1/flavors/{flavor_id}", &["get"]),
+        ("/api/v1/component-types", &["get"]),
+        ("/api/v1/components", &["get", "post"]),
+        (
+            "/api/v1/components/{component_id}",
+            &["get", "put", "delete"],
+        ),
+        ("/api/v1/stacks", &["get", "post"]),
+        ("/api/v1/stacks/{stack_id}", &["get", "put", "delete"]),
+        ("/api/v1/service_connectors/full_stack_resources", &["post"]),
+        (
+            "/api/v1/workspaces/{workspace}/components",
+            &["get", "post"],
+        ),
+        (
+            "/api/v1/workspaces/{workspace}/components/{component_id}",
+            &["get", "put", "delete"],
+        ),
+        ("/api/v1/workspaces/{workspace}/stacks", &["get", "post"]),
+        (
+            "/api/v1/workspaces/{workspace}/stacks/{stack_id}",
+            &["get", "put", "delete"],
+        ),
+    ] {
+        for method in methods {
+            let operation = &paths[path][method];
+            assert!(operation.is_object(), "{method} {path} is not documented");
+            if path.contains("{workspace}") {
+                assert_eq!(operation["parameters"][0]["name"], "workspace");
+                assert_eq!(operation["parameters"][0]["in"], "path");
+            }
+        }
+    }
+    // What the document says is served: the workspace-scoped list answers.
+    let scoped = app
+        .get("/api/v1/workspaces/default/stacks", &app.admin)
+        .await
+        .ok();
+    assert_eq!(scoped["items"][0]["name"], "default");
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_document_covers_stacks_and_components,
     every_workspace_has_a_default_stack_that_stays,
     stacks_are_made_of_existing_components,
     a_full_stack_is_created_whole_or_not_at_all,
