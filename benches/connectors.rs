@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use connector_hub::store::Store;
 use connector_hub::store::connectors::{self, ConnectorFilter};
 use connector_hub::store::query::{Direction, ListQuery};
-use connector_hub::store::workspaces::{self, CallerKey};
+use connector_hub::store::workspaces::{self, CallerKey, Session};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -244,6 +244,10 @@ async fn measure_store(
         user_id,
         workspace: None,
         api_key_id: None,
+        session: Session {
+            id: Uuid::nil(),
+            generation: 0,
+        },
     };
     let get = {
         let store = store.clone();
@@ -771,6 +775,20 @@ async fn run() {
             })
             .await
         };
+        // Deletes take connectors from the end of the load, far from the ones components use.
+        let delete = {
+            let (client, auth, base, ids) =
+                (client.clone(), auth.clone(), base.clone(), ids.clone());
+            measure(CREATE_CLIENTS, seconds, move |i| {
+                let id = ids[ids.len() - 1 - i % ids.len()];
+                client
+                    .delete(format!("{base}/api/v1/service_connectors/{id}"))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        // Every connector the deletes may have taken goes from the ids read later.
+        let ids = Arc::new(ids[..ids.len() - (delete.requests + CREATE_CLIENTS)].to_vec());
         let linked = multi_type_connectors(&client, &base, &token).await;
         load_components(&client, &base, &token, &linked).await;
         server.settle().await;
@@ -832,6 +850,11 @@ async fn run() {
                 Row {
                     name: "create".into(),
                     measured: create,
+                    clients: CREATE_CLIENTS,
+                },
+                Row {
+                    name: "delete".into(),
+                    measured: delete,
                     clients: CREATE_CLIENTS,
                 },
                 Row {

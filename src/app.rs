@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::auth::{FailedLogins, TokenSigner, password};
+use crate::auth::{FailedLogins, LoginLimits, TokenSigner, password};
 use crate::config::AzureConfig;
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
@@ -24,6 +24,7 @@ use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
 use crate::http::rendered::RenderedPages;
+use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::{self, AppState, Limits, ServerIdentity};
 use crate::stacks::Flavors;
 use crate::store::users::UserRow;
@@ -189,6 +190,7 @@ async fn create_first_admin(
         default_workspace_id: Some(workspace.id),
         created: now,
         updated: now,
+        session_generation: 0,
     };
     let mut tx = store.begin().await?;
     let created = async {
@@ -222,6 +224,7 @@ pub struct Server {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    connections: ConnectionLimits,
 }
 
 impl Server {
@@ -269,11 +272,12 @@ impl Server {
             flavors: Arc::new(Flavors::new()),
             engine: Arc::new(build_engine(&config.azure)?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
-            logins: Arc::new(FailedLogins::new(
-                config.login_max_failures_per_user,
-                config.login_max_failures_per_address,
-                Duration::from_secs(config.login_failure_window_seconds),
-            )),
+            logins: Arc::new(FailedLogins::new(LoginLimits {
+                per_user_and_address: config.login_max_failures_per_user,
+                per_address: config.login_max_failures_per_address,
+                per_user: config.login_max_failures_per_user_all_addresses,
+                window: Duration::from_secs(config.login_failure_window_seconds),
+            })),
             clock,
         };
         let limits = Limits {
@@ -282,10 +286,15 @@ impl Server {
         };
         let router = http::router(state.clone(), limits);
         let listener = TcpListener::bind(config.bind).await?;
+        let connections = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
+            max_connections: config.max_connections.max(1),
+        };
         Ok(Server {
             listener,
             router,
             state,
+            connections,
         })
     }
 
@@ -306,13 +315,7 @@ impl Server {
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "connector-hub is listening");
         let store = self.state.store.clone();
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        serve(self.listener, self.router, self.connections, shutdown).await;
         store.close().await;
         Ok(())
     }

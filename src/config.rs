@@ -123,13 +123,23 @@ pub struct ServeConfig {
     )]
     pub token_lifetime_seconds: u64,
 
-    /// Failed logins allowed per user name within the failure window.
+    /// Failed logins allowed per user name from one client address within the failure window.
     #[arg(
         long,
         env = "CONNECTOR_HUB_LOGIN_MAX_FAILURES_PER_USER",
         default_value_t = 5
     )]
     pub login_max_failures_per_user: u32,
+
+    /// Failed logins per user name from all addresses within the failure window, beyond which
+    /// addresses that failed are refused and others slowed down (against guessing from many
+    /// addresses; the right password from an address that has not failed still works).
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_LOGIN_MAX_FAILURES_PER_USER_ALL_ADDRESSES",
+        default_value_t = 100
+    )]
+    pub login_max_failures_per_user_all_addresses: u32,
 
     /// Failed logins allowed per client address within the failure window.
     #[arg(
@@ -146,6 +156,20 @@ pub struct ServeConfig {
         default_value_t = 300
     )]
     pub login_failure_window_seconds: u64,
+
+    /// Time a client has to send a request's head (and to start the next request on a
+    /// kept-alive connection) before its connection is closed, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_HEADER_READ_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub header_read_timeout_seconds: u64,
+
+    /// Connections served at once; one more is answered 503 and closed. Keep it below the
+    /// process's limit on open files.
+    #[arg(long, env = "CONNECTOR_HUB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CONNECTOR_HUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]

@@ -4,6 +4,7 @@
 #     started with pg_ctlcluster when installed but stopped; the database is created if missing.
 #   - The real zenml client (zenml==0.98.0 and kubernetes from PyPI) in tests/.venv, and kubectl,
 #     for tests/api/zenml_cli.rs.
+#   - schemathesis (PyPI) in tests/.venv-fuzz, for the schema-driven fuzzing of tests/api/fuzzing.rs.
 #   - Azurite (npm azurite, pinned by tests/package-lock.json) in tests/node_modules, for the
 #     fake Azure's blob storage (tests/api/fakes/azure); AZURITE_BLOB points at its binary.
 # A missing service is an error, never a reason to skip tests.
@@ -57,6 +58,19 @@ if ! command -v kubectl >/dev/null; then
 fi
 export ZENML_CLI="$PWD/$venv/bin/zenml"
 
+# schemathesis, the schema-driven fuzzer that tests/api/fuzzing.rs runs against the live server,
+# in a virtualenv of its own: its dependencies are not zenml's.
+fuzz_package="schemathesis==4.32.5"
+fuzz_venv=tests/.venv-fuzz
+installed=$("$fuzz_venv/bin/python" -c 'import importlib.metadata as m; print("schemathesis==" + m.version("schemathesis"))' 2>/dev/null || true)
+if [ "$installed" != "$fuzz_package" ]; then
+    echo "installing $fuzz_package into $fuzz_venv"
+    rm -rf "$fuzz_venv"
+    python3 -m venv "$fuzz_venv"
+    "$fuzz_venv/bin/pip" install --quiet "$fuzz_package"
+fi
+export SCHEMATHESIS="$PWD/$fuzz_venv/bin/schemathesis"
+
 # Azurite runs on Node.js. It is reinstalled only when missing or when the lock file differs
 # from the one last installed.
 if ! command -v node >/dev/null; then
@@ -77,4 +91,6 @@ fi
 export AZURITE_BLOB="$PWD/$azurite_blob"
 
 # Doc tests are left out: the crate has none, and an empty closing summary would hide the real one.
-cargo test --locked --lib --bins --tests
+# The fuzzer runs last, on its own, with its output shown: how many cases it generated.
+cargo test --locked --lib --bins --tests -- --skip fuzzing::
+cargo test --locked --test api fuzzing:: -- --show-output

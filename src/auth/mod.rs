@@ -5,5 +5,5 @@ pub mod password;
 pub mod rate_limit;
 pub mod token;
 
-pub use rate_limit::FailedLogins;
+pub use rate_limit::{FailedLogins, LoginLimits};
 pub use token::{Claims, TokenSigner};

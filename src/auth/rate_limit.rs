@@ -1,5 +1,9 @@
-//! Limits failed logins per user name and per client address over a sliding window. Each
-//! server process keeps its own counts.
+//! Limits failed logins over a sliding window, in three counts: one user name from one client
+//! address, one address across user names, and one user name across all addresses. The first
+//! two refuse (429); the last, a ceiling against guessing from many addresses, refuses only the
+//! addresses that have failed for that user and slows the others down, so that nobody can lock
+//! an account by failing on purpose, and the right password from an address that has not failed
+//! is never refused. Each server process keeps its own counts.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -10,70 +14,122 @@ use std::time::{Duration, Instant};
 /// map without bound.
 const SWEEP_ABOVE: usize = 10_000;
 
+/// How much an attempt over the per-user ceiling waits, per failure over it, and at most.
+const SLOWDOWN_STEP: Duration = Duration::from_millis(100);
+const MAX_SLOWDOWN: Duration = Duration::from_secs(5);
+
+/// The limits, each a number of failures within the window.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// One user name from one client address.
+    pub per_user_and_address: u32,
+    /// One client address, across user names.
+    pub per_address: u32,
+    /// One user name, across all addresses.
+    pub per_user: u32,
+    pub window: Duration,
+}
+
+/// What a login attempt may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go ahead, after waiting this long.
+    Proceed(Duration),
+    /// Refused; worth trying again after this long.
+    Refused(Duration),
+}
+
 pub struct FailedLogins {
-    per_user: u32,
-    per_address: u32,
-    window: Duration,
+    limits: LoginLimits,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+fn user_key(user: &str) -> String {
+    format!("user:{user}")
+}
+
+fn address_key(address: IpAddr) -> String {
+    format!("addr:{address}")
+}
+
+fn pair_key(user: &str, address: IpAddr) -> String {
+    format!("pair:{address}:{user}")
+}
+
 impl FailedLogins {
-    pub fn new(per_user: u32, per_address: u32, window: Duration) -> Self {
+    pub fn new(limits: LoginLimits) -> Self {
         FailedLogins {
-            per_user,
-            per_address,
-            window,
+            limits,
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn keys(user: &str, address: IpAddr) -> [String; 2] {
-        [format!("user:{user}"), format!("addr:{address}")]
-    }
-
-    /// `Err(retry_after)` when the user or the address has used up its failures.
-    pub fn check(&self, user: &str, address: IpAddr) -> Result<(), Duration> {
+    /// What an attempt to log in as `user` from `address` may do now.
+    pub fn check(&self, user: &str, address: IpAddr) -> Verdict {
         let now = Instant::now();
+        let window = self.limits.window;
         let mut failures = self.failures.lock().expect("rate limiter poisoned");
-        let [user_key, address_key] = Self::keys(user, address);
-        let mut wait = Duration::ZERO;
-        for (key, limit) in [(user_key, self.per_user), (address_key, self.per_address)] {
-            if let Some(times) = failures.get_mut(&key) {
+        // The failures of a key within the window, and when the oldest of them leaves it.
+        let mut count = |key: &str| match failures.get_mut(key) {
+            Some(times) => {
                 while times
                     .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
+                    .is_some_and(|t| now.duration_since(*t) >= window)
                 {
                     times.pop_front();
                 }
-                if times.len() >= limit as usize
-                    && let Some(oldest) = times.front()
-                {
-                    wait = wait.max(self.window - now.duration_since(*oldest));
-                }
+                let frees_in = times
+                    .front()
+                    .map_or(Duration::ZERO, |t| window - now.duration_since(*t));
+                (times.len(), frees_in)
             }
+            None => (0, Duration::ZERO),
+        };
+        let (pair, pair_frees) = count(&pair_key(user, address));
+        let (from_address, address_frees) = count(&address_key(address));
+        let (for_user, user_frees) = count(&user_key(user));
+        let over = |failed: usize, limit: u32| failed >= limit as usize;
+        if over(pair, self.limits.per_user_and_address) {
+            return Verdict::Refused(pair_frees);
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        if over(from_address, self.limits.per_address) {
+            return Verdict::Refused(address_frees);
+        }
+        if over(for_user, self.limits.per_user) {
+            if pair > 0 {
+                return Verdict::Refused(user_frees.max(pair_frees));
+            }
+            let excess = (for_user + 1 - self.limits.per_user as usize) as u32;
+            return Verdict::Proceed(SLOWDOWN_STEP.saturating_mul(excess).min(MAX_SLOWDOWN));
+        }
+        Verdict::Proceed(Duration::ZERO)
     }
 
     pub fn record_failure(&self, user: &str, address: IpAddr) {
         let now = Instant::now();
+        let window = self.limits.window;
         let mut failures = self.failures.lock().expect("rate limiter poisoned");
         if failures.len() > SWEEP_ABOVE {
             failures.retain(|_, times| {
                 times
                     .back()
-                    .is_some_and(|t| now.duration_since(*t) < self.window)
+                    .is_some_and(|t| now.duration_since(*t) < window)
             });
         }
-        for key in Self::keys(user, address) {
+        for key in [
+            user_key(user),
+            address_key(address),
+            pair_key(user, address),
+        ] {
             failures.entry(key).or_default().push_back(now);
         }
     }
 
-    /// A successful login clears the user's failures (not the address's).
-    pub fn record_success(&self, user: &str) {
+    /// A successful login clears the failures of that user from that address (not the
+    /// address's, nor the user's elsewhere).
+    pub fn record_success(&self, user: &str, address: IpAddr) {
         let mut failures = self.failures.lock().expect("rate limiter poisoned");
-        failures.remove(&format!("user:{user}"));
+        failures.remove(&pair_key(user, address));
     }
 }
 
@@ -81,26 +137,75 @@ impl FailedLogins {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_user_is_locked_after_the_limit_and_others_are_not() {
-        let limiter = FailedLogins::new(3, 100, Duration::from_secs(60));
-        let address: IpAddr = "127.0.0.1".parse().unwrap();
-        for _ in 0..3 {
-            assert!(limiter.check("alice", address).is_ok());
-            limiter.record_failure("alice", address);
-        }
-        let wait = limiter.check("alice", address).unwrap_err();
-        assert!(wait > Duration::from_secs(50));
-        assert!(limiter.check("bob", address).is_ok());
+    fn limits(per_pair: u32, per_address: u32, per_user: u32) -> FailedLogins {
+        FailedLogins::new(LoginLimits {
+            per_user_and_address: per_pair,
+            per_address,
+            per_user,
+            window: Duration::from_secs(60),
+        })
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
     }
 
     #[test]
-    fn an_address_is_locked_across_user_names() {
-        let limiter = FailedLogins::new(100, 2, Duration::from_secs(60));
-        let address: IpAddr = "10.0.0.1".parse().unwrap();
-        limiter.record_failure("a", address);
-        limiter.record_failure("b", address);
-        assert!(limiter.check("c", address).is_err());
-        assert!(limiter.check("c", "10.0.0.2".parse().unwrap()).is_ok());
+    fn failures_from_one_address_do_not_lock_the_user_out_elsewhere() {
+        let limiter = limits(3, 100, 100);
+        for _ in 0..3 {
+            assert_eq!(
+                limiter.check("alice", ip("10.0.0.1")),
+                Verdict::Proceed(Duration::ZERO)
+            );
+            limiter.record_failure("alice", ip("10.0.0.1"));
+        }
+        let Verdict::Refused(wait) = limiter.check("alice", ip("10.0.0.1")) else {
+            panic!("the address that failed is refused")
+        };
+        assert!(wait > Duration::from_secs(50));
+        assert_eq!(
+            limiter.check("alice", ip("10.0.0.2")),
+            Verdict::Proceed(Duration::ZERO)
+        );
+        assert_eq!(
+            limiter.check("bob", ip("10.0.0.1")),
+            Verdict::Proceed(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn an_address_is_limited_across_user_names() {
+        let limiter = limits(100, 2, 100);
+        limiter.record_failure("a", ip("10.0.0.1"));
+        limiter.record_failure("b", ip("10.0.0.1"));
+        assert!(matches!(
+            limiter.check("c", ip("10.0.0.1")),
+            Verdict::Refused(_)
+        ));
+        assert_eq!(
+            limiter.check("c", ip("10.0.0.2")),
+            Verdict::Proceed(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn over_the_user_ceiling_failed_addresses_wait_and_clean_ones_are_slowed() {
+        let limiter = limits(5, 100, 4);
+        for address in ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+            limiter.record_failure("alice", ip(address));
+        }
+        assert!(matches!(
+            limiter.check("alice", ip("10.0.0.1")),
+            Verdict::Refused(_)
+        ));
+        let Verdict::Proceed(delay) = limiter.check("alice", ip("10.0.0.9")) else {
+            panic!("a clean address may still try")
+        };
+        assert!(delay > Duration::ZERO && delay <= MAX_SLOWDOWN);
+        assert_eq!(
+            limiter.check("bob", ip("10.0.0.1")),
+            Verdict::Proceed(Duration::ZERO)
+        );
     }
 }

@@ -30,6 +30,13 @@ pub struct Claims {
     /// Set when the token was obtained with a service account's API key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_id: Option<Uuid>,
+    /// This session's own id, by which a password change may keep it.
+    #[serde(default = "Uuid::nil")]
+    pub jti: Uuid,
+    /// The generation of the user's sessions this one belongs to: it ends when the user's
+    /// moves on. Tokens from before generations existed belong to the first.
+    #[serde(default)]
+    pub generation: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +123,14 @@ impl TokenSigner {
         self.lifetime
     }
 
-    pub fn issue(&self, user: Uuid, api_key_id: Option<Uuid>, now: DateTime<Utc>) -> String {
+    /// A token for `user`, in the generation of their sessions `generation`.
+    pub fn issue(
+        &self,
+        user: Uuid,
+        api_key_id: Option<Uuid>,
+        generation: i64,
+        now: DateTime<Utc>,
+    ) -> String {
         let claims = Claims {
             sub: user,
             iss: self.issuer.clone(),
@@ -124,6 +138,8 @@ impl TokenSigner {
             iat: now.timestamp(),
             exp: now.timestamp() + i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX / 2),
             api_key_id,
+            jti: Uuid::new_v4(),
+            generation,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing of plain claims cannot fail")

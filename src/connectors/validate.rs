@@ -173,8 +173,14 @@ pub fn validate(kind: &dyn ConnectorType, draft: ConnectorDraft) -> DomainResult
     let secrets = SecretValues::parse(secrets)?;
 
     // One known resource type makes a single-type connector; none (or several) a multi-type
-    // connector for every resource type of the connector type.
-    for requested in &draft.resource_types {
+    // connector for every resource type of the connector type. A type named twice is one.
+    let mut seen = std::collections::BTreeSet::new();
+    let requested_types: Vec<String> = draft
+        .resource_types
+        .into_iter()
+        .filter(|t| seen.insert(t.clone()))
+        .collect();
+    for requested in &requested_types {
         let resource = spec.resource_type(requested).ok_or_else(|| {
             invalid(format!(
                 "the '{}' connector type has no '{requested}' resource type",
@@ -188,7 +194,7 @@ pub fn validate(kind: &dyn ConnectorType, draft: ConnectorDraft) -> DomainResult
             )));
         }
     }
-    let (resource_types, resource_id, supports_instances) = match draft.resource_types.as_slice() {
+    let (resource_types, resource_id, supports_instances) = match requested_types.as_slice() {
         [single] => {
             let resource = spec.resource_type(single).expect("checked above");
             let resource_id = match draft.resource_id.filter(|id| !id.trim().is_empty()) {

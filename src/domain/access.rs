@@ -40,9 +40,15 @@ pub struct Caller {
     /// A server administrator manages users and workspaces. It grants no access to the data
     /// inside a workspace the administrator is not a member of.
     pub is_admin: bool,
+    pub is_service_account: bool,
+    /// When the account was created and last changed.
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub updated: chrono::DateTime<chrono::Utc>,
     pub default_workspace_id: Option<Uuid>,
     /// Signed in with an API key, whose deletion ends the access it gives.
     pub with_api_key: bool,
+    /// The session the request comes from (nil for tokens issued before sessions had ids).
+    pub session: Uuid,
 }
 
 impl Caller {
@@ -116,8 +122,12 @@ mod tests {
                 user_id: Uuid::new_v4(),
                 name: "me".into(),
                 is_admin: false,
+                is_service_account: false,
+                created: chrono::Utc::now(),
+                updated: chrono::Utc::now(),
                 default_workspace_id: None,
                 with_api_key: false,
+                session: Uuid::nil(),
             },
             role,
         }

@@ -6,7 +6,7 @@ pub mod names;
 pub mod secret;
 
 pub use access::{Caller, Role, Scope};
-pub use names::{EntityName, Password};
+pub use names::{EntityName, LongText, Password, ShortText};
 
 /// A rule of the domain was broken by the input or by the caller's rights.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

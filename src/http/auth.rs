@@ -12,9 +12,10 @@ use super::devices::device_code_hash;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Form, Json, Query};
 use super::users::{HydrateQuery, UserResponse};
+use crate::auth::rate_limit::Verdict;
 use crate::auth::{api_key, password};
 use crate::domain::names::MAX_NAME_LEN;
-use crate::domain::{Caller, Password};
+use crate::domain::{Caller, Password, ShortText};
 use crate::store::{devices, users};
 
 #[derive(Deserialize, ToSchema)]
@@ -22,7 +23,6 @@ pub struct LoginForm {
     grant_type: Option<String>,
     username: Option<String>,
     password: Option<String>,
-    #[allow(dead_code)]
     client_id: Option<String>,
     device_code: Option<String>,
 }
@@ -42,12 +42,21 @@ pub struct TokenResponse {
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// The user a device code was approved for. The code is good for one token.
-async fn exchange_device_code(state: &AppState, code: &str) -> ApiResult<uuid::Uuid> {
+/// The user a device code was approved for, and their sessions' generation. The code is good
+/// for one token.
+async fn exchange_device_code(
+    state: &AppState,
+    code: &str,
+    client_id: Option<&str>,
+) -> ApiResult<(uuid::Uuid, i64)> {
     let mut conn = state.store.write_conn().await?;
     let device = devices::by_code(&mut conn, &device_code_hash(code))
         .await?
         .ok_or(ApiError::DeviceFlow("invalid_grant"))?;
+    // The code is the client's that asked for it, and no one else's.
+    if client_id.and_then(|id| uuid::Uuid::parse_str(id).ok()) != Some(device.client_id) {
+        return Err(ApiError::DeviceFlow("invalid_client"));
+    }
     if device.expires_at <= state.clock.now() {
         devices::delete(&mut conn, device.id).await?;
         return Err(ApiError::DeviceFlow("expired_token"));
@@ -62,7 +71,7 @@ async fn exchange_device_code(state: &AppState, code: &str) -> ApiResult<uuid::U
     users::get(&mut conn, user_id)
         .await?
         .filter(|u| u.active)
-        .map(|u| u.id)
+        .map(|u| (u.id, u.session_generation))
         .ok_or_else(invalid_credentials)
 }
 
@@ -78,18 +87,22 @@ async fn checked<T: Send + 'static>(
     address: SocketAddr,
     check: impl FnOnce() -> Option<T> + Send + 'static,
 ) -> ApiResult<T> {
-    if let Err(retry_after) = state.logins.check(limit_key, address.ip()) {
-        return Err(ApiError::TooManyRequests {
-            message: "Too many failed login attempts; try again later.".into(),
-            retry_after,
-        });
+    match state.logins.check(limit_key, address.ip()) {
+        Verdict::Refused(retry_after) => {
+            return Err(ApiError::TooManyRequests {
+                message: "Too many failed login attempts; try again later.".into(),
+                retry_after,
+            });
+        }
+        Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Verdict::Proceed(_) => {}
     }
     let outcome = password::off_thread(check)
         .await
         .map_err(ApiError::internal)?;
     match outcome {
         Some(value) => {
-            state.logins.record_success(limit_key);
+            state.logins.record_success(limit_key, address.ip());
             Ok(value)
         }
         None => {
@@ -117,7 +130,7 @@ pub async fn login(
         None => "password".into(),
     };
     let secret = form.password.unwrap_or_default();
-    let (user_id, api_key_id) = match grant.as_str() {
+    let (user, api_key_id) = match grant.as_str() {
         "password" => {
             let name = form.username.filter(|n| !n.is_empty()).ok_or_else(|| {
                 ApiError::BadRequest("Invalid request: username is required.".into())
@@ -131,7 +144,7 @@ pub async fn login(
             let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
             drop(conn);
             let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-            let id = user.map(|u| u.id);
+            let id = user.map(|u| (u.id, u.session_generation));
             let id = checked(&state, &format!("user:{name}"), address, move || {
                 password::verify(hash.as_deref(), &secret)
                     .then_some(id)
@@ -157,7 +170,7 @@ pub async fn login(
                 .as_ref()
                 .filter(|_| account.is_some())
                 .map(|k| k.key_hash.clone());
-            let account_id = account.map(|a| a.id);
+            let account_id = account.map(|a| (a.id, a.session_generation));
             let id = checked(&state, &format!("api-key:{key_id}"), address, move || {
                 password::verify(hash.as_deref(), &key_secret)
                     .then_some(account_id)
@@ -172,7 +185,8 @@ pub async fn login(
             let code = form.device_code.ok_or_else(|| {
                 ApiError::BadRequest("Invalid request: device_code is required.".into())
             })?;
-            (exchange_device_code(&state, &code).await?, None)
+            let client_id = form.client_id.as_deref();
+            (exchange_device_code(&state, &code, client_id).await?, None)
         }
         other => {
             return Err(ApiError::BadRequest(format!(
@@ -180,7 +194,10 @@ pub async fn login(
             )));
         }
     };
-    let token = state.tokens.issue(user_id, api_key_id, state.clock.now());
+    let (user_id, generation) = user;
+    let token = state
+        .tokens
+        .issue(user_id, api_key_id, generation, state.clock.now());
     Ok(Json(TokenResponse {
         access_token: token,
         token_type: "bearer",
@@ -216,9 +233,8 @@ pub async fn current_user(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CurrentUserUpdate {
-    full_name: Option<String>,
-    email: Option<String>,
-    #[schema(value_type = Option<String>)]
+    full_name: Option<ShortText>,
+    email: Option<ShortText>,
     password: Option<Password>,
     old_password: Option<String>,
 }
@@ -237,6 +253,7 @@ pub async fn update_current_user(
         .await?
         .ok_or_else(|| ApiError::not_found("user", caller.user_id))?;
     drop(conn);
+    let password_changed = update.password.is_some();
     if let Some(new_password) = update.password {
         let stored = user.password_hash.clone();
         let old = update.old_password.unwrap_or_default();
@@ -251,14 +268,20 @@ pub async fn update_current_user(
         user.password_hash = Some(super::users::hash_password(new_password).await?);
     }
     if let Some(full_name) = update.full_name {
-        user.full_name = full_name;
+        user.full_name = full_name.into_inner();
     }
-    if update.email.is_some() {
-        user.email = update.email;
+    if let Some(email) = update.email {
+        user.email = Some(email.into_inner());
     }
     let read_updated = user.touch(state.clock.now());
-    let mut conn = state.store.write_conn().await?;
-    users::update(&mut conn, &user, read_updated).await?;
+    let mut tx = state.store.begin().await?;
+    users::update(&mut tx, &user, read_updated).await?;
+    if password_changed {
+        // Whoever knew the old password is signed out everywhere, but for this session.
+        let keep = Some(caller.session).filter(|id| !id.is_nil());
+        users::end_sessions(&mut tx, user.id, keep).await?;
+    }
+    tx.commit().await?;
     Ok(Json(UserResponse::render(user, true)))
 }
 

@@ -17,7 +17,7 @@ use super::connectors::{self, ConnectorResponse, Detail};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
 use super::flavors::FlavorResponse;
-use super::page::{ListRequest, ListSpec, Page};
+use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
 use crate::domain::{EntityName, Scope};
@@ -25,6 +25,7 @@ use crate::stacks::link::{self, LinkedConnector};
 use crate::stacks::{ComponentType, Flavor, config};
 use crate::store::components::{self, Component, ComponentFilter, ComponentView};
 use crate::store::connectors::{self as stored_connectors, ConnectorView};
+use crate::store::query::FieldKind;
 use crate::store::{Conn, StoreError, secrets};
 
 /// ZenML's `ComponentRequest`.
@@ -34,7 +35,6 @@ pub struct ComponentRequest {
     /// Ignored: the owner is always the caller.
     #[allow(dead_code)]
     user: Option<Uuid>,
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(rename = "type")]
     component_type: ComponentType,
@@ -58,7 +58,6 @@ pub struct ComponentRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComponentUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
     #[schema(value_type = Option<Object>)]
     configuration: Option<Map<String, Value>>,
@@ -85,10 +84,10 @@ pub struct ComponentResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct ComponentBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: DateTime<Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: DateTime<Utc>,
     user_id: Option<Uuid>,
     #[serde(rename = "type")]
@@ -470,13 +469,26 @@ async fn written(
 const LIST: ListSpec = ListSpec {
     fields: components::FIELDS,
     default_sort: "created",
-    extras: &["stack_id", "scope_type"],
+    extras: &[
+        Extra::new(
+            "stack_id",
+            FieldKind::Uuid,
+            "Only components of this stack.",
+        ),
+        Extra::new(
+            "scope_type",
+            FieldKind::Text,
+            "Only components of this type (ZenML's scope).",
+        ),
+    ],
 };
+
+list_parameters!(ComponentListQuery, LIST);
 
 /// The workspace's components, filtered by `name`, `type`, `flavor`, `connector_id`,
 /// `stack_id` and `user` with the list protocol.
 #[utoipa::path(get, path = "/api/v1/components", tag = "stack components",
-    params(WorkspaceQuery),
+    params(ComponentListQuery),
     responses((status = 200, body = Page<ComponentResponse>), (status = 401), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn list_components(

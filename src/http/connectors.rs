@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{ClaimedRead, Json, Query, WorkspaceQuery};
-use super::page::{ListRequest, ListSpec, Page, optional_bool};
+use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters, optional_bool};
 use super::rendered::{PageKey, RenderedPage};
 use super::time;
 use super::users::UserResponse;
@@ -28,8 +28,9 @@ use crate::connectors::validate::{self, ConnectorDraft, ValidConnector};
 use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
-use crate::domain::{EntityName, Scope};
+use crate::domain::{EntityName, LongText, Scope};
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
+use crate::store::query::FieldKind;
 use crate::store::secrets::{self, SecretRow};
 use crate::store::{Conn, StoreError, components};
 
@@ -62,12 +63,11 @@ pub struct ConnectorRequest {
     /// Ignored: the owner is always the caller.
     #[allow(dead_code)]
     user: Option<Uuid>,
-    #[schema(value_type = String)]
     name: EntityName,
     #[schema(value_type = String)]
     connector_type: ConnectorTypeRef,
     #[serde(default)]
-    description: String,
+    description: LongText,
     auth_method: String,
     #[serde(default)]
     resource_types: Vec<String>,
@@ -76,7 +76,7 @@ pub struct ConnectorRequest {
     #[allow(dead_code)]
     supports_instances: Option<bool>,
     #[serde(default, deserialize_with = "time::deserialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<super::time::Timestamp>)]
     expires_at: Option<DateTime<Utc>>,
     expires_skew_tolerance: Option<i64>,
     expiration_seconds: Option<i64>,
@@ -108,7 +108,7 @@ impl ConnectorRequest {
             user: None,
             name,
             connector_type: ConnectorTypeRef::Name(connector_type.to_owned()),
-            description: String::new(),
+            description: LongText::default(),
             auth_method: auth_method.to_owned(),
             resource_types: Vec::new(),
             resource_id: None,
@@ -138,10 +138,10 @@ pub struct ConnectorResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct ConnectorBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: DateTime<Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: DateTime<Utc>,
     user_id: Option<Uuid>,
     description: String,
@@ -151,7 +151,7 @@ struct ConnectorBody {
     resource_id: Option<String>,
     supports_instances: bool,
     #[serde(serialize_with = "time::zenml_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<super::time::Timestamp>)]
     expires_at: Option<DateTime<Utc>>,
     expires_skew_tolerance: Option<i64>,
     workspace_id: Uuid,
@@ -432,9 +432,9 @@ fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
         connector: row,
         owner_name: Some(scope.caller.name.clone()),
         owner_is_admin: Some(scope.caller.is_admin),
-        owner_is_service_account: None,
-        owner_created: None,
-        owner_updated: None,
+        owner_is_service_account: Some(scope.caller.is_service_account),
+        owner_created: Some(scope.caller.created),
+        owner_updated: Some(scope.caller.updated),
         secret_ciphertext: None,
     }
 }
@@ -485,7 +485,7 @@ impl NewConnector {
         let identity = Identity {
             id,
             name: request.name.into_inner(),
-            description: request.description,
+            description: request.description.into_inner(),
             connector_type: request.connector_type.name().to_owned(),
             shared: request.shared,
             created: now,
@@ -524,8 +524,29 @@ impl NewConnector {
 const LIST: ListSpec = ListSpec {
     fields: connectors::FIELDS,
     default_sort: "created",
-    extras: &["expand_secrets", "resource_type", "labels_str", "labels"],
+    extras: &[
+        Extra::new(
+            "expand_secrets",
+            FieldKind::Bool,
+            "Merge secret values into each configuration (default true; only connectors whose \
+             secrets the caller may read).",
+        ),
+        Extra::new(
+            "resource_type",
+            FieldKind::Text,
+            "Only connectors that provide this resource type.",
+        ),
+        Extra::new(
+            "labels_str",
+            FieldKind::Text,
+            "Only connectors with these labels: a JSON object (a null value means the key is \
+             present), or `key=value,key2=`.",
+        ),
+        Extra::new("labels", FieldKind::Text, "The same as `labels_str`."),
+    ],
 };
+
+list_parameters!(ConnectorListQuery, LIST);
 
 /// `labels_str`: a JSON object (`null` values mean "key present") or `k=v,k2=`.
 fn parse_labels(text: &str) -> ApiResult<Vec<(String, Option<String>)>> {
@@ -551,6 +572,11 @@ fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilter> {
         Some(text) => parse_labels(text)?,
         None => Vec::new(),
     };
+    // Each label is a term of the query too.
+    let values = request.filter_values() + labels.len();
+    if values > super::page::MAX_FILTER_VALUES {
+        return Err(super::page::too_many_filter_values(values));
+    }
     Ok(ConnectorFilter {
         resource_type: request.extra("resource_type").map(str::to_owned),
         labels,
@@ -558,7 +584,7 @@ fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilter> {
 }
 
 #[utoipa::path(get, path = "/api/v1/service_connectors", tag = "service connectors",
-    params(WorkspaceQuery),
+    params(ConnectorListQuery),
     responses((status = 200, body = Page<ConnectorResponse>)),
     security(("bearer" = [])))]
 pub async fn list_connectors(
@@ -694,18 +720,17 @@ pub async fn get_connector(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
     #[schema(value_type = Option<String>)]
     connector_type: Option<ConnectorTypeRef>,
-    description: Option<String>,
+    description: Option<LongText>,
     auth_method: Option<String>,
     resource_types: Option<Vec<String>>,
     resource_id: Option<String>,
     #[allow(dead_code)]
     supports_instances: Option<bool>,
     #[serde(default, deserialize_with = "time::deserialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<super::time::Timestamp>)]
     expires_at: Option<DateTime<Utc>>,
     expires_skew_tolerance: Option<i64>,
     expiration_seconds: Option<i64>,
@@ -802,7 +827,7 @@ pub async fn update_connector(
             .map_or_else(|| before.name.clone(), EntityName::into_inner),
         description: update
             .description
-            .unwrap_or_else(|| before.description.clone()),
+            .map_or_else(|| before.description.clone(), LongText::into_inner),
         connector_type: type_name,
         shared: update.shared.unwrap_or(before.shared),
         created: before.created,
@@ -1125,7 +1150,7 @@ pub(super) async fn verify_request(
     let identity = Identity {
         id: Uuid::nil(),
         name: request.name.into_inner(),
-        description: request.description,
+        description: request.description.into_inner(),
         connector_type: request.connector_type.name().to_owned(),
         shared: request.shared,
         created: now,

@@ -126,22 +126,24 @@ pub async fn approve(
                 .into(),
         ));
     }
-    let mut conn = state.store.write_conn().await?;
+    let mut tx = state.store.begin().await?;
     let approved = devices::approve(
-        &mut conn,
+        &mut tx,
         device_id,
         &verification.user_code,
         caller.user_id,
         state.clock.now(),
     )
     .await?;
+    tx.commit().await?;
     if approved {
         Ok(Json(()))
     } else {
-        Err(ApiError::NotFound(
-            "No device login with this id and code is waiting for approval (it may have expired)."
-                .into(),
-        ))
+        Err(ApiError::NotFound(format!(
+            "No device login with this id and code is waiting for approval (it may have expired, \
+             or been dropped after {} wrong codes).",
+            devices::MAX_FAILED_VERIFICATIONS
+        )))
     }
 }
 

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::auth::Claims;
 use crate::domain::{Caller, Role, Scope};
 use crate::store::Conn;
-use crate::store::workspaces::{self, CallerInWorkspace, CallerKey};
+use crate::store::workspaces::{self, CallerInWorkspace, CallerKey, Session};
 
 /// `axum::Json` with rejections in our error format.
 #[derive(Debug, FromRequest)]
@@ -39,6 +39,7 @@ pub struct Form<T>(pub T);
 /// The workspace a request acts in, as query parameters: the [`Scope`] extractor reads them, and
 /// handlers declare them to accept and document them (unknown parameters are refused).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WorkspaceQuery {
@@ -51,6 +52,7 @@ pub struct WorkspaceQuery {
 /// The query parameters of a read of one record: `hydrate`, and the workspace (as in
 /// [`WorkspaceQuery`]).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// Include `metadata` (default true).
@@ -99,16 +101,33 @@ fn authenticated(
     if !found.api_key_valid(key) {
         return Err(unauthenticated("the API key was deleted or deactivated"));
     }
+    if !found.session_live(key) {
+        return Err(unauthenticated(
+            "the session has ended (the password was changed, the account deactivated, or its \
+             sessions ended); log in again",
+        ));
+    }
     Ok(found)
 }
 
-fn caller_of(found: &CallerInWorkspace) -> Caller {
+fn caller_of(found: &CallerInWorkspace, key: &CallerKey) -> Caller {
     Caller {
         user_id: found.user_id,
         name: found.user_name.clone(),
         is_admin: found.is_admin,
+        is_service_account: found.is_service_account,
+        created: found.created,
+        updated: found.updated,
         default_workspace_id: found.default_workspace_id,
         with_api_key: found.signed_in_with_api_key(),
+        session: key.session.id,
+    }
+}
+
+fn session_of(claims: &Claims) -> Session {
+    Session {
+        id: claims.jti,
+        generation: claims.generation,
     }
 }
 
@@ -123,11 +142,12 @@ impl FromRequestParts<AppState> for Caller {
             user_id: claims.sub,
             workspace: None,
             api_key_id: claims.api_key_id,
+            session: session_of(&claims),
         };
         let mut conn = state.store.conn().await?;
         let found = workspaces::caller_in_workspace(&mut conn, &key).await?;
         drop(conn);
-        Ok(caller_of(&authenticated(found, &key)?))
+        Ok(caller_of(&authenticated(found, &key)?, &key))
     }
 }
 
@@ -158,13 +178,14 @@ impl CallerClaim {
             user_id: self.claims.sub,
             workspace: self.workspace.as_deref(),
             api_key_id: self.claims.api_key_id,
+            session: session_of(&self.claims),
         }
     }
 
     /// The scope the request acts in, from the caller row read for [`CallerClaim::key`].
     pub fn scope(&self, found: Option<CallerInWorkspace>) -> Result<Scope, ApiError> {
         let found = authenticated(found, &self.key())?;
-        let caller = caller_of(&found);
+        let caller = caller_of(&found, &self.key());
         let (Some(workspace_id), Some(workspace_name), Some(role)) = (
             found.workspace_id,
             found.workspace_name,

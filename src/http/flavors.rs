@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query};
-use super::page::{ListRequest, ListSpec, Page, optional_bool};
+use super::page::{ListRequest, ListSpec, Page, list_parameters, optional_bool};
 use super::time;
 use crate::domain::Caller;
 use crate::stacks::{ComponentType, Flavor};
@@ -33,10 +33,10 @@ pub struct FlavorResponse {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 struct FlavorBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: DateTime<Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: DateTime<Utc>,
     /// Built-in flavors belong to nobody.
     user_id: Option<Uuid>,
@@ -112,6 +112,8 @@ const LIST: ListSpec = ListSpec {
     extras: &[],
 };
 
+list_parameters!(FlavorListQuery, LIST);
+
 fn field_value(flavor: &&Flavor, field: &str) -> Arg {
     let text = |value: Option<&str>| Arg::opt_text(value);
     match field {
@@ -127,6 +129,7 @@ fn field_value(flavor: &&Flavor, field: &str) -> Arg {
 
 /// The flavors served, filtered by `name`, `type`, `integration` and the list protocol.
 #[utoipa::path(get, path = "/api/v1/flavors", tag = "flavors",
+    params(FlavorListQuery),
     responses((status = 200, body = Page<FlavorResponse>), (status = 401), (status = 422)),
     security(("bearer" = [])))]
 pub async fn list_flavors(

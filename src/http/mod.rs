@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod page;
 pub mod rendered;
 pub mod secrets;
+pub mod serve;
 pub mod server;
 pub mod stack_wizard;
 pub mod stacks;
@@ -100,6 +101,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(keys::router())
         .split_for_parts();
     openapi::add_workspace_forms(&mut spec, WORKSPACE_FORMS);
+    openapi::add_error_responses(&mut spec);
     (router, spec)
 }
 
@@ -137,11 +139,47 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     ApiError::Internal("a request handler panicked".into()).into_response()
                 }))
                 .layer(axum::middleware::map_response(uniform_errors))
+                .layer(axum::middleware::from_fn(refuse_oversized_head))
                 .layer(axum::middleware::from_fn(refuse_nul_in_uri))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         )
         .with_state(state)
+}
+
+/// The longest request target (path and query) served, in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses an overlong request target (414) or oversized headers (431) in our error format.
+/// The HTTP layer has limits of its own, far higher, past which it answers without a body.
+async fn refuse_oversized_head(
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > MAX_URI_BYTES {
+        let message = format!("The request target is longer than {MAX_URI_BYTES} bytes.");
+        return (StatusCode::URI_TOO_LONG, error_body("ValueError", &message)).into_response();
+    }
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers > MAX_HEADER_BYTES {
+        let message = format!("The request's headers are larger than {MAX_HEADER_BYTES} bytes.");
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            error_body("ValueError", &message),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// A NUL character in a path segment or query parameter names nothing and filters nothing;

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{Object, ObjectBuilder, Required, Type};
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
@@ -13,6 +15,10 @@ use crate::store::Arg;
 use crate::store::query::{Condition, Direction, Field, FieldKind, ListQuery, Listed, Op};
 
 pub const MAX_PAGE_SIZE: u32 = 10_000;
+/// Filter values one list request may carry, counted over every filter (each value of a
+/// `oneof:` list counts). Each filter is a term of the query, and databases limit how many
+/// a query may hold (SQLite refuses an expression tree deeper than 1,000).
+pub const MAX_FILTER_VALUES: usize = 100;
 const DEFAULT_PAGE_SIZE: u32 = 20;
 
 /// Parameters every list endpoint accepts besides its filters.
@@ -31,8 +37,142 @@ pub struct ListSpec {
     pub fields: &'static [Field],
     pub default_sort: &'static str,
     /// Endpoint-specific parameters that are not filters (e.g. `expand_secrets`).
-    pub extras: &'static [&'static str],
+    pub extras: &'static [Extra],
 }
+
+/// An endpoint-specific query parameter of a list, which is no filter of the generic kind.
+pub struct Extra {
+    pub name: &'static str,
+    pub kind: FieldKind,
+    pub description: &'static str,
+}
+
+impl Extra {
+    pub const fn new(name: &'static str, kind: FieldKind, description: &'static str) -> Extra {
+        Extra {
+            name,
+            kind,
+            description,
+        }
+    }
+}
+
+impl ListSpec {
+    /// Every query parameter the list accepts, for the OpenAPI document.
+    pub fn parameters(&self) -> Vec<Parameter> {
+        let query = |name: &str, schema: Object, description: String| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(schema))
+                .build()
+        };
+        let typed = |kind: Type| Object::with_type(kind);
+        let sortable: Vec<&str> = self.fields.iter().map(|f| f.name).collect();
+        let mut parameters = vec![
+            query(
+                "page",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .build(),
+                "The page to return, from 1.".into(),
+            ),
+            query(
+                "size",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(MAX_PAGE_SIZE))
+                    .build(),
+                format!("Items per page (default {DEFAULT_PAGE_SIZE})."),
+            ),
+            query(
+                "sort_by",
+                typed(Type::String),
+                format!(
+                    "A field, optionally prefixed `asc:` or `desc:`: {} (default `{}`).",
+                    sortable.join(", "),
+                    self.default_sort
+                ),
+            ),
+            query(
+                "logical_operator",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["and", "or"]))
+                    .build(),
+                "Whether items must pass every filter (`and`, the default) or any.".into(),
+            ),
+            query(
+                "hydrate",
+                typed(Type::Boolean),
+                "Include each item's `metadata`.".into(),
+            ),
+            query(
+                "project_name_or_id",
+                typed(Type::String),
+                "The workspace to list in (default: the caller's default workspace).".into(),
+            ),
+            query(
+                "workspace",
+                typed(Type::String),
+                "The same as `project_name_or_id`.".into(),
+            ),
+        ];
+        for extra in self.extras {
+            parameters.push(query(
+                extra.name,
+                typed(kind_type(extra.kind)),
+                extra.description.into(),
+            ));
+        }
+        for field in self.fields {
+            parameters.push(query(
+                field.name,
+                typed(Type::String),
+                format!(
+                    "Filter on `{}`: a value, or an operator and a value such as `{}` (at \
+                     most {MAX_FILTER_VALUES} filter values in all).",
+                    field.name,
+                    match field.kind {
+                        FieldKind::Text => "startswith:prod",
+                        FieldKind::Uuid => "oneof:<id>,<id>",
+                        FieldKind::Bool => "equals:true",
+                        FieldKind::Time => "gte:2025-01-01",
+                    }
+                ),
+            ));
+        }
+        parameters
+    }
+}
+
+fn kind_type(kind: FieldKind) -> Type {
+    match kind {
+        FieldKind::Bool => Type::Boolean,
+        FieldKind::Text | FieldKind::Uuid | FieldKind::Time => Type::String,
+    }
+}
+
+/// Declares `$name` as the documented query parameters of a list endpoint that takes `$spec`,
+/// for `params(…)` in its `utoipa::path`.
+macro_rules! list_parameters {
+    ($name:ident, $spec:expr) => {
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                $spec.parameters()
+            }
+        }
+    };
+}
+pub(crate) use list_parameters;
 
 /// One page of results in ZenML's `Page` shape.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +193,17 @@ pub struct ListRequest {
 
 fn invalid(message: String) -> ApiError {
     ApiError::Unprocessable(message)
+}
+
+fn filter_values(conditions: &[Condition]) -> usize {
+    conditions.iter().map(|c| c.values.len().max(1)).sum()
+}
+
+/// The refusal of a list request with more than [`MAX_FILTER_VALUES`] filter values.
+pub fn too_many_filter_values(values: usize) -> ApiError {
+    invalid(format!(
+        "a list request may carry at most {MAX_FILTER_VALUES} filter values, not {values}"
+    ))
 }
 
 /// Parses Python's and JSON's spellings of a boolean.
@@ -214,7 +365,7 @@ impl ListRequest {
                 }
                 "hydrate" => hydrate = parse_bool("hydrate", &value)?,
                 name if COMMON.contains(&name) => {}
-                name if spec.extras.contains(&name) => {
+                name if spec.extras.iter().any(|e| e.name == name) => {
                     extras.insert(key, value);
                 }
                 name => {
@@ -223,6 +374,10 @@ impl ListRequest {
                     conditions.push(condition(field, &value)?);
                 }
             }
+        }
+        let values = filter_values(&conditions);
+        if values > MAX_FILTER_VALUES {
+            return Err(too_many_filter_values(values));
         }
         Ok(ListRequest {
             query: ListQuery {
@@ -236,6 +391,11 @@ impl ListRequest {
             hydrate,
             extras,
         })
+    }
+
+    /// How many filter values the request's conditions carry.
+    pub fn filter_values(&self) -> usize {
+        filter_values(&self.query.conditions)
     }
 
     /// An endpoint-specific parameter as given.
@@ -407,7 +567,7 @@ mod tests {
     const SPEC: ListSpec = ListSpec {
         fields: FIELDS,
         default_sort: "created",
-        extras: &["expand_secrets"],
+        extras: &[Extra::new("expand_secrets", FieldKind::Bool, "")],
     };
 
     #[test]

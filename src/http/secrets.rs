@@ -17,14 +17,16 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, WorkspaceQuery};
-use super::page::{ListRequest, ListSpec, Page};
+use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
+use super::users::{UserResponse, owner_of};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{Caller, EntityName, Scope};
 use crate::store::StoreError;
 use crate::store::data_keys::{self, DataKeyRow};
-use crate::store::secrets::{self, SecretRow};
+use crate::store::secrets::{self, SecretRow, SecretView};
+use crate::store::users::Owner;
 
 /// ZenML's `SecretResponse`; values sit in `body`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,16 +36,21 @@ pub struct SecretResponse {
     permission_denied: bool,
     body: SecretBody,
     metadata: Option<serde_json::Value>,
-    resources: serde_json::Value,
+    resources: SecretResources,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct SecretResources {
+    user: Option<UserResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 struct SecretBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: DateTime<Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: DateTime<Utc>,
     user_id: Option<Uuid>,
     workspace_id: Uuid,
@@ -53,7 +60,12 @@ struct SecretBody {
 }
 
 impl SecretResponse {
-    fn render(row: SecretRow, values: Option<&SecretValues>, hydrate: bool) -> SecretResponse {
+    fn render(
+        row: SecretRow,
+        owner: Option<&Owner>,
+        values: Option<&SecretValues>,
+        hydrate: bool,
+    ) -> SecretResponse {
         let values = values
             .map(|v| {
                 v.iter()
@@ -74,7 +86,9 @@ impl SecretResponse {
                 values,
             },
             metadata: hydrate.then(|| serde_json::json!({})),
-            resources: serde_json::json!({ "user": null }),
+            resources: SecretResources {
+                user: owner.map(UserResponse::owner),
+            },
         }
     }
 }
@@ -96,12 +110,12 @@ async fn decrypt(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
         .ok_or_else(|| ApiError::Integrity("a stored secret does not hold a key/value map".into()))
 }
 
-/// The secret, if it exists for this caller.
-async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<SecretRow> {
+/// The secret with its owner, if it exists for this caller.
+async fn visible(state: &AppState, scope: &Scope, id: Uuid) -> ApiResult<SecretView> {
     let mut conn = state.store.conn().await?;
     secrets::get(&mut conn, scope.workspace_id, id)
         .await?
-        .filter(|s| scope.can_see(s.user_id, s.private))
+        .filter(|s| scope.can_see(s.secret.user_id, s.secret.private))
         .ok_or_else(|| ApiError::NotFound(format!("Unable to find secret with ID '{id}'")))
 }
 
@@ -117,7 +131,6 @@ pub struct SecretCreate {
     /// Ignored: the owner is always the caller.
     #[allow(dead_code)]
     user: Option<Uuid>,
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(default)]
     private: bool,
@@ -155,7 +168,13 @@ pub async fn create_secret(
     secrets::insert(&mut conn, &row)
         .await
         .map_err(name_taken("create", "secret", &row.name))?;
-    Ok(Json(SecretResponse::render(row, Some(&values), true)))
+    let owner = owner_of(&scope.caller);
+    Ok(Json(SecretResponse::render(
+        row,
+        Some(&owner),
+        Some(&values),
+        true,
+    )))
 }
 
 const LIST: ListSpec = ListSpec {
@@ -164,8 +183,10 @@ const LIST: ListSpec = ListSpec {
     extras: &[],
 };
 
+list_parameters!(SecretListQuery, LIST);
+
 #[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets",
-    params(WorkspaceQuery),
+    params(SecretListQuery),
     responses((status = 200, body = Page<SecretResponse>)),
     security(("bearer" = [])))]
 pub async fn list_secrets(
@@ -183,7 +204,7 @@ pub async fn list_secrets(
     )
     .await?;
     Ok(Json(request.page(listed, |s| {
-        SecretResponse::render(s, None, request.hydrate)
+        SecretResponse::render(s.secret, s.owner.as_ref(), None, request.hydrate)
     })?))
 }
 
@@ -197,10 +218,11 @@ pub async fn get_secret(
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
     Query(query): Query<ReadQuery>,
 ) -> ApiResult<Json<SecretResponse>> {
-    let row = visible(&state, &scope, id).await?;
-    let values = decrypt(&state, &row).await?;
+    let view = visible(&state, &scope, id).await?;
+    let values = decrypt(&state, &view.secret).await?;
     Ok(Json(SecretResponse::render(
-        row,
+        view.secret,
+        view.owner.as_ref(),
         Some(&values),
         query.hydrate.unwrap_or(true),
     )))
@@ -209,7 +231,6 @@ pub async fn get_secret(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
     private: Option<bool>,
     values: Option<BTreeMap<String, Option<String>>>,
@@ -244,7 +265,10 @@ pub async fn update_secret(
     Json(update): Json<SecretUpdate>,
 ) -> ApiResult<Json<SecretResponse>> {
     for _ in 0..UPDATE_ATTEMPTS {
-        let mut row = visible(&state, &scope, id).await?;
+        let SecretView {
+            secret: mut row,
+            owner,
+        } = visible(&state, &scope, id).await?;
         scope.require_owner_or_admin(row.user_id, "secret")?;
         let mut values = decrypt(&state, &row).await?;
         if let Some(new_values) = update.values.clone() {
@@ -264,7 +288,10 @@ pub async fn update_secret(
         encrypt(&state, &mut row, &values).await?;
         let mut conn = state.store.write_conn().await?;
         match secrets::update(&mut conn, &row, expected).await {
-            Ok(()) => return Ok(Json(SecretResponse::render(row, Some(&values), true))),
+            Ok(()) => {
+                let rendered = SecretResponse::render(row, owner.as_ref(), Some(&values), true);
+                return Ok(Json(rendered));
+            }
             Err(StoreError::Concurrent) => continue,
             Err(e) => return Err(name_taken("update", "secret", &row.name)(e)),
         }
@@ -282,7 +309,7 @@ pub async fn delete_secret(
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
-    let row = visible(&state, &scope, id).await?;
+    let row = visible(&state, &scope, id).await?.secret;
     scope.require_owner_or_admin(row.user_id, "secret")?;
     let mut conn = state.store.write_conn().await?;
     secrets::delete(&mut conn, scope.workspace_id, id).await?;

@@ -63,13 +63,14 @@ pub async fn info(State(state): State<AppState>) -> Json<ServerInfo> {
 }
 
 #[utoipa::path(get, path = "/api/v1/version", tag = "server",
-    responses((status = 200, body = String)))]
+    responses((status = 200, body = String, content_type = "application/json")))]
 pub async fn version() -> Json<&'static str> {
     Json(ZENML_API_VERSION)
 }
 
 /// Liveness: answers `"OK"` once the server accepts requests.
-#[utoipa::path(get, path = "/health", tag = "server", responses((status = 200, body = String)))]
+#[utoipa::path(get, path = "/health", tag = "server",
+    responses((status = 200, body = String, content_type = "application/json")))]
 pub async fn health() -> Json<&'static str> {
     Json("OK")
 }

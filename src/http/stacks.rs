@@ -22,13 +22,14 @@ use super::components::{
 use super::connectors::{self, ConnectorRequest, NewConnector};
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
-use super::page::{ListRequest, ListSpec, Page};
+use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
-use crate::domain::{EntityName, Scope};
+use crate::domain::{EntityName, LongText, Scope};
 use crate::stacks::{ComponentType, check_composition};
 use crate::store::components::{self as stored_components, Component, ComponentView};
 use crate::store::connectors::{self as stored_connectors, ConnectorRow};
+use crate::store::query::FieldKind;
 use crate::store::stacks::{self, Stack, StackView};
 use crate::store::{Conn, StoreResult};
 
@@ -80,10 +81,9 @@ pub struct StackRequest {
     /// Ignored: the owner is always the caller.
     #[allow(dead_code)]
     user: Option<Uuid>,
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(default)]
-    description: String,
+    description: LongText,
     stack_spec_path: Option<String>,
     components: BTreeMap<ComponentType, Vec<ComponentEntry>>,
     environment: Option<BTreeMap<String, String>>,
@@ -100,9 +100,8 @@ pub struct StackRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StackUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
-    description: Option<String>,
+    description: Option<LongText>,
     stack_spec_path: Option<String>,
     components: Option<BTreeMap<ComponentType, Vec<Uuid>>>,
     environment: Option<BTreeMap<String, String>>,
@@ -126,10 +125,10 @@ pub struct StackResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct StackBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: DateTime<Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: DateTime<Utc>,
     user_id: Option<Uuid>,
     workspace_id: Uuid,
@@ -426,7 +425,7 @@ pub async fn create_stack(
         workspace_id: scope.workspace_id,
         user_id: Some(scope.user_id()),
         name: request.name.into_inner(),
-        description: request.description,
+        description: request.description.into_inner(),
         stack_spec_path: request.stack_spec_path,
         environment: request.environment.unwrap_or_default(),
         labels: request.labels,
@@ -471,13 +470,19 @@ async fn existing_member(
 const LIST: ListSpec = ListSpec {
     fields: stacks::FIELDS,
     default_sort: "created",
-    extras: &["component_id"],
+    extras: &[Extra::new(
+        "component_id",
+        FieldKind::Uuid,
+        "Only stacks that hold this component.",
+    )],
 };
+
+list_parameters!(StackListQuery, LIST);
 
 /// The workspace's stacks, filtered by `name`, `description`, `user` and `component_id` with
 /// the list protocol.
 #[utoipa::path(get, path = "/api/v1/stacks", tag = "stacks",
-    params(WorkspaceQuery),
+    params(StackListQuery),
     responses((status = 200, body = Page<StackResponse>), (status = 401), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn list_stacks(
@@ -568,7 +573,7 @@ pub async fn update_stack(
         stack.name = name.into_inner();
     }
     if let Some(description) = update.description {
-        stack.description = description;
+        stack.description = description.into_inner();
     }
     if let Some(path) = update.stack_spec_path {
         stack.stack_spec_path = Some(path);

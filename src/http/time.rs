@@ -3,6 +3,30 @@
 use chrono::{DateTime, Utc};
 use serde::Serializer;
 
+/// A timestamp in the OpenAPI document, as ZenML sends them: naive UTC with microseconds,
+/// `2025-07-01T10:00:00.123456`. Requests may also give an offset (`Z`, `+02:00`).
+pub struct Timestamp;
+
+/// What [`Timestamp`] looks like; ranges of each part are checked when one is read.
+const TIMESTAMP_PATTERN: &str =
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})?$";
+
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(TIMESTAMP_PATTERN))
+            .description(Some(
+                "UTC time without an offset, as ZenML writes it (an offset is accepted in \
+                 requests)",
+            ))
+            .examples(["2025-07-01T10:00:00.123456"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Timestamp {}
+
 pub fn zenml<S: Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
     match ZenmlTime::new(time) {
         Some(text) => serializer.serialize_str(text.as_str()),

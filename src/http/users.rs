@@ -10,11 +10,11 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query};
-use super::page::{ListRequest, ListSpec, Page};
+use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use crate::auth::{api_key, password};
-use crate::domain::{Caller, EntityName, Password, Role};
-use crate::store::users::{self, ApiKeyRow, UserRow};
+use crate::domain::{Caller, EntityName, LongText, Password, Role, ShortText};
+use crate::store::users::{self, ApiKeyRow, Owner, UserRow};
 use crate::store::{Conn, StoreError, workspaces};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -39,10 +39,10 @@ pub struct UserResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct UserBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: chrono::DateTime<chrono::Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: chrono::DateTime<chrono::Utc>,
     active: bool,
     activation_token: Option<String>,
@@ -61,6 +61,18 @@ struct UserMetadata {
     email: Option<String>,
     external_user_id: Option<Uuid>,
     user_metadata: serde_json::Value,
+}
+
+/// The caller, as the owner of what they create.
+pub fn owner_of(caller: &Caller) -> Owner {
+    Owner {
+        id: caller.user_id,
+        name: caller.name.clone(),
+        is_admin: caller.is_admin,
+        is_service_account: caller.is_service_account,
+        created: caller.created,
+        updated: caller.updated,
+    }
 }
 
 impl UserResponse {
@@ -96,7 +108,7 @@ impl UserResponse {
     }
 
     /// The owner of a record, as embedded in it.
-    pub fn owner(owner: &crate::store::users::Owner) -> UserResponse {
+    pub fn owner(owner: &Owner) -> UserResponse {
         Self::summary(
             owner.id,
             owner.name.clone(),
@@ -170,12 +182,10 @@ async fn load_account(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(default)]
-    full_name: String,
-    email: Option<String>,
-    #[schema(value_type = String)]
+    full_name: ShortText,
+    email: Option<ShortText>,
     password: Password,
     #[serde(default)]
     is_admin: bool,
@@ -236,8 +246,8 @@ pub async fn create_user(
     let user = UserRow {
         id: Uuid::new_v4(),
         name: request.name.into_inner(),
-        full_name: request.full_name,
-        email: request.email,
+        full_name: request.full_name.into_inner(),
+        email: request.email.map(ShortText::into_inner),
         password_hash: Some(hash_password(request.password).await?),
         description: String::new(),
         is_admin: request.is_admin,
@@ -246,6 +256,7 @@ pub async fn create_user(
         default_workspace_id: None,
         created: now,
         updated: now,
+        session_generation: 0,
     };
     let user = insert_account(&state, user, request.default_workspace, request.role).await?;
     Ok(Json(UserResponse::render(user, true)))
@@ -257,7 +268,10 @@ const USER_LIST: ListSpec = ListSpec {
     extras: &[],
 };
 
+list_parameters!(UserListQuery, USER_LIST);
+
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    params(UserListQuery),
     responses((status = 200, body = Page<UserResponse>), (status = 403)),
     security(("bearer" = [])))]
 pub async fn list_users(
@@ -292,11 +306,9 @@ pub async fn get_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
-    full_name: Option<String>,
-    email: Option<String>,
-    #[schema(value_type = Option<String>)]
+    full_name: Option<ShortText>,
+    email: Option<ShortText>,
     password: Option<Password>,
     is_admin: Option<bool>,
     active: Option<bool>,
@@ -330,11 +342,14 @@ pub async fn update_user(
         user.name = name.into_inner();
     }
     if let Some(full_name) = update.full_name {
-        user.full_name = full_name;
+        user.full_name = full_name.into_inner();
     }
-    if update.email.is_some() {
-        user.email = update.email;
+    if let Some(email) = update.email {
+        user.email = Some(email.into_inner());
     }
+    // A new password or a deactivation ends the account's sessions (the administrator's own
+    // session goes on when it changes its own password).
+    let ends_sessions = password_hash.is_some() || (user.active && update.active == Some(false));
     if password_hash.is_some() {
         user.password_hash = password_hash;
     }
@@ -347,8 +362,33 @@ pub async fn update_user(
     users::update(&mut tx, &user, read_updated)
         .await
         .map_err(name_taken("update", "user", &user.name))?;
+    if ends_sessions {
+        let keep = Some(caller.session).filter(|id| user.id == caller.user_id && !id.is_nil());
+        users::end_sessions(&mut tx, user.id, keep).await?;
+    }
     tx.commit().await?;
     Ok(Json(UserResponse::render(user, true)))
+}
+
+/// Ends every session of an account, in every server process: its tokens stop working at
+/// once, the caller's own too. Server administrators may end anyone's; users their own.
+#[utoipa::path(delete, path = "/api/v1/users/{user}/sessions", tag = "users",
+    params(("user" = String, Path, description = "User name or id")),
+    responses((status = 200), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn end_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<()>> {
+    let mut tx = state.store.begin().await?;
+    let user = users::by_name_or_id(&mut tx, &reference)
+        .await?
+        .filter(|u| caller.may_read_user(u.id))
+        .ok_or_else(|| ApiError::not_found("user", &reference))?;
+    users::end_sessions(&mut tx, user.id, None).await?;
+    tx.commit().await?;
+    Ok(Json(()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{user}", tag = "users",
@@ -367,10 +407,9 @@ pub async fn delete_user(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountCreate {
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(default)]
-    description: String,
+    description: LongText,
     #[serde(default = "yes")]
     active: bool,
     default_workspace: Option<String>,
@@ -394,19 +433,21 @@ pub async fn create_service_account(
         full_name: String::new(),
         email: None,
         password_hash: None,
-        description: request.description,
+        description: request.description.into_inner(),
         is_admin: false,
         is_service_account: true,
         active: request.active,
         default_workspace_id: None,
         created: now,
         updated: now,
+        session_generation: 0,
     };
     let account = insert_account(&state, account, request.default_workspace, request.role).await?;
     Ok(Json(UserResponse::render(account, true)))
 }
 
 #[utoipa::path(get, path = "/api/v1/service_accounts", tag = "service accounts",
+    params(UserListQuery),
     responses((status = 200, body = Page<UserResponse>), (status = 403)),
     security(("bearer" = [])))]
 pub async fn list_service_accounts(
@@ -443,10 +484,10 @@ pub struct ApiKeyResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct ApiKeyBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: chrono::DateTime<chrono::Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: chrono::DateTime<chrono::Utc>,
     active: bool,
     service_account_id: Uuid,
@@ -479,10 +520,9 @@ impl ApiKeyResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyCreate {
-    #[schema(value_type = String)]
     name: EntityName,
     #[serde(default)]
-    description: String,
+    description: LongText,
 }
 
 #[utoipa::path(post, path = "/api/v1/service_accounts/{account}/api_keys", tag = "service accounts",
@@ -510,7 +550,7 @@ pub async fn create_api_key(
         id,
         service_account_id: account.id,
         name: request.name.into_inner(),
-        description: request.description,
+        description: request.description.into_inner(),
         key_hash,
         active: true,
         last_login: None,
@@ -527,7 +567,7 @@ pub async fn create_api_key(
 }
 
 #[utoipa::path(get, path = "/api/v1/service_accounts/{account}/api_keys", tag = "service accounts",
-    params(("account" = String, Path, description = "Service account name or id")),
+    params(("account" = String, Path, description = "Service account name or id"), ApiKeyListQuery),
     responses((status = 200, body = Page<ApiKeyResponse>), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn list_api_keys(
@@ -551,6 +591,8 @@ const API_KEY_LIST: ListSpec = ListSpec {
     default_sort: "created",
     extras: &[],
 };
+
+list_parameters!(ApiKeyListQuery, API_KEY_LIST);
 
 #[utoipa::path(delete, path = "/api/v1/service_accounts/{account}/api_keys/{key_id}",
     tag = "service accounts",
@@ -615,6 +657,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_user, list_users))
         .routes(routes!(get_user, update_user, delete_user))
+        .routes(routes!(end_sessions))
         .routes(routes!(create_service_account, list_service_accounts))
         .routes(routes!(delete_service_account))
         .routes(routes!(create_api_key, list_api_keys))

@@ -10,9 +10,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::Json;
-use super::page::{ListRequest, ListSpec, Page};
+use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
-use crate::domain::{Caller, EntityName, Role};
+use crate::domain::{Caller, EntityName, LongText, Role, ShortText};
 use crate::store::workspaces::{self, WorkspaceRow};
 use crate::store::{Conn, StoreError, stacks, users};
 
@@ -30,10 +30,10 @@ pub struct WorkspaceResponse {
 #[derive(Debug, Serialize, ToSchema)]
 struct WorkspaceBody {
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: chrono::DateTime<chrono::Utc>,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     updated: chrono::DateTime<chrono::Utc>,
     display_name: String,
 }
@@ -86,11 +86,10 @@ async fn visible_workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceCreate {
-    #[schema(value_type = String)]
     name: EntityName,
-    display_name: Option<String>,
+    display_name: Option<ShortText>,
     #[serde(default)]
-    description: String,
+    description: LongText,
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", request_body = WorkspaceCreate,
@@ -106,9 +105,11 @@ pub async fn create_workspace(
     let name = request.name.into_inner();
     let ws = WorkspaceRow {
         id: Uuid::new_v4(),
-        display_name: request.display_name.unwrap_or_else(|| name.clone()),
+        display_name: request
+            .display_name
+            .map_or_else(|| name.clone(), ShortText::into_inner),
         name,
-        description: request.description,
+        description: request.description.into_inner(),
         created: now,
         updated: now,
     };
@@ -127,7 +128,10 @@ const LIST: ListSpec = ListSpec {
     extras: &[],
 };
 
+list_parameters!(WorkspaceListQuery, LIST);
+
 #[utoipa::path(get, path = "/api/v1/workspaces", tag = "workspaces",
+    params(WorkspaceListQuery),
     responses((status = 200, body = Page<WorkspaceResponse>)),
     security(("bearer" = [])))]
 pub async fn list_workspaces(
@@ -161,10 +165,9 @@ pub async fn get_workspace(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceUpdate {
-    #[schema(value_type = Option<String>)]
     name: Option<EntityName>,
-    display_name: Option<String>,
-    description: Option<String>,
+    display_name: Option<ShortText>,
+    description: Option<LongText>,
 }
 
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace}", tag = "workspaces",
@@ -185,10 +188,10 @@ pub async fn update_workspace(
         ws.name = name.into_inner();
     }
     if let Some(display_name) = update.display_name {
-        ws.display_name = display_name;
+        ws.display_name = display_name.into_inner();
     }
     if let Some(description) = update.description {
-        ws.description = description;
+        ws.description = description.into_inner();
     }
     ws.updated = state.clock.now();
     workspaces::update(&mut conn, &ws)
@@ -221,7 +224,7 @@ pub struct MemberResponse {
     user_name: String,
     role: Role,
     #[serde(serialize_with = "time::zenml")]
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(value_type = super::time::Timestamp)]
     created: chrono::DateTime<chrono::Utc>,
 }
 
@@ -316,6 +319,7 @@ pub async fn remove_member(
 
 /// ZenML's name for a workspace: the caller's workspaces, as `ProjectResponse`s.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "workspaces",
+    params(WorkspaceListQuery),
     responses((status = 200, body = Page<WorkspaceResponse>)),
     security(("bearer" = [])))]
 pub async fn list_projects(

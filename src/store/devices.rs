@@ -47,7 +47,12 @@ pub async fn by_code(conn: &mut Conn, device_code_hash: &str) -> StoreResult<Opt
     .map_err(classify)
 }
 
-/// Approves a pending, unexpired grant whose user code matches; `false` otherwise.
+/// Wrong user codes a device login survives.
+pub const MAX_FAILED_VERIFICATIONS: i64 = 5;
+
+/// Approves a pending, unexpired grant whose user code matches; `false` otherwise. A wrong
+/// code counts against the grant, which goes after [`MAX_FAILED_VERIFICATIONS`] of them. Run
+/// inside a transaction.
 pub async fn approve(
     conn: &mut Conn,
     id: Uuid,
@@ -68,7 +73,28 @@ pub async fn approve(
             .map(|r| r.rows_affected())
     })
     .map_err(classify)?;
-    Ok(done == 1)
+    if done == 1 {
+        return Ok(true);
+    }
+    with_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE device_authorizations SET failed_verifications = failed_verifications + 1 \
+             WHERE id = $1 AND user_id IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query(
+            "DELETE FROM device_authorizations WHERE id = $1 AND failed_verifications >= $2",
+        )
+        .bind(id)
+        .bind(MAX_FAILED_VERIFICATIONS)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(false)
 }
 
 /// Deletes a grant; `false` when another request already did (it was exchanged).

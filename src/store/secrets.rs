@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::users::{OWNER_COLUMNS, Owner, OwnerColumns};
 use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -19,6 +20,30 @@ pub struct SecretRow {
     pub revision: i64,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+}
+
+/// A secret with its owner's account.
+#[derive(Debug, Clone)]
+pub struct SecretView {
+    pub secret: SecretRow,
+    pub owner: Option<Owner>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct SecretColumns {
+    #[sqlx(flatten)]
+    secret: SecretRow,
+    #[sqlx(flatten)]
+    owner: OwnerColumns,
+}
+
+impl From<SecretColumns> for SecretView {
+    fn from(columns: SecretColumns) -> SecretView {
+        SecretView {
+            secret: columns.secret,
+            owner: columns.owner.owner(),
+        }
+    }
 }
 
 const COLUMNS: &str = "s.id, s.workspace_id, s.user_id, s.name, s.private, s.internal, s.key_id, \
@@ -87,19 +112,21 @@ async fn insert_with(conn: &mut Conn, sql: &'static str, secret: &SecretRow) -> 
     .map_err(classify)
 }
 
-/// A user-facing (not internal) secret of the workspace.
-pub async fn get(conn: &mut Conn, workspace_id: Uuid, id: Uuid) -> StoreResult<Option<SecretRow>> {
+/// A user-facing (not internal) secret of the workspace, with its owner.
+pub async fn get(conn: &mut Conn, workspace_id: Uuid, id: Uuid) -> StoreResult<Option<SecretView>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM secrets s WHERE s.workspace_id = $1 AND s.id = $2 AND NOT s.internal"
+        "SELECT {COLUMNS}, {OWNER_COLUMNS} FROM secrets s LEFT JOIN users u ON u.id = s.user_id \
+         WHERE s.workspace_id = $1 AND s.id = $2 AND NOT s.internal"
     );
-    with_conn!(conn, repeatable, |c| {
+    let found: Option<SecretColumns> = with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(c)
             .await
     })
-    .map_err(classify)
+    .map_err(classify)?;
+    Ok(found.map(SecretView::from))
 }
 
 /// The secrets `viewer` may see in a workspace: public ones and their own private ones.
@@ -108,7 +135,7 @@ pub async fn list(
     workspace_id: Uuid,
     viewer: Uuid,
     query: &ListQuery,
-) -> StoreResult<Listed<SecretRow>> {
+) -> StoreResult<Listed<SecretView>> {
     let mut from = SqlBuilder::new(
         "FROM secrets s LEFT JOIN users u ON u.id = s.user_id WHERE s.workspace_id = ",
     );
@@ -117,7 +144,10 @@ pub async fn list(
     from.bind(Arg::Uuid(viewer));
     from.push(")");
     from.push_conditions(conn.dialect(), &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, query.order("s.id"), None).await
+    let columns = format!("{COLUMNS}, {OWNER_COLUMNS}");
+    let listed: Listed<SecretColumns> =
+        fetch_page(conn, &columns, from, query, query.order("s.id"), None).await?;
+    listed.try_map(|columns| Ok::<_, StoreError>(columns.into()))
 }
 
 /// Writes new name, visibility and ciphertext if the row is still at `expected_revision`.

@@ -20,11 +20,14 @@ pub struct UserRow {
     pub default_workspace_id: Option<Uuid>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+    /// The generation of the account's sessions; tokens of earlier ones are void. Written only
+    /// by [`end_sessions`].
+    pub session_generation: i64,
 }
 
 const COLUMNS: &str = "u.id, u.name, u.full_name, u.email, u.password_hash, u.description, \
                        u.is_admin, u.is_service_account, u.active, u.default_workspace_id, \
-                       u.created, u.updated";
+                       u.created, u.updated, u.session_generation";
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "u.id"),
@@ -103,6 +106,23 @@ pub async fn update(
     if done == 0 {
         return Err(StoreError::Concurrent);
     }
+    Ok(())
+}
+
+/// Ends every session of the account, but `keep` (the session that asked, if it should go on):
+/// their tokens stop working at their next request, in every server process.
+pub async fn end_sessions(conn: &mut Conn, id: Uuid, keep: Option<Uuid>) -> StoreResult<()> {
+    let sql = "UPDATE users SET session_generation = session_generation + 1, kept_session = $1 \
+               WHERE id = $2";
+    with_conn!(conn, |c| {
+        sqlx::query(sql)
+            .bind(keep)
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
     Ok(())
 }
 
@@ -312,6 +332,7 @@ mod tests {
             default_workspace_id: None,
             created: now,
             updated: now,
+            session_generation: 0,
         };
         insert(&mut conn, &account).await.unwrap();
         let mut demoted = get(&mut conn, id).await.unwrap().unwrap();

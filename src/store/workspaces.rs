@@ -245,6 +245,15 @@ pub struct CallerKey<'a> {
     pub workspace: Option<&'a str>,
     /// The API key the caller's token was issued for, if any.
     pub api_key_id: Option<Uuid>,
+    /// The session the caller's token belongs to.
+    pub session: Session,
+}
+
+/// A session, as its token names it: its own id and its generation among the user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub generation: i64,
 }
 
 impl CallerKey<'_> {
@@ -287,6 +296,16 @@ pub struct CallerInWorkspace {
     key_active: Option<bool>,
     #[sqlx(rename = "caller_key_owner")]
     key_owner: Option<Uuid>,
+    #[sqlx(rename = "caller_is_service_account")]
+    pub is_service_account: bool,
+    #[sqlx(rename = "caller_created")]
+    pub created: DateTime<Utc>,
+    #[sqlx(rename = "caller_updated")]
+    pub updated: DateTime<Utc>,
+    #[sqlx(rename = "caller_session_generation")]
+    session_generation: i64,
+    #[sqlx(rename = "caller_kept_session")]
+    kept_session: Option<Uuid>,
 }
 
 impl CallerInWorkspace {
@@ -294,6 +313,13 @@ impl CallerInWorkspace {
     pub fn api_key_valid(&self, key: &CallerKey) -> bool {
         key.api_key_id.is_none()
             || (self.key_active == Some(true) && self.key_owner == Some(self.user_id))
+    }
+
+    /// A session is live while the user's sessions are of its generation, or it is the one a
+    /// password change kept.
+    pub fn session_live(&self, key: &CallerKey) -> bool {
+        key.session.generation == self.session_generation
+            || (!key.session.id.is_nil() && self.kept_session == Some(key.session.id))
     }
 
     /// The caller's token was issued for an API key.
@@ -307,7 +333,10 @@ pub(crate) const CALLER_COLUMNS: &str = "cu.id AS caller_id, cu.name AS caller_n
     cu.is_admin AS caller_is_admin, cu.active AS caller_active, \
     cu.default_workspace_id AS caller_default_workspace_id, cw.id AS caller_workspace_id, \
     cw.name AS caller_workspace_name, cm.role AS caller_role, \
-    ck.active AS caller_key_active, ck.service_account_id AS caller_key_owner";
+    ck.active AS caller_key_active, ck.service_account_id AS caller_key_owner, \
+    cu.is_service_account AS caller_is_service_account, cu.created AS caller_created, \
+    cu.updated AS caller_updated, cu.session_generation AS caller_session_generation, \
+    cu.kept_session AS caller_kept_session";
 
 /// The caller's tables, for a [`CallerKey`] bound as `$1`…`$4`; a query adds `WHERE cu.id = $1`,
 /// and may join more tables on the membership (`cm`) before it.

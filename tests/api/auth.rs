@@ -292,8 +292,11 @@ mod device_flow {
 
     use crate::harness::{Backend, TestApp, on_both_backends};
 
+    /// The client that asks for device codes and polls for them: a code is good only for it.
+    const CLIENT_ID: &str = "5a1d9c0e-0000-4000-8000-000000000001";
+
     async fn start(app: &TestApp) -> Value {
-        let form = [("client_id", uuid::Uuid::new_v4().to_string())];
+        let form = [("client_id", CLIENT_ID)];
         app.send(
             app.client
                 .post(app.url("/api/v1/device_authorization"))
@@ -306,7 +309,7 @@ mod device_flow {
     async fn poll(app: &TestApp, device_code: &str) -> crate::harness::Reply {
         let form = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ("client_id", "00000000-0000-0000-0000-000000000000"),
+            ("client_id", CLIENT_ID),
             ("device_code", device_code),
         ];
         app.send(app.client.post(app.url("/api/v1/login")).form(&form))

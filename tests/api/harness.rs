@@ -238,6 +238,36 @@ impl TestDatabase {
         ended.len()
     }
 
+    /// Every foreign key (`table.column`) that no index starts with: deleting the row it refers
+    /// to then scans the whole referencing table.
+    pub async fn unindexed_foreign_keys(&self) -> Vec<String> {
+        match self.backend {
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT c.conrelid::regclass::text || '.' || a.attname FROM pg_constraint c \
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+                 WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace \
+                 AND NOT EXISTS (SELECT 1 FROM pg_index i \
+                     WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1]) \
+                 ORDER BY 1",
+            )
+            .fetch_all(&mut self.pg().await)
+            .await
+            .unwrap(),
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT t.name || '.' || f.\"from\" FROM sqlite_master t \
+                 JOIN pragma_foreign_key_list(t.name) f \
+                 WHERE t.type = 'table' AND NOT EXISTS (\
+                     SELECT 1 FROM pragma_index_list(t.name) l \
+                     JOIN pragma_index_info(l.name) i ON i.seqno = 0 \
+                     WHERE i.name = f.\"from\") \
+                 ORDER BY 1",
+            )
+            .fetch_all(&mut self.sqlite().await)
+            .await
+            .unwrap(),
+        }
+    }
+
     /// How many rows `table` holds, read behind the server's back.
     pub async fn row_count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");

@@ -8,6 +8,8 @@ mod connectors;
 mod encryption;
 mod errors;
 mod fakes;
+mod fuzzing;
+mod hardening;
 mod harness;
 mod keys;
 mod secrets;
