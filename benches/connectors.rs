@@ -776,19 +776,28 @@ async fn run() {
             .await
         };
         // Deletes take connectors from the end of the load, far from the ones components use.
+        // Each delete takes the next connector from the end, however the clients interleave.
+        let deleted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let delete = {
-            let (client, auth, base, ids) =
-                (client.clone(), auth.clone(), base.clone(), ids.clone());
-            measure(CREATE_CLIENTS, seconds, move |i| {
-                let id = ids[ids.len() - 1 - i % ids.len()];
+            let (client, auth, base, ids, deleted) = (
+                client.clone(),
+                auth.clone(),
+                base.clone(),
+                ids.clone(),
+                deleted.clone(),
+            );
+            measure(CREATE_CLIENTS, seconds, move |_| {
+                let taken = deleted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = ids[ids.len() - 1 - taken];
                 client
                     .delete(format!("{base}/api/v1/service_connectors/{id}"))
                     .header("authorization", &auth)
             })
             .await
         };
-        // Every connector the deletes may have taken goes from the ids read later.
-        let ids = Arc::new(ids[..ids.len() - (delete.requests + CREATE_CLIENTS)].to_vec());
+        // The connectors deleted go from the ids read later.
+        let deleted = deleted.load(std::sync::atomic::Ordering::Relaxed);
+        let ids = Arc::new(ids[..ids.len() - deleted].to_vec());
         let linked = multi_type_connectors(&client, &base, &token).await;
         load_components(&client, &base, &token, &linked).await;
         server.settle().await;

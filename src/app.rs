@@ -48,8 +48,11 @@ const KEY_FILE_NAME: &str = "master.key";
 /// The connector engine: the clouds it may call, its one HTTP client, and the server's own
 /// Azure identity for implicit connectors.
 fn build_engine(config: &AzureConfig) -> Result<Engine, StartupError> {
-    let clouds =
-        Clouds::load(config.azure_cloud_config.as_deref()).map_err(StartupError::Config)?;
+    let clouds = Clouds::load(
+        config.azure_cloud_config.as_deref(),
+        config.azure_custom_cloud_only,
+    )
+    .map_err(StartupError::Config)?;
     let limits = OutboundLimits {
         connect_timeout: Duration::from_secs(config.azure_connect_timeout_seconds),
         request_timeout: Duration::from_secs(config.azure_request_timeout_seconds),
@@ -98,11 +101,13 @@ fn master_key(storage: &StorageConfig) -> Result<MasterKey, StartupError> {
     if path.exists() {
         return Ok(MasterKey::read_file(&path)?);
     }
-    let key = MasterKey::generate_file(&path)?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated a new master encryption key; back it up, since without it no stored secret can be read"
-    );
+    let (key, generated) = MasterKey::read_or_generate_file(&path)?;
+    if generated {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a new master encryption key; back it up, since without it no stored secret can be read"
+        );
+    }
     Ok(key)
 }
 

@@ -232,6 +232,18 @@ pub struct AzureConfig {
     #[arg(long, env = "CONNECTOR_HUB_AZURE_CLOUD_CONFIG")]
     pub azure_cloud_config: Option<PathBuf>,
 
+    /// Offer connectors only the custom cloud of `--azure-cloud-config`, not the national
+    /// clouds: for an installation whose Azure is private, such as Azure Stack Hub, and which
+    /// must never reach the public endpoints.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_AZURE_CUSTOM_CLOUD_ONLY",
+        default_value = "false",
+        value_parser = truthy,
+        action = clap::ArgAction::Set
+    )]
+    pub azure_custom_cloud_only: bool,
+
     /// Time allowed to connect to an Azure endpoint, in seconds.
     #[arg(
         long,
@@ -303,6 +315,22 @@ impl ServeConfig {
     /// The defaults, overridden by the environment: what `serve` without flags runs with.
     pub fn from_env() -> Self {
         match Cli::parse_from(["connector-hub", "serve"]).command {
+            Some(Command::Serve(config)) => *config,
+            _ => unreachable!("parsing `serve` yields the serve command"),
+        }
+    }
+
+    /// The defaults alone, whatever the environment holds: what tests start from, so that an
+    /// exported variable changes no test.
+    pub fn defaults() -> Self {
+        let command = <Cli as clap::CommandFactory>::command()
+            .mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.env(None)));
+        let matches = command
+            .try_get_matches_from(["connector-hub", "serve"])
+            .expect("the defaults parse");
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("the defaults make a configuration");
+        match cli.command {
             Some(Command::Serve(config)) => *config,
             _ => unreachable!("parsing `serve` yields the serve command"),
         }

@@ -115,7 +115,7 @@ impl Keyring {
             active: tokio::sync::Mutex::new(placeholder),
         };
         if !keys.iter().any(|k| k.active) {
-            keyring.create_active_key().await?;
+            keyring.create_active_key(Replacing::Nothing).await?;
         }
         {
             let mut active = keyring.active.lock().await;
@@ -184,9 +184,10 @@ impl Keyring {
         Ok(())
     }
 
-    /// Makes a fresh data key active. When another process rotates at the same moment, its key
-    /// wins and ours is discarded: either way a new key is active afterwards.
-    async fn create_active_key(&self) -> CryptoResult<()> {
+    /// Makes a fresh data key active. When another process rotates (or, on an empty database,
+    /// makes the first key) at the same moment, its key wins and ours is discarded: either way
+    /// one new key is active afterwards.
+    async fn create_active_key(&self, replacing: Replacing) -> CryptoResult<()> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         OsRng.fill_bytes(bytes.as_mut());
         let id = Uuid::new_v4();
@@ -200,8 +201,16 @@ impl Keyring {
             retired: None,
         };
         let mut tx = self.store.begin().await?;
-        match data_keys::activate_new(&mut tx, &row).await {
-            Ok(()) => {
+        let made = match replacing {
+            Replacing::TheActiveKey => data_keys::activate_new(&mut tx, &row).await.map(|()| true),
+            Replacing::Nothing => data_keys::activate_first(&mut tx, &row).await,
+        };
+        match made {
+            Ok(false) => {
+                tracing::info!("another process made the first data key concurrently");
+                Ok(())
+            }
+            Ok(true) => {
                 tx.commit().await?;
                 tracing::info!(key_id = %id, "a new data key is active");
                 Ok(())
@@ -232,7 +241,7 @@ impl Keyring {
                 return Ok((active.id, active.cipher.clone()));
             }
             if active.exhausted {
-                self.create_active_key().await?;
+                self.create_active_key(Replacing::TheActiveKey).await?;
                 self.refresh_active(&mut active).await?;
                 continue;
             }
@@ -302,7 +311,7 @@ impl Keyring {
     /// interval). Older keys keep decrypting.
     pub async fn rotate(&self) -> CryptoResult<Uuid> {
         let mut active = self.active.lock().await;
-        self.create_active_key().await?;
+        self.create_active_key(Replacing::TheActiveKey).await?;
         self.refresh_active(&mut active).await?;
         Ok(active.id)
     }
@@ -419,6 +428,14 @@ impl Keyring {
         tx.commit().await?;
         Ok(keys.len())
     }
+}
+
+/// What a new active data key replaces.
+#[derive(Debug, Clone, Copy)]
+enum Replacing {
+    /// None is active yet (first start); another process may be making the first one.
+    Nothing,
+    TheActiveKey,
 }
 
 /// Where each kind of sealed value belongs: the associated data its ciphertext is bound to.

@@ -53,28 +53,40 @@ impl MasterKey {
         MasterKey::from_base64(&text)
     }
 
-    /// Creates a key file readable by its owner only, holding a fresh random key.
-    pub fn generate_file(path: &Path) -> CryptoResult<MasterKey> {
+    /// The key in the file at `path`, which is made, readable by its owner only and holding a
+    /// fresh random key, if there is none. Processes starting together agree on one key: the
+    /// file appears whole (written aside, then linked into place) or not at all.
+    pub fn read_or_generate_file(path: &Path) -> CryptoResult<(MasterKey, bool)> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         OsRng.fill_bytes(bytes.as_mut());
         let encoded = Zeroizing::new(STANDARD.encode(bytes.as_ref()));
+        let failed = |what: &str, e: std::io::Error| {
+            CryptoError::MasterKey(format!(
+                "cannot {what} the key file {}: {e}",
+                path.display()
+            ))
+        };
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".{}.new", uuid::Uuid::new_v4().simple()));
+        let aside = std::path::PathBuf::from(aside);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(|e| {
-            CryptoError::MasterKey(format!(
-                "cannot create the key file {}: {e}",
-                path.display()
-            ))
-        })?;
-        file.write_all(encoded.as_bytes())
-            .and_then(|()| file.write_all(b"\n"))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| {
-                CryptoError::MasterKey(format!("cannot write the key file {}: {e}", path.display()))
-            })?;
-        Ok(MasterKey::from_bytes(bytes.as_ref()))
+        let written = options.open(&aside).and_then(|mut file| {
+            file.write_all(encoded.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&aside, path));
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Ok(()) => Ok((MasterKey::from_bytes(bytes.as_ref()), true)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Ok((MasterKey::read_file(path)?, false))
+            }
+            Err(e) => Err(failed("create", e)),
+        }
     }
 
     /// A public identifier of this key (a key check value): it tells keys apart without
@@ -154,5 +166,35 @@ mod tests {
         let err = MasterKey::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err();
         assert!(err.to_string().contains("32 bytes"));
         assert!(MasterKey::from_base64("not base64!").is_err());
+    }
+
+    #[test]
+    fn processes_making_the_key_file_at_once_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let start = std::sync::Barrier::new(8);
+        let made: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let makers: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        let (key, generated) = MasterKey::read_or_generate_file(&path).unwrap();
+                        (key.id().to_owned(), generated)
+                    })
+                })
+                .collect();
+            makers.into_iter().map(|m| m.join().unwrap()).collect()
+        });
+        assert!(made.iter().all(|(id, _)| *id == made[0].0), "{made:?}");
+        assert_eq!(made.iter().filter(|(_, generated)| *generated).count(), 1);
+        assert_eq!(MasterKey::read_file(&path).unwrap().id(), made[0].0);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no file is left aside");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

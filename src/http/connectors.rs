@@ -599,7 +599,7 @@ pub async fn list_connectors(
     // The same query string parsed before the page was kept, so it needs no parsing again.
     if let Some(body) = state.pages.get(&key, version, now) {
         drop(conn);
-        return Ok(json_body(body));
+        return Ok(page_body(body, KEPT));
     }
     let request = ListRequest::parse(query.as_deref(), &LIST)?;
     let filter = connector_filter(&request)?;
@@ -650,11 +650,23 @@ pub async fn list_connectors(
         };
         state.pages.keep(key, rendered);
     }
-    Ok(json_body(body))
+    Ok(page_body(body, RENDERED))
 }
 
-fn json_body(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// `X-Cache` says whether a page was served again as kept (`hit`) or rendered (`miss`), for
+/// operators watching the cache at work.
+const KEPT: &str = "hit";
+const RENDERED: &str = "miss";
+
+fn page_body(body: Bytes, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::HeaderName::from_static("x-cache"), cache),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The connector's id in the path (by name, so the workspace-scoped routes work too).

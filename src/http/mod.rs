@@ -219,10 +219,20 @@ async fn uniform_errors(response: Response<Body>) -> Response<Body> {
         StatusCode::PAYLOAD_TOO_LARGE => ("ValueError", "The request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("ValueError", "Unsupported content type"),
         s if s.is_server_error() => ("RuntimeError", "An internal error occurred"),
-        _ => ("ValueError", "The request is invalid"),
+        _ => ("ValueError", ""),
     };
-    let (mut parts, _) = response.into_parts();
-    let rebuilt = (status, error_body(class, message)).into_response();
+    let (mut parts, body) = response.into_parts();
+    // A framework rejection (a path that does not parse, say) explains itself in plain text.
+    let explained = match message {
+        "" => axum::body::to_bytes(body, 1024)
+            .await
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+            .filter(|text| !text.trim().is_empty())
+            .unwrap_or_else(|| "The request is invalid".to_owned()),
+        message => message.to_owned(),
+    };
+    let rebuilt = (status, error_body(class, &explained)).into_response();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,

@@ -67,6 +67,25 @@ pub async fn activate_new(conn: &mut Conn, key: &DataKeyRow) -> StoreResult<()> 
     Ok(())
 }
 
+/// Makes `key` the first active key, unless a key is active already (another process made
+/// it first): whether it was made. Two inserts at once conflict on `data_keys_one_active`.
+pub async fn activate_first(conn: &mut Conn, key: &DataKeyRow) -> StoreResult<bool> {
+    let insert = "INSERT INTO data_keys (id, wrapped, master_key_id, active, encryptions, created) \
+                  SELECT $1, $2, $3, TRUE, 0, $4 WHERE NOT EXISTS (SELECT 1 FROM data_keys WHERE active)";
+    let inserted = with_conn!(conn, |c| {
+        sqlx::query(insert)
+            .bind(key.id)
+            .bind(&key.wrapped)
+            .bind(&key.master_key_id)
+            .bind(key.created)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(inserted == 1)
+}
+
 /// Adds a retired key (restored from a backup) unless one with its id exists.
 pub async fn insert_retired_if_absent(conn: &mut Conn, key: &DataKeyRow) -> StoreResult<()> {
     let sql = "INSERT INTO data_keys (id, wrapped, master_key_id, active, encryptions, created, retired) \

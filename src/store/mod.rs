@@ -17,7 +17,7 @@ pub mod stacks;
 pub mod users;
 pub mod workspaces;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -340,6 +340,28 @@ fn disable_sqlite_memory_statistics() {
     });
 }
 
+/// Waits for this process's turn to migrate the SQLite database `file`: an exclusive lock on
+/// `{file}.migrations.lock`, held until the returned file is dropped.
+async fn migration_turn(file: &Path) -> StoreResult<std::fs::File> {
+    let mut lock_path = file.as_os_str().to_owned();
+    lock_path.push(".migrations.lock");
+    let lock_path = PathBuf::from(lock_path);
+    tokio::task::spawn_blocking(move || {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        lock.lock()?;
+        Ok(lock)
+    })
+    .await
+    .map_err(|e| StoreError::Config(format!("waiting to migrate: {e}")))?
+    .map_err(|e: std::io::Error| {
+        StoreError::Config(format!("cannot lock the database for migrations: {e}"))
+    })
+}
+
 impl Store {
     /// Connects to `database_url`, or to the embedded SQLite database in `data_dir`, and applies
     /// the migrations.
@@ -348,6 +370,7 @@ impl Store {
         data_dir: &Path,
         max_connections: u32,
     ) -> StoreResult<Store> {
+        let mut sqlite_file = None;
         let store = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 // Requests are short: parallel workers and JIT compilation cost more to start
@@ -365,7 +388,10 @@ impl Store {
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
-                Self::open_sqlite(SqliteConnectOptions::from_str(url)?, max_connections)
+                // As with the embedded default, the named file is made on first start.
+                let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+                sqlite_file = Some(options.get_filename().to_owned());
+                Self::open_sqlite(options, max_connections)
             }
             Some(_) => {
                 return Err(StoreError::Config(
@@ -376,10 +402,17 @@ impl Store {
                 std::fs::create_dir_all(data_dir).map_err(|e| {
                     StoreError::Config(format!("cannot create {}: {e}", data_dir.display()))
                 })?;
-                let options =
-                    SqliteConnectOptions::new().filename(data_dir.join("connector-hub.sqlite3"));
+                let file = data_dir.join("connector-hub.sqlite3");
+                let options = SqliteConnectOptions::new().filename(&file);
+                sqlite_file = Some(file);
                 Self::open_sqlite(options.create_if_missing(true), max_connections)
             }
+        };
+        // sqlx locks PostgreSQL while it migrates, but not SQLite: processes starting together
+        // on one SQLite file take turns through a lock file beside it.
+        let _turn = match sqlite_file.filter(|file| file != Path::new(":memory:")) {
+            Some(file) => Some(migration_turn(&file).await?),
+            None => None,
         };
         store.migrate().await?;
         Ok(store)

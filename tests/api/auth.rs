@@ -184,9 +184,17 @@ async fn service_accounts_log_in_with_api_keys_until_the_key_is_deleted(backend:
     assert_eq!(second["items"][0]["name"], "spare");
     let named = app.get(&format!("{keys}?name=main"), &app.admin).await.ok();
     assert_eq!(named["total"], 1);
-    for bad in ["?page=3&size=1", "?colour=red"] {
+    for (bad, status, class) in [
+        ("?page=3&size=1", StatusCode::BAD_REQUEST, "ValueError"),
+        (
+            "?colour=red",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ValueError",
+        ),
+    ] {
         let reply = app.get(&format!("{keys}{bad}"), &app.admin).await;
-        assert!(reply.status.is_client_error(), "{bad}: {}", reply.body);
+        assert_eq!(reply.status, status, "{bad}: {}", reply.body);
+        assert_eq!(reply.error().0, class, "{bad}");
     }
 
     let login = app.try_login_with_api_key(&key_text).await.ok();

@@ -6,6 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::docker_login;
 use crate::fakes::azure::{
     ARM_AUDIENCE, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_SUBSCRIPTION_ID,
     DEFAULT_TENANT_ID, FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, FakeServicePrincipal,
@@ -153,6 +154,7 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
     assert!(listing.text().await.unwrap().contains("<Name>data</Name>"));
 
     // kubernetes-cluster: admin credentials, and an AAD token for the AAD-only cluster.
+    let mut kubes = Vec::new();
     for (cluster, expires) in [("rg1/c1", false), ("rg2/c2", true)] {
         let kube = client("kubernetes-cluster", cluster).await.ok();
         assert_eq!(kube["body"]["connector_type"], "kubernetes");
@@ -171,6 +173,7 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
             .await
             .unwrap();
         assert_eq!(version.status(), StatusCode::OK, "{cluster}");
+        kubes.push(kube);
     }
 
     // docker-registry: an ACR token under the all-zero user name.
@@ -183,18 +186,52 @@ async fn a_multi_type_service_principal_reaches_every_resource_type(backend: Bac
     );
     let login_server = azure.registry_login_server("reg1");
     assert_eq!(configuration["registry"], login_server);
-    let v2 = http
-        .get(format!("https://{login_server}/v2/"))
-        .bearer_auth(configuration["password"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(v2.status(), StatusCode::OK);
+    // As Docker uses them: the token handshake, then a pull of a repository.
+    let tags = docker_login::list_tags(
+        &http,
+        &login_server,
+        configuration["username"].as_str().unwrap(),
+        configuration["password"].as_str().unwrap(),
+        "zenml/pipeline",
+    )
+    .await;
+    assert_eq!(tags, Ok(vec!["latest".to_owned()]));
 
-    // The long-lived secret stays on the server.
-    for handed_out in [&generic, &blob, &docker] {
+    // The long-lived secret stays on the server, and went to Azure AD's token endpoint
+    // alone, in the body; everything else was called with bearer tokens, and ARM with the
+    // api-version of its provider.
+    for handed_out in [&generic, &blob, &docker].into_iter().chain(&kubes) {
         assert!(!handed_out.to_string().contains(DEFAULT_CLIENT_SECRET));
     }
+    let requests = azure.requests();
+    for request in &requests {
+        let sent_secret = request.contains(DEFAULT_CLIENT_SECRET);
+        match request.surface {
+            Surface::ActiveDirectory => {
+                assert!(
+                    request.path_and_query.ends_with("/oauth2/v2.0/token"),
+                    "{request:?}"
+                );
+                assert!(sent_secret, "{request:?}");
+                assert_eq!(request.header("authorization"), None, "{request:?}");
+            }
+            Surface::ResourceManager => {
+                assert!(!sent_secret, "{request:?}");
+                assert_eq!(request.auth_scheme(), Some("Bearer"), "{request:?}");
+                assert!(request.query("api-version").is_some(), "{request:?}");
+            }
+            _ => assert!(!sent_secret, "{request:?}"),
+        }
+    }
+    // The server listed blobs itself while verifying, with a storage token.
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.surface == Surface::BlobStorage
+                && request.auth_scheme() == Some("Bearer")
+                && request.query("comp").as_deref() == Some("list")),
+        "{requests:?}"
+    );
     app.stop().await;
 }
 
@@ -205,12 +242,59 @@ pub fn httpdate_now() -> String {
         .to_string()
 }
 
-on_both_backends!(a_multi_type_service_principal_reaches_every_resource_type);
+/// A principal whose roles are on one resource group, as least privilege has it, lists what
+/// that group holds and nothing more; what lies elsewhere is out of its reach.
+async fn roles_on_one_resource_group_reach_that_group_alone(backend: Backend) {
+    let mut config = estate();
+    config.service_principals = vec![
+        FakeServicePrincipal::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).only_on_group("rg1"),
+    ];
+    let azure = FakeAzure::start(config).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
+    let id = register(&app, service_principal("az-rg1", DEFAULT_CLIENT_SECRET)).await;
+    let verified = verify_stored(&app, &id).await;
+    assert_eq!(verified["error"], Value::Null, "{verified}");
+    assert_eq!(ids(&verified, "azure-generic"), ["Example Subscription"]);
+    assert_eq!(
+        ids(&verified, "blob-container"),
+        ["az://data", "az://models"]
+    );
+    assert_eq!(ids(&verified, "kubernetes-cluster"), ["rg1/c1"]);
+    assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_cached_per_connector_and_scope() {
+    let client = |resource_type: &str, resource_id: &str| {
+        format!(
+            "/api/v1/service_connectors/{id}/client?resource_type={resource_type}&resource_id={resource_id}"
+        )
+    };
+    app.get(&client("kubernetes-cluster", "rg1/c1"), &app.admin)
+        .await
+        .ok();
+    let elsewhere = app
+        .get(&client("kubernetes-cluster", "rg2/c2"), &app.admin)
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        elsewhere.body
+    );
+    let (class, message) = elsewhere.error();
+    assert_eq!(class, "AuthorizationException");
+    assert!(
+        message.contains(
+            "does not have authorization to perform action \
+             'Microsoft.ContainerService/managedClusters/read' over scope \
+             '/subscriptions/291bba3f-e0a5-47bc-a099-3bdcb2a50a05/resourceGroups/rg2/"
+        ),
+        "{message}"
+    );
+    app.stop().await;
+}
+
+async fn tokens_are_cached_per_connector_and_scope(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
     let token_requests = || {
         azure
             .requests()
@@ -221,9 +305,14 @@ async fn tokens_are_cached_per_connector_and_scope() {
     let mut body = service_principal("az-registries", DEFAULT_CLIENT_SECRET);
     body["resource_types"] = json!(["docker-registry"]);
     let id = register(&app, body).await;
-    verify_stored(&app, &id).await;
+    let verified_ok = async || {
+        let verified = verify_stored(&app, &id).await;
+        assert_eq!(verified["error"], Value::Null, "{verified}");
+        assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+    };
+    verified_ok().await;
     assert_eq!(token_requests(), 1, "one ARM token");
-    verify_stored(&app, &id).await;
+    verified_ok().await;
     assert_eq!(token_requests(), 1, "the second verify reuses it");
 
     // A changed secret gets a token of its own.
@@ -238,7 +327,7 @@ async fn tokens_are_cached_per_connector_and_scope() {
     )
     .await
     .ok();
-    verify_stored(&app, &id).await;
+    verified_ok().await;
     assert_eq!(token_requests(), 1, "same credentials, same token");
     azure.set_client_secret(DEFAULT_CLIENT_ID, "rotated");
     let update = json!({"configuration": {
@@ -252,26 +341,40 @@ async fn tokens_are_cached_per_connector_and_scope() {
     )
     .await
     .ok();
-    let verified = verify_stored(&app, &id).await;
-    assert_eq!(verified["error"], Value::Null, "{verified}");
+    verified_ok().await;
     assert_eq!(token_requests(), 2);
 
     // A token is reused until it is within five minutes of expiring (the fake's tokens live
     // 3599 s from now).
+    // (The fake issues tokens by the real clock, so behind the server's advanced clock every
+    // new one is close to expiry too: count new tokens, not requests.)
+    let arm_bearers = || {
+        let mut bearers: Vec<String> = (azure.requests().into_iter())
+            .filter(|request| request.surface == Surface::ResourceManager)
+            .filter_map(|request| request.header("authorization").map(str::to_owned))
+            .collect();
+        bearers.dedup();
+        bearers
+    };
     app.clock.advance(Duration::from_secs(3200));
-    verify_stored(&app, &id).await;
+    verified_ok().await;
     assert_eq!(token_requests(), 2);
+    let before = arm_bearers();
     app.clock.advance(Duration::from_secs(200));
-    let verified = verify_stored(&app, &id).await;
-    assert_eq!(verified["error"], Value::Null, "{verified}");
+    verified_ok().await;
     assert!(token_requests() > 2, "a token about to expire is replaced");
+    let after = arm_bearers();
+    assert!(after.len() > before.len(), "ARM saw a new token");
+    assert!(
+        !before.contains(after.last().unwrap()),
+        "ARM saw a new token"
+    );
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsaved_configurations_and_resource_listings_are_verified() {
+async fn unsaved_configurations_and_resource_listings_are_verified(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
     let verified = verify_draft(
         &app,
         "?list_resources=true",
@@ -331,10 +434,9 @@ async fn unsaved_configurations_and_resource_listings_are_verified() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registries_fall_back_to_their_admin_user_without_acr_pull() {
+async fn registries_fall_back_to_their_admin_user_without_acr_pull(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
     let id = register(&app, service_principal("az-all", DEFAULT_CLIENT_SECRET)).await;
     let everything_but_pull: Vec<Permission> = Permission::ALL
         .into_iter()
@@ -370,61 +472,115 @@ async fn connectors_choose_a_cloud_by_name_and_never_an_endpoint() {
     let verified = verify_draft(&app, "", in_cloud("FakeAzure")).await;
     assert_eq!(verified["error"], Value::Null, "{verified}");
 
-    // A national cloud: its own Azure AD, never the fake.
+    // A national cloud is not offered by a server that offers its custom cloud alone, as
+    // every test server does: nothing is called, here or anywhere.
     let before = azure.requests().len();
     let china = verify_draft(&app, "", in_cloud("AzureChinaCloud")).await;
-    assert!(china["error"].is_string(), "{china}");
+    let error = china["error"].as_str().unwrap();
+    assert!(
+        error.contains("'AzureChinaCloud' is not known to this server"),
+        "{error}"
+    );
+    assert!(error.contains("FakeAzure"), "{error}");
     assert_eq!(azure.requests().len(), before);
 
     // Anything else is not a cloud this server knows; a URL is not taken as an endpoint.
     let unknown = verify_draft(&app, "", in_cloud("https://evil.example")).await;
     let error = unknown["error"].as_str().unwrap();
     assert!(error.contains("is not known to this server"), "{error}");
-    assert!(error.contains("AzurePublicCloud"), "{error}");
+    assert!(error.contains("(known: FakeAzure)"), "{error}");
     assert_eq!(azure.requests().len(), before);
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_connectors_can_use_the_servers_workload_identity() {
-    const FEDERATED: &str = "kubernetes-service-account-token";
+    const ISSUER: &str = "https://oidc.prod-aks.azure.com/fake-cluster/";
+    const SUBJECT: &str = "system:serviceaccount:zenml:connector-hub";
     let mut config = estate();
     config.service_principals = vec![
         FakeServicePrincipal::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
-            .with_federated_token(FEDERATED),
+            .with_federated_credential(ISSUER, SUBJECT),
     ];
     let azure = FakeAzure::start(config).await;
-    let token_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(token_file.path(), FEDERATED).unwrap();
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
-        config.enable_implicit_auth_methods = true;
-        config.azure.azure_tenant_id = Some(DEFAULT_TENANT_ID.into());
-        config.azure.azure_client_id = Some(DEFAULT_CLIENT_ID.into());
-        config.azure.azure_federated_token_file = Some(token_file.path().to_owned());
-    })
-    .await;
-    let verified = verify_draft(
-        &app,
-        "",
-        json!({
-            "name": "az-workload",
-            "connector_type": "azure",
-            "auth_method": "implicit",
-            "resource_types": ["docker-registry"],
-        }),
-    )
-    .await;
-    assert_eq!(verified["error"], Value::Null, "{verified}");
-    assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
-    app.stop().await;
+    let workload = json!({
+        "name": "az-workload",
+        "connector_type": "azure",
+        "auth_method": "implicit",
+        "resource_types": ["docker-registry"],
+    });
+    // The server presents the token Kubernetes mounted for it: one about another service
+    // account, or expired, is refused by Azure AD.
+    let cases = [
+        (azure.workload_token(ISSUER, SUBJECT, 3600), None),
+        (
+            azure.workload_token(ISSUER, "system:serviceaccount:zenml:other", 3600),
+            Some(
+                "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: 'https://oidc.prod-aks.azure.com/fake-cluster/'. Assertion Subject: 'system:serviceaccount:zenml:other'.",
+            ),
+        ),
+        (
+            azure.workload_token(ISSUER, SUBJECT, -60),
+            Some("AADSTS700024: Client assertion is not within its valid time range."),
+        ),
+        (
+            "not.a.jwt".to_owned(),
+            Some("AADSTS50027: JWT token is invalid or malformed."),
+        ),
+    ];
+    for (token, refusal) in cases {
+        let token_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(token_file.path(), &token).unwrap();
+        let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+            config.enable_implicit_auth_methods = true;
+            config.azure.azure_tenant_id = Some(DEFAULT_TENANT_ID.into());
+            config.azure.azure_client_id = Some(DEFAULT_CLIENT_ID.into());
+            config.azure.azure_federated_token_file = Some(token_file.path().to_owned());
+        })
+        .await;
+        let verified = verify_draft(&app, "", workload.clone()).await;
+        match refusal {
+            None => {
+                assert_eq!(verified["error"], Value::Null, "{verified}");
+                assert_eq!(ids(&verified, "docker-registry"), ["reg1.azurecr.io"]);
+            }
+            Some(expected) => {
+                let error = verified["error"].as_str().unwrap_or_default();
+                assert!(
+                    error.contains(expected),
+                    "expected {expected} in {verified}"
+                );
+                assert!(!error.contains(&token), "{error}");
+            }
+        }
+        app.stop().await;
+    }
+    // The assertion went to Azure AD as a client assertion, and nowhere else.
+    let token_requests: Vec<_> = (azure.requests().into_iter())
+        .filter(|request| request.surface == Surface::ActiveDirectory)
+        .collect();
+    assert!(!token_requests.is_empty());
+    for request in &token_requests {
+        let form = request.form();
+        let field = |name: &str| {
+            form.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            field("client_assertion_type"),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            "{request:?}"
+        );
+        assert_eq!(field("client_secret"), None, "{request:?}");
+    }
 }
 
 /// An access-token connector's client is its stored token, so a shared one gives members no
 /// client, though they may still verify it; its owner and workspace admins get the token.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stored_token_is_handed_out_only_to_those_who_may_read_it() {
+async fn a_stored_token_is_handed_out_only_to_those_who_may_read_it(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |_| {}).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, |_| {}).await;
     let expires_at = (chrono::Utc::now() + chrono::Duration::hours(1))
         .format("%Y-%m-%dT%H:%M:%S")
         .to_string();
@@ -463,10 +619,9 @@ async fn a_stored_token_is_handed_out_only_to_those_who_may_read_it() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_auth_method_reaches_what_it_can_of_every_resource_type() {
+async fn every_auth_method_reaches_what_it_can_of_every_resource_type(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+    let app = TestApp::spawn_with_azure(backend, &azure, |config| {
         config.enable_implicit_auth_methods = true;
         config.azure.azure_tenant_id = Some(DEFAULT_TENANT_ID.into());
         config.azure.azure_client_id = Some(DEFAULT_CLIENT_ID.into());
@@ -523,3 +678,13 @@ async fn every_auth_method_reaches_what_it_can_of_every_resource_type() {
     }
     app.stop().await;
 }
+
+on_both_backends!(
+    a_multi_type_service_principal_reaches_every_resource_type,
+    roles_on_one_resource_group_reach_that_group_alone,
+    tokens_are_cached_per_connector_and_scope,
+    unsaved_configurations_and_resource_listings_are_verified,
+    registries_fall_back_to_their_admin_user_without_acr_pull,
+    a_stored_token_is_handed_out_only_to_those_who_may_read_it,
+    every_auth_method_reaches_what_it_can_of_every_resource_type,
+);

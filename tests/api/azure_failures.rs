@@ -11,7 +11,7 @@ use crate::fakes::azure::{
     DEFAULT_TENANT_ID, FakeAzure, FakeAzureConfig, FakeCluster, FakeRegistry, Fault, Permission,
     Surface,
 };
-use crate::harness::{Backend, Reply, TestApp};
+use crate::harness::{Backend, Reply, TestApp, on_both_backends};
 
 const SUB: &str = DEFAULT_SUBSCRIPTION_ID;
 /// How long any one request to the server may take here; a hang fails the test instead.
@@ -85,8 +85,8 @@ fn implicit(name: &str, types: &[&str]) -> Value {
     })
 }
 
-async fn spawn(azure: &FakeAzure) -> TestApp {
-    TestApp::spawn_with_azure(Backend::Sqlite, azure, |_| {}).await
+async fn spawn(azure: &FakeAzure, backend: Backend) -> TestApp {
+    TestApp::spawn_with_azure(backend, azure, |_| {}).await
 }
 
 /// `request`, failing the test if the server takes longer than [`BOUND`].
@@ -180,10 +180,9 @@ fn all_but(denied: Permission) -> Vec<Permission> {
 
 // Azure AD refuses the client secret.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_client_secret_reports_azure_ads_refusal_and_lists_nothing() {
+async fn a_wrong_client_secret_reports_azure_ads_refusal_and_lists_nothing(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let id = create(
         &app,
         service_principal("wrong-secret", &ALL_TYPES, "not the secret", json!({})),
@@ -215,11 +214,10 @@ async fn a_wrong_client_secret_reports_azure_ads_refusal_and_lists_nothing() {
 
 // A role is missing.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_cluster_role_fails_only_the_cluster_entry_and_names_the_role() {
+async fn a_missing_cluster_role_fails_only_the_cluster_entry_and_names_the_role(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
     azure.set_permissions(DEFAULT_CLIENT_ID, &all_but(Permission::ReadClusters));
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let id = create(
         &app,
         service_principal("no-aks", &ALL_TYPES, DEFAULT_CLIENT_SECRET, json!({})),
@@ -246,11 +244,10 @@ async fn a_missing_cluster_role_fails_only_the_cluster_entry_and_names_the_role(
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registry_pull_refusal_names_acr_pull() {
+async fn a_registry_pull_refusal_names_acr_pull(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
     azure.set_permissions(DEFAULT_CLIENT_ID, &all_but(Permission::PullFromRegistry));
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let id = create(
         &app,
         service_principal(
@@ -290,7 +287,7 @@ async fn a_registry_pull_refusal_names_acr_pull() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_within_the_retries_is_waited_out() {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
     let body = service_principal(
         "throttled",
         &["azure-generic"],
@@ -310,7 +307,7 @@ async fn throttling_within_the_retries_is_waited_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_longer_than_the_retries_ends_in_a_clear_error() {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
     let body = service_principal(
         "outage",
         &["azure-generic"],
@@ -339,10 +336,106 @@ async fn an_outage_longer_than_the_retries_ends_in_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_the_maximum_wait_is_not_waited_for() {
+    let azure = FakeAzure::start(two_groups()).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
+    let body = service_principal(
+        "patient",
+        &["azure-generic"],
+        DEFAULT_CLIENT_SECRET,
+        json!({}),
+    );
+    azure.fail_next_requests(Surface::ResourceManager, 1, Fault::TooManyRequestsFor(3600));
+
+    let verified = verify_configuration(&app, body, "").await.ok();
+    let error = entry_error(&verified, "azure-generic");
+    assert!(error.contains("429 (TooManyRequests)"), "{error}");
+    assert!(error.contains("Please retry after 3600 seconds"), "{error}");
+    // Given up at once: one attempt, no retry an hour later.
+    assert_eq!(arm_requests(&azure).len(), 1, "{:?}", azure.requests());
+    app.stop().await;
+}
+
+/// A page that links to a next page on another host: the server's ARM token would go with
+/// the request, so the link is not followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_host_is_not_followed() {
+    let elsewhere = FakeAzure::start(FakeAzureConfig::default()).await;
+    let azure = FakeAzure::start(FakeAzureConfig {
+        page_size: 1,
+        next_link_base: Some(elsewhere.resource_manager_endpoint().to_owned()),
+        ..two_groups()
+    })
+    .await;
+    let app = spawn(&azure, Backend::Sqlite).await;
+    let body = service_principal(
+        "paged",
+        &["docker-registry"],
+        DEFAULT_CLIENT_SECRET,
+        json!({}),
+    );
+    let verified = verify_configuration(&app, body, "").await.ok();
+    let error = entry_error(&verified, "docker-registry");
+    assert!(
+        error.contains(&format!(
+            "Azure Resource Manager linked to a page outside its endpoint ({}/subscriptions/",
+            elsewhere.resource_manager_endpoint()
+        )) && error.contains("it was not followed"),
+        "{error}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    app.stop().await;
+}
+
+/// An Azure endpoint that redirects: the credential-bearing request is not sent on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_from_azure_endpoints_are_not_followed() {
+    let elsewhere = FakeAzure::start(FakeAzureConfig::default()).await;
+    let azure = FakeAzure::start(two_groups()).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
+    // (Azure AD's client reads the empty redirect as a token answer it cannot parse.)
+    for (surface, name, expected) in [
+        (
+            Surface::ActiveDirectory,
+            "redirected-aad",
+            "Azure AD issued no token",
+        ),
+        (
+            Surface::ResourceManager,
+            "redirected-arm",
+            "307 Temporary Redirect",
+        ),
+    ] {
+        let target = format!(
+            "{}/{}/oauth2/v2.0/token",
+            elsewhere.authority_host(),
+            DEFAULT_TENANT_ID
+        );
+        azure.fail_next_requests(surface, 10, Fault::RedirectTo(target));
+        let body = service_principal(name, &["azure-generic"], DEFAULT_CLIENT_SECRET, json!({}));
+        let verified = verify_configuration(&app, body, "").await.ok();
+        let error = verified["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{verified}"));
+        assert!(error.contains(expected), "{surface:?}: {error}");
+        azure.fail_next_requests(surface, 0, Fault::TooManyRequests);
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:?}",
+        elsewhere.requests()
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_arm_slower_than_the_request_timeout_ends_in_a_timeout_error() {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
-    assert_eq!(app.config.azure.azure_request_timeout_seconds, 5);
+    let app = spawn(&azure, Backend::Sqlite).await;
     let body = service_principal("slow", &["azure-generic"], DEFAULT_CLIENT_SECRET, json!({}));
     azure.set_response_delay(Surface::ResourceManager, Some(Duration::from_secs(60)));
 
@@ -352,6 +445,14 @@ async fn an_arm_slower_than_the_request_timeout_ends_in_a_timeout_error() {
         .unwrap_or_else(|| panic!("{verified}"));
     assert!(error.contains("timed out"), "{error}");
     assert!(error.contains("did not answer in time"), "{error}");
+    // One attempt per allowed try, each given up on rather than waited out.
+    let max_retries = app.config.azure.azure_max_retries as usize;
+    assert_eq!(
+        arm_requests(&azure).len(),
+        1 + max_retries,
+        "{:?}",
+        azure.requests()
+    );
     azure.set_response_delay(Surface::ResourceManager, None);
     app.stop().await;
 }
@@ -359,7 +460,7 @@ async fn an_arm_slower_than_the_request_timeout_ends_in_a_timeout_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_azure_ad_outage_is_not_reported_as_refused_credentials() {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
     let body = service_principal(
         "aad-down",
         &["azure-generic"],
@@ -402,7 +503,7 @@ async fn every_page_of_a_paged_arm_list_is_read() {
         ..FakeAzureConfig::default()
     })
     .await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, Backend::Sqlite).await;
     let body = service_principal(
         "paged",
         &["docker-registry"],
@@ -423,10 +524,11 @@ async fn every_page_of_a_paged_arm_list_is_read() {
 
 // A configured resource group scopes what is reached, ignoring case.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_configured_resource_group_scopes_clusters_and_registries_ignoring_case() {
+async fn a_configured_resource_group_scopes_clusters_and_registries_ignoring_case(
+    backend: Backend,
+) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let id = create(
         &app,
         service_principal(
@@ -488,10 +590,9 @@ async fn a_configured_resource_group_scopes_clusters_and_registries_ignoring_cas
 
 // Expired credentials.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_connector_is_refused_without_calling_azure() {
+async fn an_expired_connector_is_refused_without_calling_azure(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let token = azure.mint_aad_token(DEFAULT_CLIENT_ID, ARM_AUDIENCE, 3600);
     let id = create(&app, access_token("expiring", &["docker-registry"], &token)).await;
     // Within the default five minutes of skew before expires_at, it counts as expired.
@@ -514,10 +615,9 @@ async fn an_expired_connector_is_refused_without_calling_azure() {
 
 // A static ARM token.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_arm_access_token_lists_registries_but_cannot_reach_blob_containers() {
+async fn an_arm_access_token_lists_registries_but_cannot_reach_blob_containers(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let token = azure.mint_aad_token(DEFAULT_CLIENT_ID, ARM_AUDIENCE, 3600);
     let id = create(&app, access_token("static", &ALL_TYPES, &token)).await;
 
@@ -571,10 +671,9 @@ fn assert_implicit_refused(reply: &Reply, naming: &[&str]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn implicit_auth_is_refused_while_disabled() {
+async fn implicit_auth_is_refused_while_disabled(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let body = implicit("implicit", &["docker-registry"]);
     let gate = ["ZENML_ENABLE_IMPLICIT_AUTH_METHODS"];
     let registered = app
@@ -593,10 +692,9 @@ fn server_identity(config: &mut connector_hub::config::ServeConfig) {
     config.azure.azure_client_secret = Some(DEFAULT_CLIENT_SECRET.to_owned());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enabled_implicit_auth_lends_the_server_identity_until_disabled_again() {
+async fn enabled_implicit_auth_lends_the_server_identity_until_disabled_again(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, server_identity).await;
+    let app = TestApp::spawn_with_azure(backend, &azure, server_identity).await;
     let body = implicit("implicit", &["docker-registry"]);
 
     let verified = verify_configuration(&app, body.clone(), "").await.ok();
@@ -619,10 +717,9 @@ async fn enabled_implicit_auth_lends_the_server_identity_until_disabled_again() 
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn implicit_auth_limited_to_other_workspaces_is_refused_here() {
+async fn implicit_auth_limited_to_other_workspaces_is_refused_here(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = TestApp::spawn_with_azure(Backend::Sqlite, &azure, |config| {
+    let app = TestApp::spawn_with_azure(backend, &azure, |config| {
         server_identity(config);
         config.implicit_auth_workspaces = Some(vec!["other".into()]);
     })
@@ -638,12 +735,70 @@ async fn implicit_auth_limited_to_other_workspaces_is_refused_here() {
     app.stop().await;
 }
 
+/// `--implicit-auth-workspaces` names a workspace by name or by id; either way implicit
+/// connectors work there, and only there.
+async fn implicit_auth_allowed_for_one_workspace_by_name_or_id_works_there_alone(backend: Backend) {
+    let azure = FakeAzure::start(two_groups()).await;
+    let mut app = TestApp::spawn_with_azure(backend, &azure, server_identity).await;
+    let team = app.create_workspace("team").await;
+    let team_id = team["id"].as_str().unwrap().to_owned();
+    app.put(
+        "/api/v1/workspaces/team/members/default",
+        &app.admin,
+        json!({"role": "admin"}),
+    )
+    .await
+    .ok();
+    let body = implicit("implicit", &["docker-registry"]);
+    for allowed in ["team".to_owned(), team_id] {
+        app = app
+            .restart_with(|config| config.implicit_auth_workspaces = Some(vec![allowed.clone()]))
+            .await;
+        let there = verify_configuration(&app, body.clone(), "project_name_or_id=team")
+            .await
+            .ok();
+        assert_eq!(there["error"], Value::Null, "{allowed}: {there}");
+        assert_eq!(
+            ids(&there, "docker-registry"),
+            ["reg1.azurecr.io", "reg2.azurecr.io"]
+        );
+        let created = app
+            .post(
+                "/api/v1/service_connectors?project_name_or_id=team",
+                &app.admin,
+                body.clone(),
+            )
+            .await
+            .ok();
+        let id = created["id"].as_str().unwrap().to_owned();
+        let used = client(&app, &id, "resource_id=reg1&project_name_or_id=team")
+            .await
+            .ok();
+        assert_eq!(
+            used["body"]["connector_type"], "docker",
+            "{allowed}: {used}"
+        );
+        app.delete(
+            &format!("/api/v1/service_connectors/{id}?project_name_or_id=team"),
+            &app.admin,
+        )
+        .await
+        .ok();
+
+        let elsewhere = verify_configuration(&app, body.clone(), "").await;
+        assert_implicit_refused(
+            &elsewhere,
+            &["--implicit-auth-workspaces", "'default' is not one of them"],
+        );
+    }
+    app.stop().await;
+}
+
 // Client requests that do not fit the connector.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_requests_that_do_not_fit_the_connector_are_bad_requests() {
+async fn client_requests_that_do_not_fit_the_connector_are_bad_requests(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let multi = create(
         &app,
         service_principal("multi", &ALL_TYPES, DEFAULT_CLIENT_SECRET, json!({})),
@@ -701,10 +856,9 @@ async fn client_requests_that_do_not_fit_the_connector_are_bad_requests() {
 
 // Resource names cannot steer ARM.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resource_names_cannot_steer_arm_requests() {
+async fn resource_names_cannot_steer_arm_requests(backend: Backend) {
     let azure = FakeAzure::start(two_groups()).await;
-    let app = spawn(&azure).await;
+    let app = spawn(&azure, backend).await;
     let id = create(
         &app,
         service_principal("steer", &ALL_TYPES, DEFAULT_CLIENT_SECRET, json!({})),
@@ -787,3 +941,18 @@ async fn resource_names_cannot_steer_arm_requests() {
     );
     app.stop().await;
 }
+
+on_both_backends!(
+    a_wrong_client_secret_reports_azure_ads_refusal_and_lists_nothing,
+    a_missing_cluster_role_fails_only_the_cluster_entry_and_names_the_role,
+    a_registry_pull_refusal_names_acr_pull,
+    a_configured_resource_group_scopes_clusters_and_registries_ignoring_case,
+    an_expired_connector_is_refused_without_calling_azure,
+    an_arm_access_token_lists_registries_but_cannot_reach_blob_containers,
+    implicit_auth_is_refused_while_disabled,
+    enabled_implicit_auth_lends_the_server_identity_until_disabled_again,
+    implicit_auth_limited_to_other_workspaces_is_refused_here,
+    implicit_auth_allowed_for_one_workspace_by_name_or_id_works_there_alone,
+    client_requests_that_do_not_fit_the_connector_are_bad_requests,
+    resource_names_cannot_steer_arm_requests,
+);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, TestApp, id_of, on_both_backends};
+use crate::harness::{Backend, CLOSED_PORT, TestApp, id_of, on_both_backends};
 
 const TENANT: &str = "2f7a1c3e-0000-4000-8000-000000000001";
 const CLIENT: &str = "2f7a1c3e-0000-4000-8000-000000000002";
@@ -643,9 +643,14 @@ async fn the_visibility_matrix_holds(backend: Backend) {
         "/api/v1/service_connectors/{}/verify?project_name_or_id=team",
         id_of(&shared)
     );
-    assert_eq!(
-        app.put(&verify, &member, json!(null)).await.status,
-        StatusCode::OK
+    let verified = app.put(&verify, &member, json!(null)).await.ok();
+    // The member's verify ran with the owner's credentials, against this test's closed Azure.
+    let error = verified["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("connector 'shared-one' authorization failure: Azure AD issued no token")
+            && error.contains(&format!("https://{CLOSED_PORT}/"))
+            && error.contains("Connection refused"),
+        "{error}"
     );
     let denied = app
         .put(
@@ -998,7 +1003,10 @@ async fn workspace_paths_and_deleted_owners(backend: Backend) {
         unshared.body
     );
     assert!(unshared.error().1.contains("must stay shared"));
-    app.get(&kept_path, &app.admin).await.ok();
+    // Refused, the update changed nothing: still shared, still nobody's.
+    let kept = app.get(&kept_path, &app.admin).await.ok();
+    assert_eq!(kept["body"]["shared"], true, "{kept}");
+    assert_eq!(kept["body"]["user_id"], Value::Null, "{kept}");
     app.stop().await;
 }
 
@@ -1018,8 +1026,17 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     let expanded = "/api/v1/service_connectors?project_name_or_id=team&hydrate=true";
     let bob_lists = || async { app.get(list, &bob).await.ok() };
     let alice_lists = || async { app.get(list, &alice).await.ok() };
+    // Whether the page was served as kept (`hit`) or rendered (`miss`).
+    let bob_cache = || async {
+        let reply = app.get(list, &bob).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let cache = reply.headers["x-cache"].to_str().unwrap().to_owned();
+        (cache, reply.body)
+    };
     assert_eq!(bob_lists().await["total"], 0);
     assert_eq!(alice_lists().await["total"], 0);
+    let (cache, empty) = bob_cache().await;
+    assert_eq!((cache.as_str(), empty["total"].as_i64()), ("hit", Some(0)));
 
     // A create through the peer.
     let made = peer
@@ -1034,9 +1051,13 @@ async fn lists_show_every_change_at_once(backend: Backend) {
         "/api/v1/workspaces/team/service_connectors/{}",
         id_of(&made)
     );
-    let page = bob_lists().await;
+    // Made in another process, it shows at once: the kept page is not served again.
+    let (cache, page) = bob_cache().await;
+    assert_eq!(cache, "miss");
     assert_eq!(names_in(&page), ["first"]);
     assert_eq!(page["items"][0]["metadata"]["labels"]["env"], "dev");
+    let (cache, again) = bob_cache().await;
+    assert_eq!((cache.as_str(), &again), ("hit", &page));
     // Still private: alice's page is unchanged.
     assert_eq!(alice_lists().await["total"], 0);
 
@@ -1044,10 +1065,9 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     peer.put(&path, &bob_at_peer, json!({"labels": {"env": "prod"}}))
         .await
         .ok();
-    assert_eq!(
-        bob_lists().await["items"][0]["metadata"]["labels"]["env"],
-        "prod"
-    );
+    let (cache, page) = bob_cache().await;
+    assert_eq!(cache, "miss");
+    assert_eq!(page["items"][0]["metadata"]["labels"]["env"], "prod");
     assert_eq!(alice_lists().await["total"], 0);
     peer.put(&path, &bob_at_peer, json!({"shared": true}))
         .await

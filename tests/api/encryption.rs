@@ -7,7 +7,9 @@ use connector_hub::app::Server;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Backend, TestApp, id_of, on_both_backends};
+use connector_hub::config::ServeConfig;
+
+use crate::harness::{Backend, TestApp, id_of, on_both_backends, test_master_key};
 
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
@@ -188,10 +190,104 @@ async fn postgres_needs_a_key_and_sqlite_makes_a_private_key_file(backend: Backe
     app.stop().await;
 }
 
+/// The master key replaced without downtime, as the README describes, on two processes
+/// sharing one database: each restarts in turn with the new key and the old one as previous,
+/// `keys rotate-master` re-wraps the data keys, then the previous key goes. Every secret stays
+/// readable by every process throughout, and the old key alone no longer opens the database.
+async fn the_master_key_is_replaced_during_a_rolling_restart(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let peer = app.spawn_peer(|_| {}).await;
+    let keys = tempfile::tempdir().unwrap();
+    let old_key = keys.path().join("old.key");
+    let new_key = keys.path().join("new.key");
+    std::fs::write(&old_key, test_master_key()).unwrap();
+    let fresh = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+    std::fs::write(&new_key, &fresh).unwrap();
+    let (old, new) = (old_key.clone(), new_key.clone());
+    let rolled = move |config: &mut ServeConfig| {
+        config.storage.encryption_key = None;
+        config.storage.encryption_key_file = Some(new.clone());
+        config.storage.previous_encryption_key_file = Some(old.clone());
+    };
+    let mut written = Vec::new();
+    let mut write = async |app: &TestApp, value: &str| {
+        let name = format!("s{}", written.len());
+        let created = app
+            .create_secret(&app.admin, &name, false, json!({"v": value}))
+            .await;
+        written.push((id_of(&created), value.to_owned()));
+        written.clone()
+    };
+    let reads_all = async |app: &TestApp, written: &[(uuid::Uuid, String)]| {
+        for (id, value) in written {
+            let read = app
+                .get(&format!("/api/v1/secrets/{id}"), &app.admin)
+                .await
+                .ok();
+            assert_eq!(read["body"]["values"]["v"], json!(value), "{read}");
+        }
+    };
+    write(&app, "before").await;
+
+    // The peer restarts first; each process reads what the other writes.
+    let peer = peer.restart_with(rolled.clone()).await;
+    let all = write(&peer, "written by the new key's process").await;
+    reads_all(&app, &all).await;
+    let all = write(&app, "written by the old key's process").await;
+    reads_all(&peer, &all).await;
+
+    // The data keys move to the new master key, by the command line tool.
+    let mut command = tokio::process::Command::new(crate::process::binary());
+    command
+        .args(["keys", "rotate-master", "--new-key-file"])
+        .arg(&new_key)
+        .env_clear()
+        .env("CONNECTOR_HUB_DATA_DIR", &app.db.data_dir)
+        .env("CONNECTOR_HUB_ENCRYPTION_KEY_FILE", &new_key)
+        .env("CONNECTOR_HUB_PREVIOUS_ENCRYPTION_KEY_FILE", &old_key);
+    if let Some(url) = &app.db.url {
+        command.env("DATABASE_URL", url);
+    }
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .expect("rotate-master finishes within a minute")
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{printed}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(
+        report["rewrapped_data_keys"].as_u64().unwrap() >= 1,
+        "{report}"
+    );
+
+    // The process still on the old key restarts too; then both drop the previous key.
+    let app = app.restart_with(rolled.clone()).await;
+    let all = write(&app, "after the rotation").await;
+    reads_all(&peer, &all).await;
+    let only_new = |config: &mut ServeConfig| config.storage.previous_encryption_key_file = None;
+    let peer = peer.restart_with(only_new).await;
+    let app = app.restart_with(only_new).await;
+    reads_all(&app, &all).await;
+    reads_all(&peer, &all).await;
+
+    // The old key alone opens nothing now.
+    let mut stale = app.config.clone();
+    stale.storage.encryption_key_file = Some(old_key);
+    let error = Server::build(stale)
+        .await
+        .err()
+        .expect("the old key is refused");
+    assert!(error.to_string().contains("does not match"), "{error}");
+    peer.stop().await;
+    app.stop().await;
+}
+
 on_both_backends!(
     the_database_holds_no_plaintext_secret,
     a_ciphertext_moved_to_another_row_or_workspace_does_not_decrypt,
     a_flipped_byte_is_detected,
     a_wrong_master_key_stops_start_up_with_a_clear_error,
     postgres_needs_a_key_and_sqlite_makes_a_private_key_file,
+    the_master_key_is_replaced_during_a_rolling_restart,
 );

@@ -99,8 +99,11 @@ async fn a_schema_driven_fuzzer_finds_nothing_the_document_does_not_say(backend:
         .arg("--generation-deterministic")
         .args(["--workers", "2", "--request-timeout", "30"])
         .stdin(Stdio::null())
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(900), output)
         .await
+        .expect("schemathesis finishes within 15 minutes")
         .expect("schemathesis runs");
     let printed = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);

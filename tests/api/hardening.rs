@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -239,6 +239,49 @@ async fn failing_on_purpose_locks_nobody_out(backend: Backend) {
     );
     let reply = log_in(&app, &third, "default", ADMIN_PASSWORD).await.ok();
     assert!(reply["access_token"].is_string());
+    app.stop().await;
+}
+
+/// A presented API key's secret part guessed wrong: the key's failures count per address as
+/// a password's do, so guessing stops there, and the key still logs in from elsewhere.
+async fn api_key_guesses_are_limited_like_passwords(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| config.login_max_failures_per_user = 3).await;
+    let key = app.create_service_account("ci-bot", "default").await;
+    let key_text = key["body"]["key"].as_str().unwrap().to_owned();
+    // The same key id with another secret, as a guesser who saw the id would send.
+    let guessed = {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let encoded = key_text.strip_prefix("ZENKEY_").unwrap();
+        let mut decoded: Value = serde_json::from_slice(&engine.decode(encoded).unwrap()).unwrap();
+        decoded["key"] = json!("a guess");
+        format!("ZENKEY_{}", engine.encode(decoded.to_string()))
+    };
+    let key_login = async |client: &reqwest::Client, key: &str| {
+        let form = [("grant_type", "zenml-api-key"), ("password", key)];
+        app.send(client.post(app.url("/api/v1/login")).form(&form))
+            .await
+    };
+    let (first, second) = (from("127.0.0.1"), from("127.0.0.2"));
+    for _ in 0..3 {
+        let reply = key_login(&first, &guessed).await;
+        refused(&reply, StatusCode::UNAUTHORIZED, "CredentialsNotValid", &[]);
+    }
+    let reply = key_login(&first, &key_text).await;
+    refused(
+        &reply,
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        &["Too many failed login attempts"],
+    );
+    let wait: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 0, "{wait}");
+    let login = key_login(&second, &key_text).await.ok();
+    assert!(login["access_token"].is_string(), "{login}");
     app.stop().await;
 }
 
@@ -585,6 +628,7 @@ async fn every_foreign_key_has_an_index(backend: Backend) {
 on_both_backends!(
     filters_are_bounded_with_a_422,
     failing_on_purpose_locks_nobody_out,
+    api_key_guesses_are_limited_like_passwords,
     sessions_end_when_the_account_changes,
     device_codes_are_bound_to_their_client_and_their_guesses_counted,
     responses_carry_the_right_owner_and_error_bodies,

@@ -105,20 +105,6 @@ impl TestDatabase {
         }
     }
 
-    /// Drops the test's PostgreSQL schema with everything in it, so that runs do not pile
-    /// schemas up in the shared database. (SQLite's files go with the data directory.)
-    async fn drop_schema(&self) {
-        if let Some(schema) = &self.schema {
-            let mut conn = sqlx::PgConnection::connect(&postgres_base_url())
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .execute(&mut conn)
-                .await
-                .expect("drop test schema");
-        }
-    }
-
     /// Every row of every table, as text (binary columns hex-encoded on PostgreSQL), or the
     /// raw database files on SQLite: what an attacker with a copy of the database would see.
     pub async fn raw_contents(&self) -> Vec<u8> {
@@ -284,6 +270,54 @@ impl TestDatabase {
     }
 }
 
+/// A PostgreSQL test schema, dropped with everything in it when its owner goes (so that runs
+/// do not pile schemas up in the shared database), also when a test panics.
+pub struct OwnedSchema(Option<String>);
+
+impl OwnedSchema {
+    /// The schema of `db`, if it has one, to be dropped with the returned guard.
+    pub fn of(db: &TestDatabase) -> Option<OwnedSchema> {
+        db.schema.clone().map(|schema| OwnedSchema(Some(schema)))
+    }
+
+    async fn drop_now(mut self) {
+        if let Some(schema) = self.0.take() {
+            drop_schema(&schema).await.expect("drop test schema");
+        }
+    }
+}
+
+impl Drop for OwnedSchema {
+    fn drop(&mut self) {
+        let Some(schema) = self.0.take() else { return };
+        // A test that panicked or never stopped its app. This may run on the test's runtime,
+        // which cannot be blocked on, so the schema goes from a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(drop_schema(&schema))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test schema: {dropped:?}");
+        }
+    }
+}
+
+/// Waits at most a few seconds for locks: a server still running may hold some.
+async fn drop_schema(schema: &str) -> Result<(), sqlx::Error> {
+    let mut conn = sqlx::PgConnection::connect(&postgres_base_url()).await?;
+    sqlx::query("SET lock_timeout = '10s'")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut conn)
+        .await?;
+    Ok(())
+}
+
 /// A response: status, headers and JSON body (`Value::Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct Reply {
@@ -324,8 +358,8 @@ pub struct TestApp {
     pub config: ServeConfig,
     pub admin: String,
     _data_dir: tempfile::TempDir,
-    /// Made the database (not a peer on another's): its schema goes when it stops.
-    owns_database: bool,
+    /// Set when this app made the database (not a peer on another's): its schema goes with it.
+    owned_schema: Option<OwnedSchema>,
     shutdown: Option<oneshot::Sender<()>>,
     finished: Option<tokio::task::JoinHandle<()>>,
 }
@@ -340,6 +374,7 @@ impl TestApp {
         Self::spawn_with(backend, |_| {}).await
     }
 
+    /// A server with no Azure behind it (see [`test_config`]).
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
         Self::spawn_in(backend, tempfile::tempdir().unwrap(), configure).await
     }
@@ -352,23 +387,7 @@ impl TestApp {
         configure: impl FnOnce(&mut ServeConfig),
     ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let ca = data_dir.path().join("azure-ca.pem");
-        std::fs::write(&ca, azure.ca_pem()).unwrap();
-        let cloud = data_dir.path().join("azure-cloud.json");
-        let arm = azure.resource_manager_endpoint();
-        std::fs::write(
-            &cloud,
-            serde_json::json!({
-                "name": "FakeAzure",
-                "authority_host": azure.authority_host(),
-                "resource_manager_endpoint": arm,
-                "resource_manager_scope": "https://management.azure.com/.default",
-                "storage_scope": "https://storage.azure.com/.default",
-                "ca_certificate": ca,
-            })
-            .to_string(),
-        )
-        .unwrap();
+        let cloud = fake_azure_cloud(azure, data_dir.path());
         Self::spawn_in(backend, data_dir, |config| {
             config.azure.azure_cloud_config = Some(cloud);
             configure(config)
@@ -382,27 +401,11 @@ impl TestApp {
         configure: impl FnOnce(&mut ServeConfig),
     ) -> TestApp {
         let db = TestDatabase::new(backend, data_dir.path().to_owned()).await;
-        let mut config = ServeConfig::from_env();
-        config.storage.data_dir = data_dir.path().to_owned();
-        config.bind = "127.0.0.1:0".parse().unwrap();
-        config.storage.database_url = db.url.clone();
-        config.storage.encryption_key = Some(test_master_key());
-        config.storage.encryption_key_file = None;
-        config.storage.previous_encryption_key_file = None;
-        config.storage.database_max_connections = 8;
-        config.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        config.request_timeout_seconds = 30;
-        // Azure calls fail fast in tests, and never use this machine's own Azure identity.
-        config.azure.azure_connect_timeout_seconds = 2;
-        config.azure.azure_request_timeout_seconds = 5;
-        config.azure.azure_max_retries = 2;
-        config.azure.azure_max_retry_wait_seconds = 2;
-        config.azure.azure_tenant_id = None;
-        config.azure.azure_client_id = None;
-        config.azure.azure_client_secret = None;
-        config.azure.azure_federated_token_file = None;
+        let mut config = test_config(&db);
         configure(&mut config);
+        let owned_schema = OwnedSchema::of(&db);
         let mut app = Self::start(config, db, data_dir).await;
+        app.owned_schema = owned_schema;
         app.admin = app.login("default", ADMIN_PASSWORD).await;
         app
     }
@@ -413,13 +416,13 @@ impl TestApp {
         configure(&mut config);
         let data_dir = tempfile::tempdir().unwrap();
         let mut peer = Self::start(config, self.db.clone(), data_dir).await;
-        peer.owns_database = false;
         peer.admin = peer.login("default", ADMIN_PASSWORD).await;
         peer
     }
 
     async fn start(config: ServeConfig, db: TestDatabase, data_dir: tempfile::TempDir) -> TestApp {
         connector_hub::install_crypto_provider();
+        refuse_azure_beyond_this_machine(&config);
         let clock = Clock::default();
         let server = Server::build_with_clock(config.clone(), clock.clone())
             .await
@@ -443,7 +446,7 @@ impl TestApp {
             config,
             admin: String::new(),
             _data_dir: data_dir,
-            owns_database: true,
+            owned_schema: None,
             shutdown: Some(tx),
             finished: Some(finished),
         }
@@ -453,8 +456,8 @@ impl TestApp {
     /// schema, unless this is a peer (peers stop before the app they joined).
     pub async fn stop(mut self) {
         self.shut_down().await;
-        if self.owns_database {
-            self.db.drop_schema().await;
+        if let Some(schema) = self.owned_schema.take() {
+            schema.drop_now().await;
         }
     }
 
@@ -476,9 +479,9 @@ impl TestApp {
     pub async fn restart_with(mut self, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
         self.shut_down().await;
         configure(&mut self.config);
-        let owns_database = self.owns_database;
+        let owned_schema = self.owned_schema.take();
         let mut app = Self::start(self.config, self.db, self._data_dir).await;
-        app.owns_database = owns_database;
+        app.owned_schema = owned_schema;
         app.admin = app.login("default", ADMIN_PASSWORD).await;
         app
     }
@@ -618,6 +621,94 @@ impl TestApp {
         )
         .await
         .ok()
+    }
+}
+
+/// The configuration every test server starts from: the defaults, never the environment of
+/// whoever runs the tests, on `db`, with short Azure timeouts.
+///
+/// Its one Azure cloud is a closed port on this machine, so that whatever reaches for Azure
+/// fails at once and never leaves the machine; tests with a fake Azure replace it.
+pub fn test_config(db: &TestDatabase) -> ServeConfig {
+    let cloud = db.data_dir.join("no-azure-cloud.json");
+    std::fs::write(
+        &cloud,
+        json!({
+            "name": "NoAzure",
+            "authority_host": format!("https://{CLOSED_PORT}"),
+            "resource_manager_endpoint": format!("https://{CLOSED_PORT}"),
+            "resource_manager_scope": "https://management.azure.com/.default",
+            "storage_scope": "https://storage.azure.com/.default",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // The defaults, never the environment of whoever runs the tests.
+    let mut config = ServeConfig::defaults();
+    config.azure.azure_cloud_config = Some(cloud);
+    config.storage.data_dir = db.data_dir.clone();
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.storage.database_url = db.url.clone();
+    config.storage.encryption_key = Some(test_master_key());
+    config.storage.database_max_connections = 8;
+    config.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    config.request_timeout_seconds = 30;
+    // Azure calls fail fast in tests.
+    config.azure.azure_connect_timeout_seconds = 2;
+    config.azure.azure_request_timeout_seconds = 5;
+    config.azure.azure_max_retries = 2;
+    config.azure.azure_max_retry_wait_seconds = 2;
+    config.azure.azure_custom_cloud_only = true;
+    config
+}
+
+/// Writes the custom cloud file (endpoints and CA) of `azure` into `dir`; its path.
+pub fn fake_azure_cloud(azure: &FakeAzure, dir: &std::path::Path) -> PathBuf {
+    let ca = dir.join("azure-ca.pem");
+    std::fs::write(&ca, azure.ca_pem()).unwrap();
+    let cloud = dir.join("azure-cloud.json");
+    std::fs::write(
+        &cloud,
+        json!({
+            "name": "FakeAzure",
+            "authority_host": azure.authority_host(),
+            "resource_manager_endpoint": azure.resource_manager_endpoint(),
+            "resource_manager_scope": "https://management.azure.com/.default",
+            "storage_scope": "https://storage.azure.com/.default",
+            "ca_certificate": ca,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    cloud
+}
+
+/// A port on this machine that nothing listens on (the discard service's).
+pub const CLOSED_PORT: &str = "127.0.0.1:9";
+
+/// Panics unless every Azure endpoint the server could call is on this machine: no test may
+/// reach a real cloud.
+fn refuse_azure_beyond_this_machine(config: &ServeConfig) {
+    let clouds = connector_hub::connectors::azure::cloud::Clouds::load(
+        config.azure.azure_cloud_config.as_deref(),
+        config.azure.azure_custom_cloud_only,
+    )
+    .expect("the test's Azure cloud configuration loads");
+    for endpoint in clouds.endpoints() {
+        let host = reqwest::Url::parse(endpoint)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let local = host == "localhost"
+            || host
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        assert!(
+            local,
+            "refusing to start a test server that may call {endpoint}: every Azure endpoint of a \
+             test must be on this machine"
+        );
     }
 }
 

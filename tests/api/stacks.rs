@@ -552,13 +552,14 @@ print(json.dumps(read))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("the zenml client's python runs");
     use tokio::io::AsyncWriteExt;
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(cases.to_string().as_bytes()).await.unwrap();
     drop(stdin);
-    let output = child.wait_with_output().await.unwrap();
+    let output = crate::zenml_cli::finish(child, "zenml's models").await;
     assert!(
         output.status.success(),
         "zenml's models refused our JSON:\n{}",

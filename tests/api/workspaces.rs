@@ -132,7 +132,13 @@ async fn workspaces_are_created_renamed_and_deleted_by_admins(backend: Backend) 
     // A name that reads as another workspace's id would make references ambiguous.
     let id_like = json!({"name": created["id"]});
     let refused = app.post("/api/v1/workspaces", &app.admin, id_like).await;
-    assert!(refused.status.is_client_error(), "{}", refused.body);
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.error().0, "ValueError");
     assert!(refused.error().1.contains("must not be a UUID"));
     app.put(
         "/api/v1/workspaces/ml",

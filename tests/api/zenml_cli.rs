@@ -39,6 +39,17 @@ pub(crate) fn zenml_executable() -> PathBuf {
     path
 }
 
+/// The longest a zenml command may take before a test gives up on it.
+const CLI_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Waits for a zenml process to end, for at most [`CLI_WAIT`]; past that it is killed.
+pub(crate) async fn finish(child: tokio::process::Child, what: &str) -> std::process::Output {
+    tokio::time::timeout(CLI_WAIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {CLI_WAIT:?}"))
+        .expect("zenml runs")
+}
+
 /// One user's zenml client: its own home folder (configuration and cached token).
 pub(crate) struct Zenml {
     home: tempfile::TempDir,
@@ -99,7 +110,8 @@ impl Zenml {
             .env("NO_COLOR", "1")
             .env("COLUMNS", "250")
             .env("BROWSER", "true")
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         if let Some((username, password)) = &self.login {
             command
                 .env("ZENML_STORE_URL", &self.store_url)
@@ -110,7 +122,10 @@ impl Zenml {
     }
 
     pub(crate) async fn run(&self, args: &[&str]) -> Ran {
-        let output = self.command(args).output().await.expect("zenml runs");
+        let output = tokio::time::timeout(CLI_WAIT, self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("zenml {args:?} did not finish within {CLI_WAIT:?}"))
+            .expect("zenml runs");
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
         Ran {
@@ -129,7 +144,7 @@ impl Zenml {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("zenml runs");
         child.stdin.take().unwrap().write_all(b"y\n").await.unwrap();
-        let output = child.wait_with_output().await.unwrap();
+        let output = finish(child, &format!("zenml {args:?}")).await;
         let text = String::from_utf8_lossy(&output.stdout).into_owned()
             + &String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "zenml {args:?} failed:\n{text}");
@@ -160,14 +175,21 @@ impl Zenml {
         ran.output
     }
 
-    /// Runs a command that must fail and returns what it printed.
-    pub(crate) async fn fails(&self, args: &[&str]) -> String {
+    /// Runs a command that must fail saying each of `expected`; returns what it printed.
+    pub(crate) async fn fails(&self, args: &[&str], expected: &[&str]) -> String {
         let ran = self.run(args).await;
         assert!(
             !ran.success,
             "zenml {args:?} should have failed:\n{}",
             ran.output
         );
+        for wanted in expected {
+            assert!(
+                ran.output.contains(wanted),
+                "zenml {args:?} failed without saying {wanted:?}:\n{}",
+                ran.output
+            );
+        }
         ran.output
     }
 }
@@ -355,29 +377,30 @@ async fn connectors_are_registered_verified_listed_updated_and_deleted() {
         ])
         .await;
     assert!(token.contains("myregistry.azurecr.io"), "{token}");
-    let wrong = zenml
-        .fails(&strs(&service_principal_args(
-            "az-wrong",
-            CLIENT,
-            "not-the-secret",
-        )))
+    zenml
+        .fails(
+            &strs(&service_principal_args(
+                "az-wrong",
+                CLIENT,
+                "not-the-secret",
+            )),
+            &["AADSTS7000215"],
+        )
         .await;
-    assert!(wrong.contains("AADSTS7000215"), "{wrong}");
-    let refused = zenml
-        .fails(&[
-            "service-connector",
-            "register",
-            "az-implicit",
-            "--type",
-            "azure",
-            "--auth-method",
-            "implicit",
-        ])
+    zenml
+        .fails(
+            &[
+                "service-connector",
+                "register",
+                "az-implicit",
+                "--type",
+                "azure",
+                "--auth-method",
+                "implicit",
+            ],
+            &["ZENML_ENABLE_IMPLICIT_AUTH_METHODS"],
+        )
         .await;
-    assert!(
-        refused.contains("ZENML_ENABLE_IMPLICIT_AUTH_METHODS"),
-        "{refused}"
-    );
 
     let listed = zenml.ok(&["service-connector", "list"]).await;
     for name in ["az-multi", "az-blob", "az-token"] {
@@ -435,18 +458,20 @@ async fn connectors_are_registered_verified_listed_updated_and_deleted() {
             .await;
         assert!(one.contains(resource_id), "{resource_id}:\n{one}");
     }
-    let missing = zenml
-        .fails(&[
-            "service-connector",
-            "verify",
-            "az-multi",
-            "--resource-type",
-            "blob-container",
-            "--resource-id",
-            "az://nowhere",
-        ])
+    zenml
+        .fails(
+            &[
+                "service-connector",
+                "verify",
+                "az-multi",
+                "--resource-type",
+                "blob-container",
+                "--resource-id",
+                "az://nowhere",
+            ],
+            &["nowhere"],
+        )
         .await;
-    assert!(missing.contains("nowhere"), "{missing}");
 
     // `login` hands kubectl the cluster's short-lived credentials from the client endpoint.
     let login = zenml
@@ -563,8 +588,9 @@ async fn secrets_are_created_read_updated_and_deleted() {
         "{got}"
     );
     zenml.ok(&["secret", "delete", "db-creds", "-y"]).await;
-    let missing = zenml.fails(&["secret", "get", "db-creds"]).await;
-    assert!(missing.to_lowercase().contains("db-creds"), "{missing}");
+    zenml
+        .fails(&["secret", "get", "db-creds"], &["db-creds"])
+        .await;
     app.stop().await;
 }
 
@@ -592,9 +618,19 @@ async fn another_workspace_sees_nothing_through_the_cli() {
     assert!(!connectors.contains("owners-connector"), "{connectors}");
     let secrets = eve.ok(&["secret", "list"]).await;
     assert!(!secrets.contains("owners-secret"), "{secrets}");
-    eve.fails(&["service-connector", "describe", "owners-connector"])
-        .await;
-    eve.fails(&["secret", "get", "owners-secret"]).await;
+    eve.fails(
+        &["service-connector", "describe", "owners-connector"],
+        &[
+            "No service_connectors have been found",
+            "'owners-connector'",
+        ],
+    )
+    .await;
+    eve.fails(
+        &["secret", "get", "owners-secret"],
+        &["No secret found with name, ID or prefix 'owners-secret'"],
+    )
+    .await;
     app.stop().await;
 }
 
@@ -620,7 +656,7 @@ async fn zenml_login_works_with_an_api_key_and_with_a_device_approval() {
             .await
             .unwrap();
     }
-    let output = child.wait_with_output().await.unwrap();
+    let output = finish(child, "zenml login --api-key").await;
     let printed = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{printed}");
@@ -633,16 +669,21 @@ async fn zenml_login_works_with_an_api_key_and_with_a_device_approval() {
     login.stdout(Stdio::piped()).kill_on_drop(true);
     let mut child = login.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("zenml login prints the verification URL");
-        if let Some(start) = line.find("/devices/verify?") {
-            break line[start..].trim().to_owned();
+    let mut printed = String::new();
+    let url = tokio::time::timeout(CLI_WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().unwrap_or_else(|| {
+                panic!("zenml login ended without a verification URL:\n{printed}")
+            });
+            if let Some(start) = line.find("/devices/verify?") {
+                break line[start..].trim().to_owned();
+            }
+            printed.push_str(&line);
+            printed.push('\n');
         }
-    };
+    })
+    .await
+    .unwrap_or_else(|_| panic!("zenml login printed no verification URL within {CLI_WAIT:?}"));
     let query = url.split('?').nth(1).unwrap();
     let value = |name: &str| {
         query
@@ -659,11 +700,18 @@ async fn zenml_login_works_with_an_api_key_and_with_a_device_approval() {
     .await
     .ok();
     let mut rest = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        rest.push_str(&line);
-        rest.push('\n');
-    }
-    assert!(child.wait().await.unwrap().success(), "{rest}");
+    let finished = tokio::time::timeout(CLI_WAIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        child.wait().await.unwrap()
+    })
+    .await;
+    let status = finished.unwrap_or_else(|_| {
+        panic!("zenml login did not finish within {CLI_WAIT:?} of the approval:\n{rest}")
+    });
+    assert!(status.success(), "{rest}");
     assert!(rest.contains("Successfully logged in"), "{rest}");
     let connectors = person.ok(&["service-connector", "list"]).await;
     assert!(!connectors.contains("Error"), "{connectors}");

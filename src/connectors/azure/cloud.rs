@@ -60,8 +60,8 @@ pub struct Clouds {
 
 impl Clouds {
     /// The national clouds, plus the custom cloud in `config_file` if given, which then becomes
-    /// the default.
-    pub fn load(config_file: Option<&Path>) -> Result<Clouds, String> {
+    /// the default; with `custom_only`, the custom cloud alone.
+    pub fn load(config_file: Option<&Path>, custom_only: bool) -> Result<Clouds, String> {
         let mut clouds = vec![
             Cloud::named(
                 PUBLIC_CLOUD,
@@ -83,6 +83,11 @@ impl Clouds {
             ),
         ];
         let Some(path) = config_file else {
+            if custom_only {
+                return Err(
+                    "--azure-custom-cloud-only needs a custom cloud (--azure-cloud-config)".into(),
+                );
+            }
             return Ok(Clouds {
                 clouds,
                 default: 0,
@@ -111,6 +116,9 @@ impl Clouds {
         let name = file.name.unwrap_or_else(|| "AzureCustomCloud".to_owned());
         if clouds.iter().any(|c| c.name == name) {
             return Err(describe(&format!("the name '{name}' is a built-in cloud")));
+        }
+        if custom_only {
+            clouds.clear();
         }
         clouds.push(Cloud {
             name,
@@ -143,6 +151,16 @@ impl Clouds {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.clouds.iter().map(|c| c.name.as_str())
     }
+
+    /// Every endpoint the server may call for Azure AD and ARM, in every cloud it offers.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.clouds.iter().flat_map(|c| {
+            [
+                c.authority_host.as_str(),
+                c.resource_manager_endpoint.as_str(),
+            ]
+        })
+    }
 }
 
 #[cfg(test)]
@@ -168,7 +186,7 @@ mod tests {
             .unwrap()
         };
         write("https://login.example");
-        let clouds = Clouds::load(Some(&path)).unwrap();
+        let clouds = Clouds::load(Some(&path), false).unwrap();
         assert_eq!(clouds.get(None).unwrap().name, "Stack");
         assert_eq!(
             clouds.get(None).unwrap().resource_manager_endpoint,
@@ -181,14 +199,41 @@ mod tests {
         assert!(clouds.get(Some("Elsewhere")).is_none());
 
         write("http://login.example");
-        let error = Clouds::load(Some(&path)).unwrap_err();
+        let error = Clouds::load(Some(&path), false).unwrap_err();
         assert!(
             error.contains("authority_host must be an https URL"),
             "{error}"
         );
         assert_eq!(
-            Clouds::load(None).unwrap().get(None).unwrap().name,
+            Clouds::load(None, false).unwrap().get(None).unwrap().name,
             PUBLIC_CLOUD
         );
+    }
+
+    #[test]
+    fn a_custom_cloud_alone_leaves_no_national_cloud() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloud.json");
+        std::fs::write(
+            &path,
+            serde_json::json!({
+                "name": "Stack",
+                "authority_host": "https://127.0.0.1:1",
+                "resource_manager_endpoint": "https://127.0.0.1:2",
+                "resource_manager_scope": "https://management.azure.com/.default",
+                "storage_scope": "https://storage.azure.com/.default",
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let clouds = Clouds::load(Some(&path), true).unwrap();
+        assert_eq!(clouds.names().collect::<Vec<_>>(), ["Stack"]);
+        assert!(clouds.get(Some(PUBLIC_CLOUD)).is_none());
+        assert_eq!(
+            clouds.endpoints().collect::<Vec<_>>(),
+            ["https://127.0.0.1:1", "https://127.0.0.1:2"]
+        );
+        let error = Clouds::load(None, true).unwrap_err();
+        assert!(error.contains("needs a custom cloud"), "{error}");
     }
 }

@@ -12,7 +12,9 @@ use axum::{Form, Json, Router};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{ARM_AUDIENCE, Shared};
+use super::config::{AKS_AAD_SERVER_APP_ID, FakeServicePrincipal};
+use super::tokens::{TokenIssuer, TokenRejection};
+use super::{ARM_AUDIENCE, STORAGE_AUDIENCE, Shared};
 
 pub(crate) fn router(shared: &Arc<Shared>) -> Router {
     Router::new()
@@ -72,16 +74,10 @@ async fn issue_token(
         );
     };
     if let Some(assertion) = form.get("client_assertion") {
-        let federated = form.get("client_assertion_type").map(String::as_str)
-            == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-            && principal.federated_token.as_ref() == Some(assertion);
-        if !federated {
-            return aad_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                70021,
-                "No matching federated identity record found for presented assertion.",
-            );
+        if let Some(refusal) =
+            federated_assertion_refusal(&shared.tokens, &form, assertion, &principal)
+        {
+            return refusal;
         }
     } else if form.get("client_secret") != Some(&principal.client_secret) {
         return aad_error(
@@ -93,16 +89,40 @@ async fn issue_token(
             ),
         );
     }
-    let Some(audience) = audience_of_scope(&form["scope"]) else {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            1002012,
-            &format!(
-                "The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
-                form["scope"]
-            ),
-        );
+    let audience = match audience_of_scope(&form["scope"]) {
+        Ok(audience) => audience,
+        Err(ScopeRefusal::NotDefault) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                1002012,
+                &format!(
+                    "The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+                    form["scope"]
+                ),
+            );
+        }
+        Err(ScopeRefusal::SeveralResources) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                28000,
+                &format!(
+                    "Provided value for the input parameter scope is not valid because it contains more than one resource. Scope {} is not valid.",
+                    form["scope"]
+                ),
+            );
+        }
+        Err(ScopeRefusal::UnknownResource(resource)) => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                500011,
+                &format!(
+                    "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                ),
+            );
+        }
     };
     let lifetime = shared.config.token_lifetime.as_secs() as i64;
     let access_token = shared.tokens.mint_aad(
@@ -121,19 +141,106 @@ async fn issue_token(
     .into_response()
 }
 
-/// The `aud` AAD puts in a token for a `{resource}/.default` scope. ARM's registered
-/// identifier ends with a slash, storage's does not, and an app id stays as it is.
-fn audience_of_scope(scope: &str) -> Option<String> {
-    let resource = scope
-        .split_whitespace()
-        .find_map(|scope| scope.strip_suffix("/.default"))?;
-    Some(match resource {
-        "https://management.azure.com" | "https://management.azure.com/" => ARM_AUDIENCE.to_owned(),
-        "https://management.core.windows.net" | "https://management.core.windows.net/" => {
-            "https://management.core.windows.net/".to_owned()
+/// Why a client-credentials scope is refused.
+enum ScopeRefusal {
+    /// Not `{resource}/.default`.
+    NotDefault,
+    /// One token is for one resource.
+    SeveralResources,
+    UnknownResource(String),
+}
+
+/// The `aud` AAD puts in a token for a `{resource}/.default` scope, for the resources this
+/// tenant knows: ARM's registered identifier ends with a slash, storage's does not, and an
+/// app id stays as it is.
+fn audience_of_scope(scope: &str) -> Result<String, ScopeRefusal> {
+    let mut resources = Vec::new();
+    for scope in scope.split_whitespace() {
+        let resource = scope
+            .strip_suffix("/.default")
+            .ok_or(ScopeRefusal::NotDefault)?;
+        if !resources.contains(&resource) {
+            resources.push(resource);
         }
-        other => other.trim_end_matches('/').to_owned(),
-    })
+    }
+    let [resource] = resources.as_slice() else {
+        return Err(match resources.len() {
+            0 => ScopeRefusal::NotDefault,
+            _ => ScopeRefusal::SeveralResources,
+        });
+    };
+    match resource.trim_end_matches('/') {
+        "https://management.azure.com" => Ok(ARM_AUDIENCE.to_owned()),
+        "https://management.core.windows.net" => {
+            Ok("https://management.core.windows.net/".to_owned())
+        }
+        STORAGE_AUDIENCE | AKS_AAD_SERVER_APP_ID => Ok(resource.trim_end_matches('/').to_owned()),
+        _ => Err(ScopeRefusal::UnknownResource(resource.to_string())),
+    }
+}
+
+/// Why a federated client assertion is refused, if it is: it must be an unexpired JWT whose
+/// issuer, subject and audience match the app's federated identity credential.
+fn federated_assertion_refusal(
+    tokens: &TokenIssuer,
+    form: &HashMap<String, String>,
+    assertion: &str,
+    principal: &FakeServicePrincipal,
+) -> Option<Response> {
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Some(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+        ));
+    }
+    let claims = match tokens.verify_workload(assertion) {
+        Ok(claims) => claims,
+        Err(TokenRejection::Expired) => {
+            return Some(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+            ));
+        }
+        Err(_) => {
+            return Some(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "JWT token is invalid or malformed.",
+            ));
+        }
+    };
+    let record = (principal.federated_credential.as_ref())
+        .filter(|record| record.issuer == claims.iss && record.subject == claims.sub);
+    let Some(record) = record else {
+        return Some(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            70021,
+            &format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.",
+                claims.iss, claims.sub, claims.aud
+            ),
+        ));
+    };
+    if claims.aud != record.audience {
+        return Some(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            700212,
+            &format!(
+                "No matching federated identity record found for presented assertion audience '{}'.",
+                claims.aud
+            ),
+        ));
+    }
+    None
 }
 
 async fn openid_configuration(

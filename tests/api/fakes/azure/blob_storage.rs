@@ -2,7 +2,8 @@
 //! `azurite`, installed by `tests/run.sh`), one process per fake serving every account.
 //!
 //! Azurite serves HTTPS with a leaf of the fake's test CA, because it takes bearer tokens only
-//! over HTTPS. With `--oauth basic` it ignores token signatures but checks `iss`, `aud`, `nbf`
+//! over HTTPS. Clients reach it through a proxy of the fake's own, which records each request
+//! (as [`super::Surface::BlobStorage`]) and can delay or fail it like any other surface. With `--oauth basic` it ignores token signatures but checks `iss`, `aud`, `nbf`
 //! and `exp`, so the fake's AAD tokens for `https://storage.azure.com` pass. Requests for a
 //! host that is an IP address are path-style: `https://127.0.0.1:PORT/{account}/...`.
 
@@ -10,6 +11,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use reqwest::{Certificate, Client, RequestBuilder, StatusCode};
@@ -71,7 +75,7 @@ impl Azurite {
             // Port 0: the system picks a free port, which Azurite then prints.
             .args(["--blobHost", "127.0.0.1", "--blobPort", "0"])
             .args(["--inMemoryPersistence", "--disableTelemetry", "--silent"])
-            .args(["--skipApiVersionCheck", "--loose", "--oauth", "basic"])
+            .args(["--skipApiVersionCheck", "--oauth", "basic"])
             .arg("--cert")
             .arg(&certificate)
             .arg("--key")
@@ -126,10 +130,66 @@ impl Azurite {
         }
     }
 
-    /// `https://127.0.0.1:PORT/{account}/`
-    pub fn blob_endpoint(&self, account_name: &str) -> String {
+    /// `https://127.0.0.1:PORT/{account}/` at Azurite itself, for setting the fake up unseen.
+    pub fn direct_blob_endpoint(&self, account_name: &str) -> String {
         format!("{}/{account_name}/", self.url)
     }
+
+    /// A router that passes every request on to Azurite and its answer back unchanged.
+    pub fn proxy(&self, ca_pem: &str) -> Router {
+        let client = Client::builder()
+            .add_root_certificate(Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Router::new()
+            .fallback(forward)
+            .with_state((client, self.url.clone()))
+    }
+}
+
+/// Headers that belong to one connection, not to the request or answer passed on.
+const HOP_BY_HOP: [&str; 5] = [
+    "host",
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+];
+
+async fn forward(
+    State((client, azurite)): State<(Client, String)>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let body = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let mut outbound = client.request(parts.method.clone(), format!("{azurite}{path}"));
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            outbound = outbound.header(name, value);
+        }
+    }
+    let answer = match outbound.body(body).send().await {
+        Ok(answer) => answer,
+        Err(error) => {
+            return (StatusCode::BAD_GATEWAY, format!("Azurite: {error}")).into_response();
+        }
+    };
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            response = response.header(name, value);
+        }
+    }
+    let bytes = answer.bytes().await.unwrap_or_default();
+    response.body(axum::body::Body::from(bytes)).unwrap()
 }
 
 /// `AZURITE_BLOB`, else what `tests/run.sh` installs; never skips the tests when missing.

@@ -71,9 +71,24 @@ pub struct FakeServicePrincipal {
     pub client_secret: String,
     /// The token a workload presents instead of the secret (a federated identity credential,
     /// e.g. a Kubernetes service-account token the app trusts).
-    pub federated_token: Option<String>,
+    pub federated_credential: Option<FederatedCredential>,
+    /// Granted on the whole subscription.
     pub permissions: Vec<Permission>,
+    /// Granted on one resource group each: `(resource group, permission)`.
+    pub group_permissions: Vec<(String, Permission)>,
 }
+
+/// A federated identity credential of an app registration: AAD accepts, instead of the
+/// secret, a JWT from `issuer` about `subject` for `audience`.
+#[derive(Debug, Clone)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    pub audience: String,
+}
+
+/// The audience Azure's federated identity credentials expect by default.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 impl FakeServicePrincipal {
     /// A principal allowed everything.
@@ -83,15 +98,53 @@ impl FakeServicePrincipal {
             object_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, client_id.as_bytes())
                 .to_string(),
             client_secret: client_secret.to_owned(),
-            federated_token: None,
+            federated_credential: None,
             permissions: Permission::ALL.to_vec(),
+            group_permissions: Vec::new(),
         }
     }
 
-    /// Also accepts `token` as a client assertion (workload identity federation).
-    pub fn with_federated_token(mut self, token: &str) -> FakeServicePrincipal {
-        self.federated_token = Some(token.to_owned());
+    /// Also accepts, as a client assertion, a JWT from `issuer` about `subject` (workload
+    /// identity federation, e.g. a Kubernetes service-account token the app trusts).
+    pub fn with_federated_credential(
+        mut self,
+        issuer: &str,
+        subject: &str,
+    ) -> FakeServicePrincipal {
+        self.federated_credential = Some(FederatedCredential {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            audience: TOKEN_EXCHANGE_AUDIENCE.to_owned(),
+        });
         self
+    }
+
+    /// Holds its roles on `resource_group` only, not on the subscription.
+    pub fn only_on_group(mut self, resource_group: &str) -> FakeServicePrincipal {
+        self.group_permissions = (self.permissions.drain(..))
+            .map(|permission| (resource_group.to_owned(), permission))
+            .collect();
+        self
+    }
+
+    /// Whether it holds `permission` on the subscription, or on `resource_group` if given.
+    pub fn may(&self, permission: Permission, resource_group: Option<&str>) -> bool {
+        self.permissions.contains(&permission)
+            || resource_group.is_some_and(|wanted| self.may_in_group(permission, wanted))
+    }
+
+    pub fn may_in_group(&self, permission: Permission, resource_group: &str) -> bool {
+        (self.group_permissions.iter())
+            .any(|(group, held)| *held == permission && group.eq_ignore_ascii_case(resource_group))
+    }
+
+    /// Whether it holds `permission` anywhere in the subscription.
+    pub fn may_somewhere(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+            || self
+                .group_permissions
+                .iter()
+                .any(|(_, held)| *held == permission)
     }
 }
 
@@ -168,6 +221,8 @@ pub struct FakeRegistry {
     pub admin_user_enabled: bool,
     /// `password` and `password2` of the admin user, whose username is the registry name.
     pub admin_passwords: [String; 2],
+    /// Repositories, each holding one tag, `latest`.
+    pub repositories: Vec<String>,
 }
 
 impl FakeRegistry {
@@ -177,6 +232,7 @@ impl FakeRegistry {
             at: ResourceLocation::new(subscription_id, resource_group, name),
             admin_user_enabled: false,
             admin_passwords: [format!("{name}-password-1"), format!("{name}-password-2")],
+            repositories: vec!["zenml/pipeline".to_owned()],
         }
     }
 
@@ -227,6 +283,9 @@ pub struct FakeAzureConfig {
     pub clusters: Vec<FakeCluster>,
     /// ARM lists longer than this are paged with `nextLink`.
     pub page_size: usize,
+    /// Where `nextLink`s point instead of this ARM: a link elsewhere, which clients must not
+    /// follow with their token.
+    pub next_link_base: Option<String>,
     /// `expires_in` of AAD tokens (Azure's own is 3599 s).
     pub token_lifetime: Duration,
 }
@@ -248,6 +307,7 @@ impl Default for FakeAzureConfig {
             registries: Vec::new(),
             clusters: Vec::new(),
             page_size: 100,
+            next_link_base: None,
             token_lifetime: Duration::from_secs(3599),
         }
     }

@@ -1,10 +1,11 @@
-//! An Azure Container Registry's data plane: the AAD-to-ACR token exchange and the Docker
-//! Registry v2 base endpoint.
+//! An Azure Container Registry's data plane: the AAD-to-ACR token exchange, the token
+//! endpoint a Docker client logs in at, and enough of the Docker Registry v2 API to prove
+//! what a token opens (`/v2/` and a repository's tag list).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,6 +18,9 @@ use super::config::Permission;
 use super::tokens::AcrAccess;
 use super::{ARM_AUDIENCE, RegistryEndpoint, Shared};
 
+/// The user name of logins with an ACR token rather than the admin user.
+const ACR_TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
+
 const DISTRIBUTION_API_VERSION: (HeaderName, HeaderValue) = (
     HeaderName::from_static("docker-distribution-api-version"),
     HeaderValue::from_static("registry/2.0"),
@@ -25,8 +29,9 @@ const DISTRIBUTION_API_VERSION: (HeaderName, HeaderValue) = (
 pub(crate) fn router(shared: &Arc<Shared>, registry_index: usize) -> Router {
     Router::new()
         .route("/oauth2/exchange", post(exchange))
-        .route("/oauth2/token", post(token))
+        .route("/oauth2/token", post(token).get(docker_token))
         .route("/v2/", get(base))
+        .route("/v2/{*repository_path}", get(repository))
         .with_state((shared.clone(), registry_index))
 }
 
@@ -90,18 +95,7 @@ async fn token(
             "invalid refresh token",
         );
     };
-    let may_pull = {
-        let state = shared.state();
-        let principals = state.service_principals.values();
-        principals
-            .filter(|principal| principal.object_id == refresh.sub)
-            .any(|principal| {
-                principal
-                    .permissions
-                    .contains(&Permission::PullFromRegistry)
-            })
-    };
-    if !may_pull {
+    if !may_pull(&shared, endpoint, &refresh.sub) {
         return acr_error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
@@ -109,10 +103,12 @@ async fn token(
         );
     }
     let access = form.get("scope").map(|scope| parse_scopes(scope));
-    let access_token =
-        shared
-            .tokens
-            .mint_acr_access(&endpoint.login_server, &refresh, access.unwrap_or_default());
+    let access_token = shared.tokens.mint_acr_access(
+        &endpoint.login_server,
+        &refresh.sub,
+        &refresh.tenant,
+        access.unwrap_or_default(),
+    );
     Json(json!({ "access_token": access_token })).into_response()
 }
 
@@ -155,29 +151,161 @@ fn parse_scopes(scopes: &str) -> Vec<AcrAccess> {
         .collect()
 }
 
+/// `GET /oauth2/token?service=…&scope=…` with Basic credentials, as a Docker client asks
+/// after a 401 challenge: the registry's admin user, or the all-zero user name with an ACR
+/// refresh token or access token. An access token yields no more than it holds itself.
+async fn docker_token(
+    State((shared, index)): RegistryState,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let endpoint = &shared.registries[index];
+    if query.get("service") != Some(&endpoint.login_server) {
+        return acr_error(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("service must be {}", endpoint.login_server),
+        );
+    }
+    let requested = query
+        .get("scope")
+        .map(|scope| parse_scopes(scope))
+        .unwrap_or_default();
+    let Some((username, password)) = basic_credentials(&headers) else {
+        return acr_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required, visit https://aka.ms/acr/authorization for more information.",
+        );
+    };
+    let tokens = &shared.tokens;
+    let login_server = &endpoint.login_server;
+    let tenant = &shared.config.tenant_id;
+    // (whom the token is for, what it allows)
+    let granted = if is_admin(endpoint, &username, &password) {
+        Some((username.clone(), requested))
+    } else if username == ACR_TOKEN_USERNAME {
+        if let Ok(held) = tokens.verify_acr_access(&password, login_server) {
+            let allowed = held.access.unwrap_or_default();
+            let narrowed = (requested.iter())
+                .filter_map(|wanted| narrow(wanted, &allowed))
+                .collect();
+            Some((held.sub, narrowed))
+        } else if let Ok(refresh) = tokens.verify_acr_refresh(&password, login_server) {
+            may_pull(&shared, endpoint, &refresh.sub).then_some((refresh.sub, requested))
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let Some((subject, access)) = granted else {
+        return acr_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required, visit https://aka.ms/acr/authorization for more information.",
+        );
+    };
+    let access_token = tokens.mint_acr_access(login_server, &subject, tenant, access);
+    Json(json!({ "access_token": access_token })).into_response()
+}
+
+/// What of `wanted` a token holding `held` may have: the actions both allow, for a
+/// repository both name (`*` stands for every repository or action).
+fn narrow(wanted: &AcrAccess, held: &[AcrAccess]) -> Option<AcrAccess> {
+    let covers = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+    let actions: Vec<String> = (wanted.actions.iter())
+        .filter(|action| {
+            held.iter().any(|grant| {
+                grant.kind == wanted.kind
+                    && covers(&grant.name, &wanted.name)
+                    && grant.actions.iter().any(|held| covers(held, action))
+            })
+        })
+        .cloned()
+        .collect();
+    (!actions.is_empty()).then(|| AcrAccess {
+        actions,
+        ..wanted.clone()
+    })
+}
+
+/// The access token's grants, if the request carries a valid one.
+fn bearer_access(
+    shared: &Shared,
+    endpoint: &RegistryEndpoint,
+    headers: &HeaderMap,
+) -> Option<Vec<AcrAccess>> {
+    let token = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    let claims = (shared.tokens)
+        .verify_acr_access(token, &endpoint.login_server)
+        .ok()?;
+    claims.access
+}
+
 /// `GET /v2/`: 200 `{}` with an ACR access token or the admin user's Basic credentials,
 /// otherwise the 401 challenge that sends Docker to `/oauth2/token`.
 async fn base(State((shared, index)): RegistryState, headers: HeaderMap) -> Response {
     let endpoint = &shared.registries[index];
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let authorized = if let Some(token) = authorization.strip_prefix("Bearer ") {
-        (shared.tokens)
-            .verify_acr_access(token, &endpoint.login_server)
-            .is_ok()
-    } else if let Some(encoded) = authorization.strip_prefix("Basic ") {
-        is_admin(endpoint, encoded)
-    } else {
-        false
-    };
+    let authorized = bearer_access(&shared, endpoint, &headers).is_some()
+        || basic_credentials(&headers)
+            .is_some_and(|(username, password)| is_admin(endpoint, &username, &password));
     if authorized {
         return ([DISTRIBUTION_API_VERSION], Json(json!({}))).into_response();
     }
+    challenge(endpoint, None)
+}
+
+/// `GET /v2/{repository}/tags/list`: needs a token whose `access` allows `pull` on the
+/// repository; one that does not gets the challenge naming the scope it lacks.
+async fn repository(
+    State((shared, index)): RegistryState,
+    Path(repository_path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let endpoint = &shared.registries[index];
+    let Some(name) = repository_path.strip_suffix("/tags/list") else {
+        return acr_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "not served by this fake",
+        );
+    };
+    let wanted = AcrAccess {
+        kind: "repository".to_owned(),
+        name: name.to_owned(),
+        actions: vec!["pull".to_owned()],
+    };
+    let held = bearer_access(&shared, endpoint, &headers);
+    if held.is_none_or(|held| narrow(&wanted, &held).is_none()) {
+        return challenge(endpoint, Some(&format!("repository:{name}:pull")));
+    }
+    if !endpoint.registry.repositories.iter().any(|r| r == name) {
+        return acr_error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            &format!("repository name not known to registry. {name}"),
+        );
+    }
+    (
+        [DISTRIBUTION_API_VERSION],
+        Json(json!({"name": name, "tags": ["latest"]})),
+    )
+        .into_response()
+}
+
+/// The 401 that tells a Docker client where to get a token, and for what.
+fn challenge(endpoint: &RegistryEndpoint, scope: Option<&str>) -> Response {
     let login_server = &endpoint.login_server;
-    let challenge =
+    let mut challenge =
         format!("Bearer realm=\"https://{login_server}/oauth2/token\",service=\"{login_server}\"");
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(",scope=\"{scope}\",error=\"insufficient_scope\""));
+    }
     let mut response = acr_error(
         StatusCode::UNAUTHORIZED,
         "UNAUTHORIZED",
@@ -189,21 +317,37 @@ async fn base(State((shared, index)): RegistryState, headers: HeaderMap) -> Resp
     response
 }
 
-fn is_admin(endpoint: &RegistryEndpoint, encoded: &str) -> bool {
+/// `Authorization: Basic …` as (username, password).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let encoded = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(BASE64.decode(encoded).ok()?).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    Some((username.to_owned(), password.to_owned()))
+}
+
+fn is_admin(endpoint: &RegistryEndpoint, username: &str, password: &str) -> bool {
     let registry = &endpoint.registry;
-    let Some(decoded) = BASE64
-        .decode(encoded)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-    else {
-        return false;
-    };
-    let Some((username, password)) = decoded.split_once(':') else {
-        return false;
-    };
     registry.admin_user_enabled
         && username.eq_ignore_ascii_case(&registry.at.name)
         && registry.admin_passwords.iter().any(|p| p == password)
+}
+
+/// Whether the principal with object id `subject` holds a pull role on the registry.
+fn may_pull(shared: &Shared, endpoint: &RegistryEndpoint, subject: &str) -> bool {
+    let state = shared.state();
+    let principals = state.service_principals.values();
+    principals
+        .filter(|principal| principal.object_id == subject)
+        .any(|principal| {
+            principal.may(
+                Permission::PullFromRegistry,
+                Some(&endpoint.registry.at.resource_group),
+            )
+        })
 }
 
 /// The Docker registry error body.

@@ -88,6 +88,8 @@ pub(crate) struct Shared {
     pub registries: Vec<RegistryEndpoint>,
     pub clusters: Vec<ClusterEndpoint>,
     state: Mutex<RuntimeState>,
+    /// Counts requests received, for tests that wait for one to arrive.
+    pub arrivals: tokio::sync::watch::Sender<usize>,
 }
 
 /// What tests may change while the fake runs.
@@ -118,12 +120,14 @@ impl FakeAzure {
             [] => None,
             accounts => Some(Azurite::start(accounts, &authority, &mut servers).await),
         };
+        // Storage is reached through a recording proxy in front of Azurite.
+        let blob_listener = BoundListener::bind().await;
         let storage_accounts = match &azurite {
             None => Vec::new(),
-            Some(azurite) => (config.storage_accounts.iter())
+            Some(_) => (config.storage_accounts.iter())
                 .map(|account| StorageAccountEndpoint {
                     account: account.clone(),
-                    blob_endpoint: azurite.blob_endpoint(&account.at.name),
+                    blob_endpoint: format!("{}/{}/", blob_listener.https_url(), account.at.name),
                 })
                 .collect(),
         };
@@ -172,6 +176,7 @@ impl FakeAzure {
                     .collect(),
                 faults: FaultState::default(),
             }),
+            arrivals: tokio::sync::watch::Sender::new(0),
             config,
         });
 
@@ -186,6 +191,13 @@ impl FakeAzure {
             &authority,
             &mut servers,
         );
+        if let Some(azurite) = &azurite {
+            blob_listener.serve(
+                guarded(azurite.proxy(&shared.ca_pem), Surface::BlobStorage),
+                &authority,
+                &mut servers,
+            );
+        }
         for (index, listener) in registry_listeners.into_iter().enumerate() {
             listener.serve(
                 guarded(
@@ -203,7 +215,9 @@ impl FakeAzure {
                 &mut servers,
             );
         }
-        create_containers(&shared).await;
+        if let Some(azurite) = &azurite {
+            create_containers(&shared, azurite).await;
+        }
         FakeAzure {
             shared,
             _servers: servers,
@@ -245,7 +259,7 @@ impl FakeAzure {
     }
 
     /// `https://127.0.0.1:PORT/{account}/`, the named storage account's blob endpoint (its
-    /// `primaryEndpoints.blob`) in Azurite, in place of `https://{account}.blob.core.windows.net/`.
+    /// `primaryEndpoints.blob`), Azurite behind the recording proxy, in place of `https://{account}.blob.core.windows.net/`.
     pub fn blob_endpoint(&self, account_name: &str) -> String {
         self.shared
             .storage_accounts
@@ -306,6 +320,17 @@ impl FakeAzure {
         )
     }
 
+    /// A workload's token from `issuer` about `subject`, for Azure AD's token exchange
+    /// audience, as a Kubernetes cluster with workload identity mounts it in a pod.
+    pub fn workload_token(&self, issuer: &str, subject: &str, lifetime_seconds: i64) -> String {
+        (self.shared.tokens).mint_workload(
+            issuer,
+            subject,
+            TOKEN_EXCHANGE_AUDIENCE,
+            lifetime_seconds,
+        )
+    }
+
     /// A blob storage token (audience [`STORAGE_AUDIENCE`]) for a configured service
     /// principal, as the token endpoint would issue it for `https://storage.azure.com/.default`.
     pub fn storage_token(&self, client_id: &str) -> String {
@@ -346,6 +371,20 @@ impl FakeAzure {
         change(principal);
     }
 
+    /// Waits until a request for which `wanted` holds has arrived (it may still be being
+    /// answered), for at most a minute.
+    pub async fn wait_for_request(&self, wanted: impl Fn(&RecordedRequest) -> bool) {
+        let mut arrivals = self.shared.arrivals.subscribe();
+        let arrived = tokio::time::timeout(Duration::from_secs(60), async {
+            while !self.requests().iter().any(&wanted) {
+                arrivals.changed().await.unwrap();
+            }
+        });
+        arrived
+            .await
+            .expect("the request arrives at the fake Azure within a minute");
+    }
+
     /// Every request received so far, in order, including those answered with a fault.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.state().faults.requests.clone()
@@ -354,7 +393,7 @@ impl FakeAzure {
 
 /// Creates every account's configured containers in Azurite, with a storage token: Azurite
 /// checks its claims, not who it names.
-async fn create_containers(shared: &Shared) {
+async fn create_containers(shared: &Shared, azurite: &Azurite) {
     let token = shared.tokens.mint_aad(
         &shared.config.tenant_id,
         "fake-azure-setup",
@@ -364,7 +403,7 @@ async fn create_containers(shared: &Shared) {
     );
     for endpoint in &shared.storage_accounts {
         blob_storage::create_containers(
-            &endpoint.blob_endpoint,
+            &azurite.direct_blob_endpoint(&endpoint.account.at.name),
             &endpoint.account.containers,
             &token,
             &shared.ca_pem,

@@ -61,6 +61,9 @@ async fn dispatch(
         .collect();
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    if let Err(error) = check_api_version(&uri, &lower) {
+        return error.into_response();
+    }
     let request = ArmRequest {
         shared,
         caller,
@@ -199,6 +202,52 @@ async fn dispatch(
 
 type ArmResult = Result<Response, ArmError>;
 
+/// The api-versions each resource provider serves here (a subset of Azure's, newest first).
+fn supported_api_versions(lower_segments: &[&str]) -> &'static [&'static str] {
+    let provider = lower_segments
+        .iter()
+        .position(|&segment| segment == "providers")
+        .and_then(|index| lower_segments.get(index + 1).copied());
+    match provider {
+        Some("microsoft.storage") => &["2023-05-01", "2023-01-01", "2022-09-01", "2021-09-01"],
+        Some("microsoft.containerregistry") => &[
+            "2023-07-01",
+            "2023-01-01-preview",
+            "2022-12-01",
+            "2021-09-01",
+        ],
+        Some("microsoft.containerservice") => {
+            &["2024-08-01", "2024-05-01", "2024-02-01", "2023-10-01"]
+        }
+        _ => &["2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"],
+    }
+}
+
+/// ARM refuses a request without an `api-version` its provider knows, before anything else.
+fn check_api_version(uri: &Uri, lower_segments: &[&str]) -> Result<(), ArmError> {
+    let parameters: Vec<(String, String)> =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let Some((_, version)) = parameters.iter().find(|(name, _)| name == "api-version") else {
+        return Err(arm_error(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        ));
+    };
+    let supported = supported_api_versions(lower_segments);
+    if supported.contains(&version.as_str()) {
+        return Ok(());
+    }
+    Err(arm_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidApiVersionParameter",
+        &format!(
+            "The api-version '{version}' is invalid. The supported versions are '{}'.",
+            supported.join(",")
+        ),
+    ))
+}
+
 /// Checks `Authorization: Bearer <AAD token for ARM>`, with ARM's 401 codes.
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<FakeServicePrincipal, ArmError> {
     let unauthorized = |code: &str, message: &str| ArmError {
@@ -281,8 +330,28 @@ impl ArmRequest {
         }
     }
 
-    fn require(&self, permission: Permission, scope: &str) -> Result<(), ArmError> {
-        if self.caller.permissions.contains(&permission) {
+    /// Lists at a subscription are filtered to what the caller may read, as ARM does for a
+    /// caller whose roles are on some resource groups only; lists at a resource group, and
+    /// single resources, need the role on that group (or the subscription).
+    fn require_list(&self, permission: Permission) -> Result<(), ArmError> {
+        match self.resource_group() {
+            None if self.caller.may_somewhere(permission) => Ok(()),
+            group => self.require(permission, group, &self.list_scope()),
+        }
+    }
+
+    /// Whether a resource belongs in a list the caller asked for and may read.
+    fn listable(&self, permission: Permission, at: &ResourceLocation) -> bool {
+        self.in_scope(at) && self.caller.may(permission, Some(&at.resource_group))
+    }
+
+    fn require(
+        &self,
+        permission: Permission,
+        resource_group: Option<&str>,
+        scope: &str,
+    ) -> Result<(), ArmError> {
+        if self.caller.may(permission, resource_group) {
             return Ok(());
         }
         let client = &self.caller.client_id;
@@ -389,9 +458,11 @@ impl ArmRequest {
         let mut body = json!({ "value": items.get(skip..end).unwrap_or_default() });
         if end < items.len() {
             other_parameters.push(("$skipToken".to_owned(), end.to_string()));
+            let base = (self.shared.config.next_link_base.as_ref())
+                .unwrap_or(&self.shared.resource_manager_endpoint);
             body["nextLink"] = Value::String(format!(
                 "{}{}?{}",
-                self.shared.resource_manager_endpoint,
+                base,
                 self.uri.path(),
                 serde_urlencoded::to_string(&other_parameters).unwrap()
             ));
@@ -419,10 +490,8 @@ impl ArmRequest {
 
     /// `GET /subscriptions`: a principal with no access sees an empty list, not a 403.
     fn list_subscriptions(&self) -> ArmResult {
-        let visible = self
-            .caller
-            .permissions
-            .contains(&Permission::ReadSubscriptions);
+        // A role anywhere in a subscription makes it visible.
+        let visible = self.caller.may_somewhere(Permission::ReadSubscriptions);
         let items = self
             .shared
             .config
@@ -435,7 +504,13 @@ impl ArmRequest {
     }
 
     fn get_subscription(&self) -> ArmResult {
-        self.require(Permission::ReadSubscriptions, &self.subscription_scope())?;
+        if !self.caller.may_somewhere(Permission::ReadSubscriptions) {
+            self.require(
+                Permission::ReadSubscriptions,
+                None,
+                &self.subscription_scope(),
+            )?;
+        }
         let id = self.known_subscription()?;
         let subscription = self
             .shared
@@ -462,10 +537,10 @@ impl ArmRequest {
     }
 
     fn list_storage_accounts(&self) -> ArmResult {
-        self.require(Permission::ReadStorageAccounts, &self.list_scope())?;
+        self.require_list(Permission::ReadStorageAccounts)?;
         self.known_subscription()?;
         let items = (self.shared.storage_accounts.iter())
-            .filter(|endpoint| self.in_scope(&endpoint.account.at))
+            .filter(|endpoint| self.listable(Permission::ReadStorageAccounts, &endpoint.account.at))
             .map(|endpoint| {
                 let account = &endpoint.account;
                 json!({
@@ -511,10 +586,15 @@ impl ArmRequest {
     }
 
     fn list_registries(&self) -> ArmResult {
-        self.require(Permission::ReadRegistries, &self.list_scope())?;
+        self.require_list(Permission::ReadRegistries)?;
         self.known_subscription()?;
         let items = (0..self.shared.registries.len())
-            .filter(|&index| self.in_scope(&self.shared.registries[index].registry.at))
+            .filter(|&index| {
+                self.listable(
+                    Permission::ReadRegistries,
+                    &self.shared.registries[index].registry.at,
+                )
+            })
             .map(|index| self.registry_json(index))
             .collect();
         self.page(items)
@@ -522,7 +602,7 @@ impl ArmRequest {
 
     fn find_registry(&self, permission: Permission) -> Result<usize, ArmError> {
         let scope = self.resource_scope(REGISTRIES);
-        self.require(permission, &scope)?;
+        self.require(permission, Some(self.segment(3)), &scope)?;
         self.known_subscription()?;
         let endpoints = &self.shared.registries;
         let found = self.find_one(endpoints, |endpoint| &endpoint.registry.at, REGISTRIES)?;
@@ -600,10 +680,15 @@ impl ArmRequest {
     }
 
     fn list_clusters(&self) -> ArmResult {
-        self.require(Permission::ReadClusters, &self.list_scope())?;
+        self.require_list(Permission::ReadClusters)?;
         self.known_subscription()?;
         let items = (0..self.shared.clusters.len())
-            .filter(|&index| self.in_scope(&self.shared.clusters[index].cluster.at))
+            .filter(|&index| {
+                self.listable(
+                    Permission::ReadClusters,
+                    &self.shared.clusters[index].cluster.at,
+                )
+            })
             .map(|index| self.cluster_json(index))
             .collect();
         self.page(items)
@@ -611,7 +696,7 @@ impl ArmRequest {
 
     fn find_cluster(&self, permission: Permission) -> Result<usize, ArmError> {
         let scope = self.resource_scope(MANAGED_CLUSTERS);
-        self.require(permission, &scope)?;
+        self.require(permission, Some(self.segment(3)), &scope)?;
         self.known_subscription()?;
         let endpoints = &self.shared.clusters;
         let found = self.find_one(endpoints, |endpoint| &endpoint.cluster.at, MANAGED_CLUSTERS)?;

@@ -9,6 +9,9 @@ use serde_json::Value;
 
 use super::*;
 
+/// The user name Docker logs in with when its password is an ACR token.
+const ACR_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
+
 const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
 const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
@@ -106,7 +109,12 @@ async fn token_endpoint_issues_tokens_and_rejects_a_wrong_secret() {
     assert_eq!(claims["appid"], DEFAULT_CLIENT_ID);
     let exp = claims["exp"].as_i64().unwrap();
     assert_eq!(exp - claims["iat"].as_i64().unwrap(), 3599);
-    assert!(claims["nbf"].as_i64().unwrap() <= claims["iat"].as_i64().unwrap());
+    // Valid now, by this machine's clock, and not before.
+    let now = chrono::Utc::now().timestamp();
+    assert!(
+        claims["nbf"].as_i64().unwrap() <= now && now < exp,
+        "{claims}"
+    );
 
     let response = request_token(&azure, "wrong", MANAGEMENT_SCOPE).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -541,6 +549,22 @@ async fn azurite_lists_an_accounts_containers_to_bearers_of_storage_tokens() {
     assert_eq!(response.status(), StatusCode::OK);
     let xml = response.text().await.unwrap();
     assert_eq!(container_names(&xml), ["alpha", "beta"]);
+
+    // Seen on its way to Azurite, like every other surface's requests.
+    let storage: Vec<_> = (azure.requests().into_iter())
+        .filter(|request| request.surface == Surface::BlobStorage)
+        .collect();
+    assert_eq!(storage.len(), 1, "{storage:?}");
+    assert_eq!(storage[0].path_and_query, "/acct1/?comp=list");
+    assert_eq!(
+        storage[0].header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(storage[0].header("x-ms-version"), Some("2023-11-03"));
+    assert!(
+        !format!("{:?}", storage[0]).contains(&token),
+        "printed redacted"
+    );
 }
 
 #[tokio::test]
@@ -593,5 +617,296 @@ async fn accounts_sharing_one_azurite_see_only_their_own_containers() {
         assert_eq!(response.status(), StatusCode::OK);
         let xml = response.text().await.unwrap();
         assert_eq!(container_names(&xml), containers, "{account}");
+    }
+}
+
+#[tokio::test]
+async fn arm_refuses_a_missing_or_unknown_api_version() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    let arm = azure.resource_manager_endpoint();
+    let registries = format!(
+        "{arm}/subscriptions/{DEFAULT_SUBSCRIPTION_ID}/providers/Microsoft.ContainerRegistry/registries"
+    );
+    for (url, code, message) in [
+        (
+            format!("{arm}/subscriptions"),
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.".to_owned(),
+        ),
+        (
+            format!("{arm}/subscriptions?api-version=2099-01-01"),
+            "InvalidApiVersionParameter",
+            "The api-version '2099-01-01' is invalid. The supported versions are '2022-12-01,2021-01-01,2020-01-01,2016-06-01'.".to_owned(),
+        ),
+        // A version of another provider is no version of this one.
+        (
+            format!("{registries}?api-version=2024-08-01"),
+            "InvalidApiVersionParameter",
+            "The api-version '2024-08-01' is invalid. The supported versions are '2023-07-01,2023-01-01-preview,2022-12-01,2021-09-01'.".to_owned(),
+        ),
+    ] {
+        let response = arm_get(&azure, &url).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{url}");
+        assert_eq!(body["error"]["message"], message, "{url}");
+    }
+    let response = arm_get(&azure, &format!("{registries}?api-version=2023-07-01")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn aad_refuses_unknown_resources_and_several_in_one_request() {
+    let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+    for (scope, error, code) in [
+        (
+            "https://management.azure.com/.default https://storage.azure.com/.default",
+            "invalid_scope",
+            28000,
+        ),
+        ("https://vault.example/.default", "invalid_resource", 500011),
+        (
+            "https://management.azure.com/user_impersonation",
+            "invalid_scope",
+            1002012,
+        ),
+    ] {
+        let response = request_token(&azure, DEFAULT_CLIENT_SECRET, scope).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{scope}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], error, "{scope}");
+        assert_eq!(body["error_codes"][0], code, "{scope}");
+    }
+    // The same resource twice is still one resource.
+    let twice = "https://storage.azure.com/.default https://storage.azure.com/.default";
+    assert_eq!(
+        jwt_claims(&access_token(&azure, twice).await)["aud"],
+        STORAGE_AUDIENCE
+    );
+}
+
+#[tokio::test]
+async fn federated_assertions_are_checked_as_jwts() {
+    const ISSUER: &str = "https://issuer.example/cluster";
+    const SUBJECT: &str = "system:serviceaccount:ns:app";
+    let azure = FakeAzure::start(FakeAzureConfig {
+        service_principals: vec![
+            FakeServicePrincipal::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+                .with_federated_credential(ISSUER, SUBJECT),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let exchange = async |assertion: &str| {
+        let response = client(&azure)
+            .post(azure.token_url())
+            .form(&[
+                ("client_id", DEFAULT_CLIENT_ID),
+                ("client_assertion", assertion),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("grant_type", "client_credentials"),
+                ("scope", MANAGEMENT_SCOPE),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        (status, body)
+    };
+    let (status, body) = exchange(&azure.workload_token(ISSUER, SUBJECT, 600)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        jwt_claims(body["access_token"].as_str().unwrap())["appid"],
+        DEFAULT_CLIENT_ID
+    );
+
+    let wrong_audience = azure
+        .shared
+        .tokens
+        .mint_workload(ISSUER, SUBJECT, "api://elsewhere", 600);
+    for (assertion, code) in [
+        (
+            azure.workload_token("https://other.example", SUBJECT, 600),
+            70021,
+        ),
+        (
+            azure.workload_token(ISSUER, "system:serviceaccount:ns:other", 600),
+            70021,
+        ),
+        (wrong_audience, 700212),
+        (azure.workload_token(ISSUER, SUBJECT, -60), 700024),
+        ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".to_owned(), 50027),
+    ] {
+        let (status, body) = exchange(&assertion).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error_codes"][0], code, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn docker_logins_get_no_more_than_the_token_they_present_holds() {
+    let azure = FakeAzure::start(FakeAzureConfig {
+        registries: vec![
+            FakeRegistry::new(DEFAULT_SUBSCRIPTION_ID, "rg1", "reg1").with_admin_user(),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let http = client(&azure);
+    let login_server = azure.registry_login_server("reg1");
+    let aad_token = access_token(&azure, MANAGEMENT_SCOPE).await;
+    let refresh: Value = http
+        .post(format!("https://{login_server}/oauth2/exchange"))
+        .form(&[
+            ("grant_type", "access_token"),
+            ("service", &login_server),
+            ("access_token", &aad_token),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh_token = refresh["refresh_token"].as_str().unwrap().to_owned();
+    let access_for = async |scope: Option<&str>| {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("service", login_server.as_str()),
+            ("refresh_token", refresh_token.as_str()),
+        ];
+        form.extend(scope.map(|scope| ("scope", scope)));
+        let body: Value = http
+            .post(format!("https://{login_server}/oauth2/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let pull = async |username: &str, password: &str| {
+        crate::docker_login::list_tags(&http, &login_server, username, password, "zenml/pipeline")
+            .await
+    };
+    let latest = Ok(vec!["latest".to_owned()]);
+    // Every repository, one repository, the refresh token itself, the admin user.
+    assert_eq!(
+        pull(ACR_TOKEN_USER, &access_for(Some("repository:*:*")).await).await,
+        latest
+    );
+    assert_eq!(
+        pull(
+            ACR_TOKEN_USER,
+            &access_for(Some("repository:zenml/pipeline:pull")).await
+        )
+        .await,
+        latest
+    );
+    assert_eq!(pull(ACR_TOKEN_USER, &refresh_token).await, latest);
+    let admin_password = &azure.config().registries[0].admin_passwords[1];
+    assert_eq!(pull("reg1", admin_password).await, latest);
+
+    // A token without the scope opens `/v2/` but no repository, and cannot be widened.
+    for narrow in [
+        access_for(None).await,
+        access_for(Some("repository:other:pull")).await,
+        access_for(Some("repository:zenml/pipeline:push")).await,
+    ] {
+        let refused = pull(ACR_TOKEN_USER, &narrow).await.unwrap_err();
+        assert!(
+            refused.starts_with("the tag list answered 401")
+                && refused.contains(
+                    "scope=\"repository:zenml/pipeline:pull\",error=\"insufficient_scope\""
+                ),
+            "{refused}"
+        );
+    }
+    let refused = pull(ACR_TOKEN_USER, "not a token").await.unwrap_err();
+    assert!(
+        refused.starts_with("the token endpoint answered 401"),
+        "{refused}"
+    );
+    let refused = pull("reg1", "wrong password").await.unwrap_err();
+    assert!(
+        refused.starts_with("the token endpoint answered 401"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn roles_on_one_resource_group_reach_that_group_only() {
+    let sub = DEFAULT_SUBSCRIPTION_ID;
+    let azure = FakeAzure::start(FakeAzureConfig {
+        service_principals: vec![
+            FakeServicePrincipal::new(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+                .only_on_group("rg1"),
+        ],
+        registries: vec![
+            FakeRegistry::new(sub, "rg1", "reg1"),
+            FakeRegistry::new(sub, "rg2", "reg2"),
+        ],
+        ..FakeAzureConfig::default()
+    })
+    .await;
+    let arm = azure.resource_manager_endpoint();
+    let provider = "providers/Microsoft.ContainerRegistry/registries";
+    let names = |body: &Value| -> Vec<String> {
+        (body["value"].as_array().unwrap().iter())
+            .map(|item| item["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The subscription shows, and its lists hold what the group holds.
+    let body: Value = arm_get(
+        &azure,
+        &format!("{arm}/subscriptions?api-version=2022-12-01"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["value"][0]["subscriptionId"], sub);
+    let body: Value = arm_get(
+        &azure,
+        &format!("{arm}/subscriptions/{sub}/{provider}?api-version=2023-07-01"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(names(&body), ["reg1"]);
+    let in_group =
+        |group: &str| format!("{arm}/subscriptions/{sub}/resourceGroups/{group}/{provider}");
+    let body: Value = arm_get(
+        &azure,
+        &format!("{}?api-version=2023-07-01", in_group("rg1")),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(names(&body), ["reg1"]);
+    // The other group is closed, listed or by name.
+    for url in [
+        format!("{}?api-version=2023-07-01", in_group("rg2")),
+        format!("{}/reg2?api-version=2023-07-01", in_group("rg2")),
+    ] {
+        let response = arm_get(&azure, &url).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{url}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "AuthorizationFailed");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/resourceGroups/rg2"),
+            "{body}"
+        );
     }
 }

@@ -30,6 +30,8 @@ pub struct AadClaims {
     pub appid: String,
     pub appidacr: String,
     pub idtyp: String,
+    /// Unique per token, as AAD's are, so that two tokens issued in one second differ.
+    pub uti: String,
     pub ver: String,
 }
 
@@ -68,6 +70,18 @@ pub enum TokenRejection {
     WrongAudience(String),
 }
 
+/// The claims of a workload's own token (e.g. a Kubernetes service-account token) that it
+/// presents to AAD as a federated client assertion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
 pub struct TokenIssuer {
     key: Vec<u8>,
 }
@@ -100,6 +114,7 @@ impl TokenIssuer {
             appid: client_id.to_owned(),
             appidacr: "1".to_owned(),
             idtyp: "app".to_owned(),
+            uti: Uuid::new_v4().simple().to_string(),
             ver: "1.0".to_owned(),
         })
     }
@@ -114,6 +129,32 @@ impl TokenIssuer {
             return Err(TokenRejection::WrongAudience(claims.aud));
         }
         Ok(claims)
+    }
+
+    /// A workload token, signed as if by `issuer` (AAD trusts this fake's key for every
+    /// issuer, where Azure would fetch the issuer's published keys).
+    pub fn mint_workload(
+        &self,
+        issuer: &str,
+        subject: &str,
+        audience: &str,
+        lifetime_seconds: i64,
+    ) -> String {
+        let now = now();
+        self.sign(&WorkloadClaims {
+            iss: issuer.to_owned(),
+            sub: subject.to_owned(),
+            aud: audience.to_owned(),
+            iat: now,
+            nbf: now.min(now + lifetime_seconds),
+            exp: now + lifetime_seconds,
+        })
+    }
+
+    /// Signature, `exp` and `nbf` of a workload token; the record it must match is checked by
+    /// the caller.
+    pub fn verify_workload(&self, token: &str) -> Result<WorkloadClaims, TokenRejection> {
+        self.verify(token)
     }
 
     pub fn mint_acr_refresh(&self, login_server: &str, aad: &AadClaims) -> String {
@@ -133,22 +174,27 @@ impl TokenIssuer {
         })
     }
 
+    /// An access token for `subject` (an object id, or the admin user's name).
     pub fn mint_acr_access(
         &self,
         login_server: &str,
-        refresh: &AcrClaims,
+        subject: &str,
+        tenant: &str,
         access: Vec<AcrAccess>,
     ) -> String {
         let now = now();
         self.sign(&AcrClaims {
             jti: Uuid::new_v4().to_string(),
+            sub: subject.to_owned(),
+            iss: ACR_ISSUER.to_owned(),
+            aud: login_server.to_owned(),
             iat: now,
             nbf: now,
             exp: now + ACR_ACCESS_TOKEN_LIFETIME.as_secs() as i64,
+            tenant: tenant.to_owned(),
+            version: "1.0".to_owned(),
             grant_type: None,
             access: Some(access),
-            aud: login_server.to_owned(),
-            ..refresh.clone()
         })
     }
 
