@@ -732,6 +732,26 @@ async fn run() {
 
         let list_full = measure(CLIENTS, seconds, list(&client, &base)).await;
         let label = measure(CLIENTS, seconds, label_pages(&client, &base)).await;
+        // The dashboard's connectors page, as a signed-in browser loads it: its session cookie
+        // holds the same token.
+        let dashboard = {
+            let (client, base) = (client.clone(), base.clone());
+            let cookie = format!("connector_hub_session={token}");
+            let page = client
+                .get(format!("{base}/"))
+                .header("cookie", &cookie)
+                .send()
+                .await;
+            let page = page.unwrap().text().await.unwrap();
+            assert!(
+                page.contains("Service connectors"),
+                "the dashboard shows the connectors"
+            );
+            measure(CLIENTS, seconds, move |_| {
+                client.get(format!("{base}/")).header("cookie", &cookie)
+            })
+            .await
+        };
         let by_type = {
             let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
             measure(CLIENTS, seconds, move |_| {
@@ -834,6 +854,11 @@ async fn run() {
                 Row {
                     name: format!("list a page of 20 ({total} connectors), rendered every time"),
                     measured: rendered_list,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: format!("dashboard: the connectors page ({total} connectors)"),
+                    measured: dashboard,
                     clients: CLIENTS,
                 },
                 Row {

@@ -192,7 +192,8 @@ pub struct ServeConfig {
     )]
     pub request_timeout_seconds: u64,
 
-    /// The URL clients use to reach this server, reported by `/api/v1/info`.
+    /// The URL clients use to reach this server, reported by `/api/v1/info`. When it is https,
+    /// the dashboard's session cookies are marked `Secure`.
     #[arg(long, env = "CONNECTOR_HUB_SERVER_URL")]
     pub server_url: Option<String>,
 

@@ -7,6 +7,8 @@
 #   - schemathesis (PyPI) in tests/.venv-fuzz, for the schema-driven fuzzing of tests/api/fuzzing.rs.
 #   - Azurite (npm azurite, pinned by tests/package-lock.json) in tests/node_modules, for the
 #     fake Azure's blob storage (tests/api/fakes/azure); AZURITE_BLOB points at its binary.
+#   - Debian's chromium and chromium-driver, installed with apt-get when missing, for the
+#     dashboard's browser tests (tests/api/dashboard.rs).
 # A missing service is an error, never a reason to skip tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,10 +87,24 @@ if [ ! -x "$azurite_blob" ] || ! cmp -s tests/package-lock.json "$installed_lock
         exit 1
     fi
     echo "installing Azurite into tests/node_modules"
-    npm ci --prefix tests --no-audit --no-fund
+    # npm 11 looks for the lock file in the working directory, whatever --prefix says.
+    (cd tests && npm ci --no-audit --no-fund)
     cp tests/package-lock.json "$installed_lock"
 fi
 export AZURITE_BLOB="$PWD/$azurite_blob"
+
+# The dashboard's tests drive a real, headless Chromium through chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if ! command -v apt-get >/dev/null; then
+        echo "error: chromium and chromium-driver are missing and apt-get is not available" >&2
+        exit 1
+    fi
+    echo "installing chromium and chromium-driver"
+    sudo_if_needed=()
+    if [ "$(id -u)" != 0 ]; then sudo_if_needed=(sudo); fi
+    "${sudo_if_needed[@]}" apt-get install -y --no-install-recommends chromium chromium-driver \
+        || { "${sudo_if_needed[@]}" apt-get update && "${sudo_if_needed[@]}" apt-get install -y --no-install-recommends chromium chromium-driver; }
+fi
 
 # Doc tests are left out: the crate has none, and an empty closing summary would hide the real one.
 # The fuzzer runs last, on its own, with its output shown: how many cases it generated.

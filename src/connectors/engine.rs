@@ -55,6 +55,24 @@ pub struct TypedResources {
 }
 
 impl Resources {
+    /// The failure of the whole verification, else the first resource type's.
+    pub fn first_error(&self) -> Option<&str> {
+        self.error
+            .as_deref()
+            .or_else(|| self.resources.iter().find_map(|r| r.error.as_deref()))
+    }
+
+    /// How many resources of each type were reached.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        self.resources
+            .iter()
+            .map(|r| {
+                let count = r.resource_ids.as_ref().map_or(0, Vec::len);
+                (r.resource_type.clone(), count)
+            })
+            .collect()
+    }
+
     pub fn unlisted(types: &[String]) -> Resources {
         Resources {
             resources: types

@@ -35,6 +35,12 @@ impl Catalogue {
             .map(|t| t.as_ref())
     }
 
+    /// Where implicit authentication may be used (workspace names or ids), if the
+    /// administrator kept it to some workspaces.
+    pub fn implicit_workspaces(&self) -> Option<&[String]> {
+        self.implicit_workspaces.as_deref()
+    }
+
     /// Whether connectors may use `auth_method` on this server.
     pub fn auth_method_enabled(&self, auth_method: &str) -> bool {
         auth_method != IMPLICIT || self.implicit_enabled

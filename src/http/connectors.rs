@@ -23,13 +23,15 @@ use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters, optional_
 use super::rendered::{PageKey, RenderedPage};
 use super::time;
 use super::users::UserResponse;
-use crate::connectors::engine::{Connector as EngineConnector, Resources};
+use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
 use crate::connectors::validate::{self, ConnectorDraft, ValidConnector};
 use crate::connectors::{ConnectorType, registry};
 use crate::crypto::keyring::secret_aad;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, LongText, Scope};
-use crate::store::connectors::{self, ConnectorFilter, ConnectorRow, ConnectorView};
+use crate::store::connectors::{
+    self, ConnectorFilter, ConnectorRow, ConnectorView, LastVerification,
+};
 use crate::store::query::FieldKind;
 use crate::store::secrets::{self, SecretRow};
 use crate::store::{Conn, StoreError, components};
@@ -166,6 +168,34 @@ struct ConnectorMetadata {
     configuration: BTreeMap<String, Value>,
     expiration_seconds: Option<i64>,
     labels: BTreeMap<String, String>,
+    /// The last verification of the stored connector; null if it was never verified.
+    last_verification: Option<Verification>,
+}
+
+/// The outcome of a verification of a stored connector, from the API or the dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    #[serde(serialize_with = "time::zenml")]
+    #[schema(value_type = super::time::Timestamp)]
+    pub verified_at: DateTime<Utc>,
+    /// The engine's error, as the verify call answered it; null when it succeeded.
+    pub error: Option<String>,
+    /// How many resources of each resource type the connector reached.
+    pub resources: BTreeMap<String, usize>,
+}
+
+impl Verification {
+    fn of(last: &LastVerification) -> Option<Verification> {
+        Some(Verification {
+            verified_at: last.last_verified_at?,
+            error: last.last_verification_error.clone(),
+            resources: last
+                .last_verified_resources
+                .as_deref()
+                .and_then(|counts| serde_json::from_str(counts).ok())
+                .unwrap_or_default(),
+        })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -238,6 +268,7 @@ impl ConnectorResponse {
                 configuration,
                 expiration_seconds: row.expiration_seconds,
                 labels: serde_json::from_str(&row.labels).unwrap_or_default(),
+                last_verification: Verification::of(&view.verification),
             }
         });
         ConnectorResponse {
@@ -436,6 +467,7 @@ fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
         owner_created: Some(scope.caller.created),
         owner_updated: Some(scope.caller.updated),
         secret_ciphertext: None,
+        verification: LastVerification::default(),
     }
 }
 
@@ -1111,7 +1143,8 @@ pub(super) async fn verify_stored(
 ) -> ApiResult<ResourcesResponse> {
     let (view, connector) = usable(state, scope, connector_id).await?;
     let kind = connector_type(state, &view.connector.connector_type)?;
-    let found = state
+    let now = state.clock.now();
+    let outcome = state
         .engine
         .verify(
             kind,
@@ -1119,9 +1152,21 @@ pub(super) async fn verify_stored(
             target.resource_type,
             target.resource_id,
             target.list_resources,
-            state.clock.now(),
+            now,
         )
-        .await?;
+        .await;
+    // A request that does not fit the connector says nothing about its credentials.
+    if !matches!(outcome, Err(EngineError::Invalid(_))) {
+        let (error, counts) = match &outcome {
+            Ok(found) => (found.first_error().map(str::to_owned), found.counts()),
+            Err(failure) => (Some(failure.to_string()), BTreeMap::new()),
+        };
+        let mut conn = state.store.write_conn().await?;
+        let (workspace, id) = (view.connector.workspace_id, view.connector.id);
+        connectors::record_verification(&mut conn, workspace, id, now, error.as_deref(), &counts)
+            .await?;
+    }
+    let found = outcome?;
     Ok(ResourcesResponse::new(
         Some(connector.id),
         &connector.name,

@@ -218,6 +218,24 @@ impl CallerClaim {
     }
 }
 
+/// The scope a bearer token acts in within `workspace` (the caller's default if `None`), read
+/// and checked as for an API request: for the dashboard, whose sessions hold such tokens.
+pub async fn token_scope(
+    state: &AppState,
+    token: &str,
+    workspace: Option<String>,
+) -> Result<Scope, ApiError> {
+    let claims = state
+        .tokens
+        .verify(token, state.clock.now())
+        .map_err(|e| unauthenticated(&e.to_string()))?;
+    let claim = CallerClaim { claims, workspace };
+    let mut conn = state.store.conn().await?;
+    let found = workspaces::caller_in_workspace(&mut conn, &claim.key()).await?;
+    drop(conn);
+    claim.scope(found)
+}
+
 /// A [`CallerClaim`] with a pooled connection, for handlers that read the caller in the same
 /// query as their data: on SQLite every query is two thread switches, so an authorised read of
 /// one record takes one query instead of two.

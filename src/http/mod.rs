@@ -5,6 +5,7 @@ pub mod auth;
 pub mod components;
 pub mod connector_types;
 pub mod connectors;
+pub mod dashboard;
 pub mod devices;
 pub mod error;
 pub mod extract;
@@ -118,8 +119,12 @@ fn workspace_router() -> Router<AppState> {
 
 pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, spec) = api();
-    api.nest("/api/v1/workspaces/{workspace}", workspace_router())
-        .route("/devices/verify", axum::routing::get(devices::verification_page))
+    let api = api
+        .nest("/api/v1/workspaces/{workspace}", workspace_router())
+        .with_state(state.clone());
+    let pages = dashboard::router(state, api.clone());
+    api.route("/devices/verify", axum::routing::get(devices::verification_page))
+        .merge(pages)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })
         .layer(
@@ -144,7 +149,6 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         )
-        .with_state(state)
 }
 
 /// The longest request target (path and query) served, in bytes.
@@ -202,11 +206,14 @@ async fn refuse_nul_in_uri(
 /// rejections) the same JSON error body as ours.
 async fn uniform_errors(response: Response<Body>) -> Response<Body> {
     let status = response.status();
-    let is_json = response
+    // Ours already: JSON from the API, HTML from the dashboard.
+    let explained = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || explained {
         return response;
     }
     let (class, message) = match status {

@@ -51,6 +51,18 @@ pub struct ConnectorView {
     /// The encrypted secret values, when the query asked for them.
     #[sqlx(default)]
     pub secret_ciphertext: Option<Vec<u8>>,
+    #[sqlx(flatten)]
+    pub verification: LastVerification,
+}
+
+/// The outcome of the last verification of a stored connector, if it was ever verified.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct LastVerification {
+    pub last_verified_at: Option<DateTime<Utc>>,
+    /// The engine's error; `None` when the verification succeeded.
+    pub last_verification_error: Option<String>,
+    /// A JSON object: resource type to the number of resources reached.
+    pub last_verified_resources: Option<String>,
 }
 
 const COLUMNS: &str = "c.id, c.workspace_id, c.user_id, c.name, c.description, c.connector_type, \
@@ -58,7 +70,8 @@ const COLUMNS: &str = "c.id, c.workspace_id, c.user_id, c.name, c.description, c
     c.expires_skew_tolerance, c.expiration_seconds, c.configuration, c.labels, c.secret_id, \
     c.shared, c.created, c.updated, u.name AS owner_name, u.is_admin AS owner_is_admin, \
     u.is_service_account AS owner_is_service_account, u.created AS owner_created, \
-    u.updated AS owner_updated";
+    u.updated AS owner_updated, c.last_verified_at, c.last_verification_error, \
+    c.last_verified_resources";
 
 const FROM: &str = "FROM service_connectors c LEFT JOIN users u ON u.id = c.user_id";
 
@@ -391,6 +404,35 @@ pub async fn update(
         add_to_counts(conn, row.workspace_id, old_owner, &old, -1).await?;
         add_to_counts(conn, row.workspace_id, new_owner, &new, 1).await
     }
+}
+
+/// Records the outcome of a verification. It is no edit: `updated` stays, so that a form read
+/// before it still saves; the list version moves on (by trigger), so that lists show it.
+pub async fn record_verification(
+    conn: &mut Conn,
+    workspace_id: Uuid,
+    id: Uuid,
+    at: DateTime<Utc>,
+    error: Option<&str>,
+    resources: &BTreeMap<String, usize>,
+) -> StoreResult<()> {
+    let counts = serde_json::to_string(resources).expect("counts serialise");
+    with_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE service_connectors SET last_verified_at = $3, last_verification_error = $4, \
+             last_verified_resources = $5 WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(at)
+        .bind(error)
+        .bind(&counts)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(classify)?;
+    Ok(())
 }
 
 /// Deletes a connector, as read (`row`, which keeps the counts right), and its internal secret:

@@ -3,8 +3,10 @@
 mod auth;
 mod azure;
 mod azure_failures;
+mod browser;
 mod components;
 mod connectors;
+mod dashboard;
 mod docker_login;
 mod encryption;
 mod errors;
