@@ -261,6 +261,20 @@ async fn a_connector_is_registered_verified_shared_and_seen_in_the_browser(backe
     assert_eq!(browser.text("notice").await, "The secret was created.");
     assert_eq!(browser.texts("td.name").await, ["db-password", "seeded"]);
     browser.screenshot("secrets").await;
+    // An update adds the new values and keeps the others.
+    browser.fill("values-db-password", "user=svc-account").await;
+    browser.click("update-db-password").await;
+    assert_eq!(browser.text("notice").await, "The secret was updated.");
+    let listed = app
+        .get("/api/v1/secrets?name=db-password", &app.admin)
+        .await
+        .ok();
+    let secret = format!("/api/v1/secrets/{}", id_of(&listed["items"][0]));
+    let stored = app.get(&secret, &app.admin).await.ok();
+    assert_eq!(
+        stored["body"]["values"],
+        json!({ "password": PLANTED, "user": "svc-account" })
+    );
     browser.click("delete-db-password").await;
     assert_eq!(browser.text("notice").await, "The secret was deleted.");
     assert_eq!(browser.texts("td.name").await, ["seeded"]);
