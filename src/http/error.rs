@@ -66,7 +66,7 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
-    fn status_and_class(&self) -> (StatusCode, &'static str) {
+    pub(super) fn status_and_class(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "CredentialsNotValid"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "KeyError"),

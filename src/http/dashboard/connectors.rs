@@ -461,27 +461,25 @@ pub async fn edit(
             return detail_page(&dashboard, &session, loaded, id, outcome).await;
         }
     };
-    let current: Connector = dashboard
+    let new_secrets = new_secret_values(&form.rest);
+    // One read of the stored connector. With new secret values, it includes the stored ones,
+    // read here and never sent to the browser: a configuration in an update replaces the
+    // stored one whole.
+    let expand = !new_secrets.is_empty();
+    let current: Value = dashboard
         .api
-        .get(session.caller(), &format!("{uri}&expand_secrets=false"))
+        .get(session.caller(), &format!("{uri}&expand_secrets={expand}"))
         .await?;
     // An update clears what it leaves out of these two, so they are sent as they are.
     let mut update = json!({
         "description": form.description,
         "labels": labels,
         "shared": form.shared.is_some(),
-        "resource_id": current.body.resource_id,
-        "expiration_seconds": current.metadata.as_ref().and_then(|m| m.expiration_seconds),
+        "resource_id": current["body"]["resource_id"],
+        "expiration_seconds": current["metadata"]["expiration_seconds"],
     });
-    let new_secrets = new_secret_values(&form.rest);
-    if !new_secrets.is_empty() {
-        // The stored configuration, secrets included, read here and never sent to the browser:
-        // a configuration in an update replaces the stored one whole.
-        let stored: Value = dashboard
-            .api
-            .get(session.caller(), &format!("{uri}&expand_secrets=true"))
-            .await?;
-        let mut configuration = stored["metadata"]["configuration"].clone();
+    if expand {
+        let mut configuration = current["metadata"]["configuration"].clone();
         for (key, value) in new_secrets {
             configuration[key] = Value::String(value);
         }

@@ -35,12 +35,20 @@ use session::Session;
 pub struct Dashboard {
     pub state: AppState,
     pub api: Api,
+    /// Cookies are marked `Secure` when the server's URL is https.
+    pub secure_cookies: bool,
 }
 
 pub fn router(state: AppState, api: Router) -> Router {
+    let secure_cookies = state
+        .server
+        .url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
     let dashboard = Dashboard {
         state,
         api: Api::new(api),
+        secure_cookies,
     };
     Router::new()
         .route("/", get(connectors::list))
@@ -142,17 +150,14 @@ impl From<ApiFailure> for PageError {
 
 impl From<ApiError> for PageError {
     fn from(error: ApiError) -> PageError {
-        match error {
-            ApiError::Unauthenticated(_) => PageError::SignIn,
-            other => {
-                let message = other.to_string();
-                let status = other.into_response().status();
-                match status.is_server_error() {
-                    // The cause is logged; the page says no more than the API would.
-                    true => PageError::refused(status, "The request could not be completed."),
-                    false => PageError::refused(status, message),
-                }
-            }
+        if let ApiError::Unauthenticated(_) = error {
+            return PageError::SignIn;
+        }
+        let (status, _) = error.status_and_class();
+        match status.is_server_error() {
+            // The cause is logged; the page says no more than the API would.
+            true => PageError::refused(status, "The request could not be completed."),
+            false => PageError::refused(status, error.to_string()),
         }
     }
 }

@@ -25,15 +25,6 @@ struct SignInPage<'a> {
 /// The sign-in form lives for an hour.
 const SIGN_IN_FORM_SECONDS: u64 = 3600;
 
-fn secure(dashboard: &Dashboard) -> bool {
-    dashboard
-        .state
-        .server
-        .url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"))
-}
-
 /// The sign-in page, with a fresh form token in a cookie and in the form.
 fn sign_in_page(
     dashboard: &Dashboard,
@@ -47,7 +38,7 @@ fn sign_in_page(
         &form_token,
         "/login",
         SIGN_IN_FORM_SECONDS,
-        secure(dashboard),
+        dashboard.secure_cookies,
     );
     let page = SignInPage {
         form_token: &form_token,
@@ -110,7 +101,7 @@ pub async fn submit(
             return Ok(page);
         }
     };
-    let secure = secure(&dashboard);
+    let secure = dashboard.secure_cookies;
     let session = session::set_cookie(
         SESSION_COOKIE,
         &token.access_token,
@@ -139,7 +130,7 @@ pub async fn sign_out(
     if !session.csrf_matches(&form.csrf) {
         return Err(PageError::forged());
     }
-    let gone = session::set_cookie(SESSION_COOKIE, "", "/", 0, secure(&dashboard));
+    let gone = session::set_cookie(SESSION_COOKIE, "", "/", 0, dashboard.secure_cookies);
     let mut response = see_other("/login");
     response.headers_mut().append(header::SET_COOKIE, gone);
     Ok(response)

@@ -57,7 +57,6 @@ pub struct ConnectorMetadata {
     /// Non-secret settings only: pages never ask for secret values.
     pub configuration: BTreeMap<String, serde_json::Value>,
     pub labels: BTreeMap<String, String>,
-    pub expiration_seconds: Option<i64>,
     pub last_verification: Option<Verification>,
 }
 
