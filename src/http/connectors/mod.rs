@@ -1,0 +1,172 @@
+//! Service connectors in ZenML 0.98 shapes, scoped to a workspace. A private connector exists
+//! only for its owner; a shared one is visible to and usable by every member. Secret fields go
+//! to an internal encrypted secret and come back only to the owner and workspace admins.
+
+mod engine;
+mod model;
+mod read;
+mod write;
+
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+use super::time;
+use crate::connectors::ConnectorType;
+use crate::crypto::keyring::secret_aad;
+use crate::domain::Scope;
+use crate::domain::secret::SecretValues;
+use crate::store::Conn;
+use crate::store::connectors::{self, ConnectorView};
+use crate::store::secrets::SecretRow;
+
+pub use engine::{ResourcesResponse, require_allowed};
+pub(in crate::http) use engine::{Target, verify_request, verify_stored};
+use engine::{connector_client, list_resources, verify_configuration, verify_connector};
+pub(in crate::http) use model::Detail;
+pub use model::{ConnectorRequest, ConnectorResponse};
+use read::{get_connector, list_connectors};
+pub(in crate::http) use write::NewConnector;
+use write::{create_connector, delete_connector, update_connector};
+
+pub(in crate::http) fn connector_type<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> ApiResult<&'a dyn ConnectorType> {
+    state.catalogue.get(name).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "connector configuration is not valid: the connector type '{name}' is not available on \
+             this server"
+        ))
+    })
+}
+
+/// The connector, if it exists for this caller.
+pub(super) async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
+    let found = connectors::get(conn, scope.workspace_id, id).await?;
+    visible_to(scope, id, found)
+}
+
+/// `found` if the scope's caller may see it; anyone else learns nothing about it.
+pub(in crate::http) fn visible_to(
+    scope: &Scope,
+    id: Uuid,
+    found: Option<ConnectorView>,
+) -> ApiResult<ConnectorView> {
+    found
+        .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "Unable to get service connector with ID '{id}': No service connector with this ID found"
+            ))
+        })
+}
+
+pub(super) async fn open_secret(
+    state: &AppState,
+    workspace_id: Uuid,
+    secret_id: Uuid,
+    ciphertext: &[u8],
+) -> ApiResult<SecretValues> {
+    let plaintext = state
+        .keyring
+        .decrypt(&secret_aad(workspace_id, secret_id), ciphertext)
+        .await?;
+    SecretValues::from_plaintext(&plaintext).ok_or_else(|| {
+        ApiError::Integrity("a connector's stored secret is not a key/value map".into())
+    })
+}
+
+/// The secret values of a connector read with its encrypted secret (`get`, or a list asked
+/// for secrets); `None` when it has none.
+pub(super) async fn view_secret(
+    state: &AppState,
+    view: &ConnectorView,
+) -> ApiResult<Option<SecretValues>> {
+    match (view.connector.secret_id, &view.secret_ciphertext) {
+        (Some(id), Some(ciphertext)) => Ok(Some(
+            open_secret(state, view.connector.workspace_id, id, ciphertext).await?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// Encrypts a connector's secret fields into a new internal secret row.
+pub(super) async fn seal_secret(
+    state: &AppState,
+    scope: &Scope,
+    connector_id: Uuid,
+    values: &SecretValues,
+) -> ApiResult<Option<SecretRow>> {
+    if values.keys().next().is_none() {
+        return Ok(None);
+    }
+    let now = state.clock.now();
+    let id = Uuid::new_v4();
+    let (key_id, ciphertext) = state
+        .keyring
+        .encrypt(&secret_aad(scope.workspace_id, id), &values.to_plaintext())
+        .await?;
+    Ok(Some(SecretRow {
+        id,
+        workspace_id: scope.workspace_id,
+        user_id: Some(scope.user_id()),
+        name: format!("connector-{connector_id}"),
+        private: false,
+        internal: true,
+        key_id,
+        ciphertext,
+        revision: 1,
+        created: now,
+        updated: now,
+    }))
+}
+
+/// The connector's id in the path (by name, so the workspace-scoped routes work too).
+#[derive(Debug, Deserialize)]
+pub struct ConnectorPath {
+    pub(super) connector_id: Uuid,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(write::create_connector, read::list_connectors))
+        .routes(routes!(engine::list_resources))
+        .routes(routes!(engine::verify_configuration))
+        .routes(routes!(
+            read::get_connector,
+            write::update_connector,
+            write::delete_connector
+        ))
+        .routes(routes!(engine::verify_connector))
+        .routes(routes!(engine::connector_client))
+}
+
+/// The same operations under `/api/v1/workspaces/{workspace}/…`, with ZenML's older paths.
+pub fn workspace_router() -> axum::Router<AppState> {
+    use axum::routing::{get, post, put};
+    axum::Router::new()
+        .route(
+            "/service_connectors",
+            get(list_connectors).post(create_connector),
+        )
+        .route("/service_connectors/resources", get(list_resources))
+        .route("/resources", get(list_resources))
+        .route("/service_connectors/verify", post(verify_configuration))
+        .route(
+            "/service_connectors/{connector_id}",
+            get(get_connector)
+                .put(update_connector)
+                .delete(delete_connector),
+        )
+        .route(
+            "/service_connectors/{connector_id}/verify",
+            put(verify_connector),
+        )
+        .route(
+            "/service_connectors/{connector_id}/client",
+            get(connector_client),
+        )
+}
