@@ -97,7 +97,9 @@ async fn a_schema_driven_fuzzer_finds_nothing_the_document_does_not_say(backend:
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", &MAX_EXAMPLES.to_string()])
         .arg("--generation-deterministic")
-        .args(["--workers", "2", "--request-timeout", "30"])
+        // One worker: with two threads, schemathesis 4.32.5's coverage phase now and then
+        // crashed on its own shared caches (a KeyError inside it, before any report).
+        .args(["--workers", "1", "--request-timeout", "30"])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
