@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use uuid::Uuid;
 
 use crate::auth::{FailedLogins, LoginLimits, TokenSigner, password};
-use crate::config::AzureConfig;
+use crate::config::{AzureConfig, ClusterClientConfig};
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
 use crate::connectors::azure::cloud::Clouds;
@@ -18,11 +18,13 @@ use crate::connectors::azure::credentials::{
     ImplicitIdentity, ImplicitIdentitySettings, TokenCache,
 };
 use crate::connectors::azure::engine::AzureEngine;
+use crate::connectors::azure::kubernetes::ClientIdentity;
 use crate::connectors::azure::outbound::{Outbound, OutboundLimits};
 use crate::connectors::engine::Engine;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
+use crate::http::audit::AuditLog;
 use crate::http::rendered::RenderedPages;
 use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::{self, AppState, Limits, ServerIdentity};
@@ -47,7 +49,11 @@ const KEY_FILE_NAME: &str = "master.key";
 
 /// The connector engine: the clouds it may call, its one HTTP client, and the server's own
 /// Azure identity for implicit connectors.
-fn build_engine(config: &AzureConfig) -> Result<Engine, StartupError> {
+fn build_engine(
+    config: &AzureConfig,
+    cluster_clients: &ClusterClientConfig,
+) -> Result<Engine, StartupError> {
+    let cluster_clients = cluster_client_identity(cluster_clients)?;
     let clouds = Clouds::load(
         config.azure_cloud_config.as_deref(),
         config.azure_custom_cloud_only,
@@ -75,7 +81,46 @@ fn build_engine(config: &AzureConfig) -> Result<Engine, StartupError> {
             outbound,
             tokens: TokenCache::default(),
             implicit,
+            cluster_clients,
+            ensured_cluster_clients: Default::default(),
         },
+    })
+}
+
+/// The cluster client settings, checked as Kubernetes checks names: DNS labels for the
+/// namespace and service account, a path segment for the ClusterRole.
+fn cluster_client_identity(config: &ClusterClientConfig) -> Result<ClientIdentity, StartupError> {
+    let dns_label = |flag: &str, value: &str| {
+        let valid = (1..=63).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !value.starts_with('-')
+            && !value.ends_with('-');
+        match valid {
+            true => Ok(value.to_owned()),
+            false => Err(StartupError::Config(format!(
+                "--{flag} must be a Kubernetes name (lower-case letters, digits and '-', at most \
+                 63 characters), not '{value}'"
+            ))),
+        }
+    };
+    let role = &config.kubernetes_client_cluster_role;
+    if role.is_empty() || role == "." || role == ".." || role.contains(['/', '%']) {
+        return Err(StartupError::Config(format!(
+            "--kubernetes-client-cluster-role must be a ClusterRole name, not '{role}'"
+        )));
+    }
+    Ok(ClientIdentity {
+        namespace: dns_label(
+            "kubernetes-client-namespace",
+            &config.kubernetes_client_namespace,
+        )?,
+        service_account: dns_label(
+            "kubernetes-client-service-account",
+            &config.kubernetes_client_service_account,
+        )?,
+        cluster_role: role.clone(),
     })
 }
 
@@ -120,6 +165,16 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
+/// Opens the database alone: what `audit` needs.
+pub async fn open_store(storage: &StorageConfig) -> Result<Store, StartupError> {
+    Ok(Store::open(
+        storage.database_url.as_deref(),
+        &storage.data_dir,
+        storage.database_max_connections,
+    )
+    .await?)
+}
+
 /// Opens the database and the keyring: what `serve` and `keys` both need.
 pub async fn open_storage(
     storage: &StorageConfig,
@@ -131,12 +186,7 @@ pub async fn open_storage(
         .as_deref()
         .map(MasterKey::read_file)
         .transpose()?;
-    let store = Store::open(
-        storage.database_url.as_deref(),
-        &storage.data_dir,
-        storage.database_max_connections,
-    )
-    .await?;
+    let store = open_store(storage).await?;
     let settings = KeyringSettings {
         refresh: Duration::from_secs(storage.key_refresh_seconds),
         max_encryptions: storage.key_max_encryptions.max(1),
@@ -243,6 +293,13 @@ impl Server {
         clock: Clock,
     ) -> Result<Server, StartupError> {
         let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
+        let store = match config.unaudited_benchmark_baseline {
+            true => {
+                tracing::warn!("the audit log is off: this server is a benchmark's baseline");
+                store.unaudited()
+            }
+            false => store,
+        };
         let mut conn = store.conn().await?;
         let server_id: Uuid =
             settings::get_or_insert(&mut conn, "server_id", &Uuid::new_v4().to_string())
@@ -261,6 +318,7 @@ impl Server {
         create_first_admin(&store, &config, &clock).await?;
         stacks::insert_missing_defaults(&store, clock.now()).await?;
 
+        let store_for_audit = store.clone();
         let state = AppState {
             server: Arc::new(ServerIdentity {
                 id: server_id,
@@ -275,7 +333,7 @@ impl Server {
                 config.implicit_auth_workspaces.clone(),
             )),
             flavors: Arc::new(Flavors::new()),
-            engine: Arc::new(build_engine(&config.azure)?),
+            engine: Arc::new(build_engine(&config.azure, &config.cluster_clients)?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins: Arc::new(FailedLogins::new(LoginLimits {
                 per_user_and_address: config.login_max_failures_per_user,
@@ -283,6 +341,9 @@ impl Server {
                 per_user: config.login_max_failures_per_user_all_addresses,
                 window: Duration::from_secs(config.login_failure_window_seconds),
             })),
+            audit: AuditLog::start(&store_for_audit, config.audit_log_file.as_deref()).map_err(
+                |e| StartupError::Config(format!("cannot open the audit log file: {e}")),
+            )?,
             clock,
         };
         let limits = Limits {

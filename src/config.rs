@@ -30,8 +30,27 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Check or trim the audit log.
+    Audit {
+        #[command(flatten)]
+        storage: StorageConfig,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk the hash chain and name the first record that does not match (exit status 1).
+    Verify,
+    /// Remove the records created before a date; the rest stays verifiable.
+    Purge {
+        /// A date (`2026-01-31`) or a time (`2026-01-31T12:00:00Z`), in UTC.
+        #[arg(long)]
+        before: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +234,20 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub azure: AzureConfig,
 
+    #[command(flatten)]
+    pub cluster_clients: ClusterClientConfig,
+
+    /// Also append every audit record to this file, one JSON object per line, for log
+    /// shippers. The database stays the record of truth.
+    #[arg(long, env = "CONNECTOR_HUB_AUDIT_LOG_FILE")]
+    pub audit_log_file: Option<PathBuf>,
+
+    /// Write no audit records: only for the benchmark's baseline, which measures what the
+    /// audit log costs. Hidden, and without an environment variable, so that no deployment
+    /// turns it on by accident.
+    #[arg(long, hide = true)]
+    pub unaudited_benchmark_baseline: bool,
+
     /// Log format.
     #[arg(long, env = "CONNECTOR_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -288,6 +321,36 @@ pub struct AzureConfig {
     /// Federated token file of the server's workload identity (with the tenant and client id).
     #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
     pub azure_federated_token_file: Option<PathBuf>,
+}
+
+/// Who clients of Kubernetes clusters with local accounts act as: the server holds the admin
+/// credentials and hands out short-lived tokens of this service account instead.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterClientConfig {
+    /// Namespace of the service account that cluster tokens are issued for.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_KUBERNETES_CLIENT_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    pub kubernetes_client_namespace: String,
+
+    /// Service account that cluster tokens are issued for; created on first use.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_KUBERNETES_CLIENT_SERVICE_ACCOUNT",
+        default_value = "connector-hub-client"
+    )]
+    pub kubernetes_client_service_account: String,
+
+    /// ClusterRole bound to that service account on first use (`cluster-admin` gives what
+    /// the admin credentials give, but expiring and revocable).
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_KUBERNETES_CLIENT_CLUSTER_ROLE",
+        default_value = "cluster-admin"
+    )]
+    pub kubernetes_client_cluster_role: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,9 +2,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use connector_hub::app::{self, Server};
-use connector_hub::config::{Cli, Command, KeysAction, LogFormat, ServeConfig};
+use connector_hub::config::{AuditAction, Cli, Command, KeysAction, LogFormat, ServeConfig};
 use connector_hub::crypto::MasterKey;
+use connector_hub::domain::audit::{Actor, AuditEvent, Outcome, action as audit_action};
 use connector_hub::domain::clock::Clock;
+use connector_hub::store::{Store, audit};
 
 /// mimalloc: the server allocates many small, short-lived buffers per request, where it is
 /// faster than glibc's allocator and keeps the resident set smaller under concurrency.
@@ -58,7 +60,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { storage, action } => {
             app::init_tracing(LogFormat::Text, "warn");
-            let (_, keyring) = app::open_storage(&storage, Clock::default())
+            let (store, keyring) = app::open_storage(&storage, Clock::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let print = |value: serde_json::Value| {
@@ -67,29 +69,43 @@ async fn run(cli: Cli) -> Result<(), String> {
                     serde_json::to_string_pretty(&value).expect("JSON prints")
                 );
             };
+            let record = |name: &str| {
+                AuditEvent::new(
+                    Actor::operator(),
+                    name,
+                    Outcome::Success,
+                    chrono::Utc::now(),
+                )
+            };
             match action {
                 KeysAction::Status => print(serde_json::json!(
                     keyring.status().await.map_err(|e| e.to_string())?
                 )),
                 KeysAction::Rotate => {
-                    let id = keyring.rotate().await.map_err(|e| e.to_string())?;
+                    let id = keyring
+                        .rotate(record(audit_action::KEY_ROTATED))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     print(serde_json::json!({ "active_key": id }));
                 }
                 KeysAction::Rewrap { batch_size } => {
                     let report = keyring
-                        .rewrap(batch_size)
+                        .rewrap(batch_size, &record(audit_action::KEY_REWRAPPED))
                         .await
                         .map_err(|e| e.to_string())?;
                     print(serde_json::json!(report));
                 }
                 KeysAction::Remove { key_id } => {
-                    keyring.remove(key_id).await.map_err(|e| e.to_string())?;
+                    keyring
+                        .remove(key_id, record(audit_action::KEY_REMOVED))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     print(serde_json::json!({ "removed": key_id }));
                 }
                 KeysAction::RotateMaster { new_key_file } => {
                     let new_key = MasterKey::read_file(&new_key_file).map_err(|e| e.to_string())?;
                     let count = keyring
-                        .rotate_master(&new_key)
+                        .rotate_master(&new_key, record(audit_action::MASTER_KEY_ROTATED))
                         .await
                         .map_err(|e| e.to_string())?;
                     print(
@@ -97,10 +113,75 @@ async fn run(cli: Cli) -> Result<(), String> {
                     );
                 }
             }
+            // The operator's records are chained now rather than by the next server's sweep.
+            audit::chain_pending(&store, |_| {})
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(())
+        }
+        Command::Audit { storage, action } => {
+            app::init_tracing(LogFormat::Text, "warn");
+            let store = app::open_store(&storage).await.map_err(|e| e.to_string())?;
+            let result = audit_command(&store, action).await;
+            store.close().await;
+            result
         }
         Command::Openapi => {
             print!("{}", connector_hub::http::openapi::document());
+            Ok(())
+        }
+    }
+}
+
+/// `connector-hub audit verify` and `audit purge`: each chains what is pending first.
+async fn audit_command(store: &Store, action: AuditAction) -> Result<(), String> {
+    let report = |value: serde_json::Value| {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON prints")
+        );
+    };
+    audit::chain_pending(store, |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    match action {
+        AuditAction::Verify => {
+            let verification = audit::verify(store).await.map_err(|e| e.to_string())?;
+            report(serde_json::json!(verification));
+            match verification.first_mismatch {
+                None => Ok(()),
+                Some(mismatch) => Err(format!(
+                    "the audit log does not verify: record {}{} {}",
+                    mismatch.chain_seq,
+                    mismatch.id.map(|id| format!(" ({id})")).unwrap_or_default(),
+                    mismatch.reason
+                )),
+            }
+        }
+        AuditAction::Purge { before } => {
+            let before = chrono::DateTime::parse_from_rfc3339(&before)
+                .map(|at| at.to_utc())
+                .ok()
+                .or_else(|| {
+                    chrono::NaiveDate::parse_from_str(&before, "%Y-%m-%d")
+                        .ok()
+                        .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+                })
+                .ok_or_else(|| format!("--before must be a date or a time, not '{before}'"))?;
+            let now = chrono::Utc::now();
+            let event = AuditEvent::new(
+                Actor::operator(),
+                audit_action::AUDIT_PURGED,
+                Outcome::Success,
+                now,
+            );
+            let removed = audit::purge(store, before, event)
+                .await
+                .map_err(|e| e.to_string())?;
+            audit::chain_pending(store, |_| {})
+                .await
+                .map_err(|e| e.to_string())?;
+            report(serde_json::json!({ "removed": removed }));
             Ok(())
         }
     }

@@ -23,7 +23,11 @@ pub struct Connector {
     pub configuration: BTreeMap<String, Value>,
     pub secrets: SecretValues,
     pub expires_at: Option<DateTime<Utc>>,
+    /// `expires_at` less the skew tolerance: no credential handed out may outlive it.
+    pub usable_until: Option<DateTime<Utc>>,
     pub expired: bool,
+    /// How long the credentials handed out should live, where the connector says.
+    pub expiration_seconds: Option<i64>,
 }
 
 impl Connector {
@@ -295,9 +299,16 @@ impl Engine {
                 .next()
                 .unwrap_or_default(),
         };
-        session
+        let mut client = session
             .client(resource_type, &resource_id)
             .await
-            .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))
+            .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
+        // Where the issuer fixes the lifetime (Azure AD, ACR), clients are told to stop using
+        // the credentials when the connector expires.
+        client.expires_at = match (client.expires_at, connector.usable_until) {
+            (Some(issued), Some(until)) => Some(issued.min(until)),
+            (issued, until) => issued.or(until),
+        };
+        Ok(client)
     }
 }

@@ -17,9 +17,10 @@ use zeroize::Zeroizing;
 use super::envelope::{self, Aad};
 use super::master::{KEY_LEN, MasterKey};
 use super::{CryptoError, CryptoResult};
+use crate::domain::audit::{Actor, AuditEvent, Outcome, Target, action};
 use crate::domain::clock::Clock;
 use crate::store::data_keys::{self, DataKeyRow, SealedTable, StaleValue};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, audit};
 
 #[derive(Debug, Clone)]
 pub struct KeyringSettings {
@@ -115,7 +116,10 @@ impl Keyring {
             active: tokio::sync::Mutex::new(placeholder),
         };
         if !keys.iter().any(|k| k.active) {
-            keyring.create_active_key(Replacing::Nothing).await?;
+            let record = keyring.system_record(action::KEY_ROTATED);
+            keyring
+                .create_active_key(Replacing::Nothing, record)
+                .await?;
         }
         {
             let mut active = keyring.active.lock().await;
@@ -167,6 +171,11 @@ impl Keyring {
         Ok(Aes256Gcm::new(GenericArray::from_slice(&bytes)))
     }
 
+    /// A record of something the server did on its own.
+    fn system_record(&self, action: &str) -> AuditEvent {
+        AuditEvent::new(Actor::system(), action, Outcome::Success, self.clock.now())
+    }
+
     /// Re-reads which key is active and switches to it if it changed.
     async fn refresh_active(&self, active: &mut ActiveKey) -> CryptoResult<()> {
         let mut conn = self.store.conn().await?;
@@ -187,7 +196,11 @@ impl Keyring {
     /// Makes a fresh data key active. When another process rotates (or, on an empty database,
     /// makes the first key) at the same moment, its key wins and ours is discarded: either way
     /// one new key is active afterwards.
-    async fn create_active_key(&self, replacing: Replacing) -> CryptoResult<()> {
+    async fn create_active_key(
+        &self,
+        replacing: Replacing,
+        record: AuditEvent,
+    ) -> CryptoResult<()> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         OsRng.fill_bytes(bytes.as_mut());
         let id = Uuid::new_v4();
@@ -211,6 +224,8 @@ impl Keyring {
                 Ok(())
             }
             Ok(true) => {
+                let record = record.on(Target::id_only("data_key", id));
+                audit::append(&mut tx, &record).await?;
                 tx.commit().await?;
                 tracing::info!(key_id = %id, "a new data key is active");
                 Ok(())
@@ -241,7 +256,11 @@ impl Keyring {
                 return Ok((active.id, active.cipher.clone()));
             }
             if active.exhausted {
-                self.create_active_key(Replacing::TheActiveKey).await?;
+                let record = self
+                    .system_record(action::KEY_ROTATED)
+                    .with_details(serde_json::json!({"reason": "encryption limit reached"}));
+                self.create_active_key(Replacing::TheActiveKey, record)
+                    .await?;
                 self.refresh_active(&mut active).await?;
                 continue;
             }
@@ -309,9 +328,11 @@ impl Keyring {
 
     /// Makes a new data key active (used by this process at once, by others within the refresh
     /// interval). Older keys keep decrypting.
-    pub async fn rotate(&self) -> CryptoResult<Uuid> {
+    /// `record` (of `key.rotated`) is written with the new key, naming it.
+    pub async fn rotate(&self, record: AuditEvent) -> CryptoResult<Uuid> {
         let mut active = self.active.lock().await;
-        self.create_active_key(Replacing::TheActiveKey).await?;
+        self.create_active_key(Replacing::TheActiveKey, record)
+            .await?;
         self.refresh_active(&mut active).await?;
         Ok(active.id)
     }
@@ -337,7 +358,9 @@ impl Keyring {
     /// Re-encrypts, batch by batch, every value under a key other than the active one. A value
     /// written concurrently is left to its writer (compare-and-swap on its revision). Running it
     /// again resumes where it stopped.
-    pub async fn rewrap(&self, batch_size: u32) -> CryptoResult<RewrapReport> {
+    /// Each batch's transaction also writes a copy of `record` (of `key.rewrapped`), with the
+    /// count it re-encrypted.
+    pub async fn rewrap(&self, batch_size: u32, record: &AuditEvent) -> CryptoResult<RewrapReport> {
         let mut active_key = {
             let mut active = self.active.lock().await;
             self.refresh_active(&mut active).await?;
@@ -367,14 +390,21 @@ impl Keyring {
                     active_key = *newest;
                 }
                 let mut tx = self.store.begin().await?;
+                let mut in_batch = 0;
                 for (value, (key_id, ciphertext)) in stale.iter().zip(&resealed) {
                     if data_keys::swap_ciphertext(&mut tx, table, value, ciphertext, *key_id)
                         .await?
                     {
-                        rewrapped += 1;
+                        in_batch += 1;
                     }
                 }
+                let batch_record = record
+                    .again(self.clock.now())
+                    .on(Target::id_only("data_key", active_key))
+                    .with_details(serde_json::json!({"rewrapped": in_batch}));
+                audit::append(&mut tx, &batch_record).await?;
                 tx.commit().await?;
+                rewrapped += in_batch;
             }
         }
         let mut report = RewrapReport {
@@ -393,7 +423,8 @@ impl Keyring {
     }
 
     /// Removes a retired key that protects no value.
-    pub async fn remove(&self, id: Uuid) -> CryptoResult<()> {
+    /// `record` (of `key.removed`) is written with the removal.
+    pub async fn remove(&self, id: Uuid, record: AuditEvent) -> CryptoResult<()> {
         let mut tx = self.store.begin().await?;
         let existed = data_keys::get(&mut tx, id).await?.is_some();
         if !existed {
@@ -402,6 +433,7 @@ impl Keyring {
         if !data_keys::delete_unused(&mut tx, id).await? {
             return Err(CryptoError::KeyInUse(id));
         }
+        audit::append(&mut tx, &record.on(Target::id_only("data_key", id))).await?;
         tx.commit().await?;
         self.ciphers
             .write()
@@ -411,7 +443,12 @@ impl Keyring {
     }
 
     /// Re-wraps every data key under `new_master`, in one transaction. Values are untouched.
-    pub async fn rotate_master(&self, new_master: &MasterKey) -> CryptoResult<usize> {
+    /// `record` (of `key.master_rotated`) is written with the re-wrapped keys.
+    pub async fn rotate_master(
+        &self,
+        new_master: &MasterKey,
+        record: AuditEvent,
+    ) -> CryptoResult<usize> {
         let mut tx = self.store.begin().await?;
         let keys = data_keys::all(&mut tx).await?;
         for key in &keys {
@@ -425,6 +462,10 @@ impl Keyring {
             let wrapped = new_master.wrap(key.id, &bytes);
             data_keys::set_wrapped(&mut tx, key.id, &wrapped, new_master.id()).await?;
         }
+        let record = record
+            .on(Target::id_only("master_key", new_master.id()))
+            .with_details(serde_json::json!({"data_keys": keys.len()}));
+        audit::append(&mut tx, &record).await?;
         tx.commit().await?;
         Ok(keys.len())
     }

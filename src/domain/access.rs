@@ -45,8 +45,8 @@ pub struct Caller {
     pub created: chrono::DateTime<chrono::Utc>,
     pub updated: chrono::DateTime<chrono::Utc>,
     pub default_workspace_id: Option<Uuid>,
-    /// Signed in with an API key, whose deletion ends the access it gives.
-    pub with_api_key: bool,
+    /// The API key the caller signed in with, whose deletion ends the access it gives.
+    pub api_key_id: Option<Uuid>,
     /// The session the request comes from (nil for tokens issued before sessions had ids).
     pub session: Uuid,
 }
@@ -126,7 +126,7 @@ mod tests {
                 created: chrono::Utc::now(),
                 updated: chrono::Utc::now(),
                 default_workspace_id: None,
-                with_api_key: false,
+                api_key_id: None,
                 session: Uuid::nil(),
             },
             role,

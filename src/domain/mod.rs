@@ -1,6 +1,7 @@
 //! Types and rules with no I/O: validated names, roles, and who may see or change what.
 
 pub mod access;
+pub mod audit;
 pub mod clock;
 pub mod names;
 pub mod secret;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -14,6 +15,7 @@ use super::extract::{Form, Json, Query};
 use super::users::{HydrateQuery, UserResponse};
 use crate::auth::rate_limit::Verdict;
 use crate::auth::{api_key, password};
+use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target, action};
 use crate::domain::names::MAX_NAME_LEN;
 use crate::domain::{Caller, Password, ShortText};
 use crate::store::{devices, users};
@@ -120,6 +122,7 @@ async fn checked<T: Send + 'static>(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(address): ConnectInfo<SocketAddr>,
+    origin: Origin,
     Form(form): Form<LoginForm>,
 ) -> ApiResult<Json<TokenResponse>> {
     let grant = match form.grant_type.as_deref() {
@@ -129,72 +132,127 @@ pub async fn login(
         None if form.device_code.is_some() => DEVICE_CODE_GRANT.into(),
         None => "password".into(),
     };
-    let secret = form.password.unwrap_or_default();
-    let (user, api_key_id) = match grant.as_str() {
-        "password" => {
-            let name = form.username.filter(|n| !n.is_empty()).ok_or_else(|| {
-                ApiError::BadRequest("Invalid request: username is required.".into())
-            })?;
-            // No account has a longer name; refusing early also keeps the failed-login limiter
-            // from holding arbitrarily long keys.
-            if name.chars().count() > MAX_NAME_LEN {
-                return Err(invalid_credentials());
-            }
-            let mut conn = state.store.conn().await?;
-            let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
-            drop(conn);
-            let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-            let id = user.map(|u| (u.id, u.session_generation));
-            let id = checked(&state, &format!("user:{name}"), address, move || {
-                password::verify(hash.as_deref(), &secret)
-                    .then_some(id)
-                    .flatten()
-            })
-            .await?;
-            (id, None)
-        }
-        "zenml-api-key" => {
-            let (key_id, key_secret) = api_key::parse(&secret).ok_or_else(invalid_credentials)?;
-            let mut conn = state.store.conn().await?;
-            let key = users::api_key(&mut conn, key_id)
-                .await?
-                .filter(|k| k.active);
-            let account = match &key {
-                Some(k) => users::get(&mut conn, k.service_account_id)
-                    .await?
-                    .filter(|u| u.active),
-                None => None,
-            };
-            drop(conn);
-            let hash = key
-                .as_ref()
-                .filter(|_| account.is_some())
-                .map(|k| k.key_hash.clone());
-            let account_id = account.map(|a| (a.id, a.session_generation));
-            let id = checked(&state, &format!("api-key:{key_id}"), address, move || {
-                password::verify(hash.as_deref(), &key_secret)
-                    .then_some(account_id)
-                    .flatten()
-            })
-            .await?;
-            let mut conn = state.store.write_conn().await?;
-            users::touch_api_key(&mut conn, key_id, state.clock.now()).await?;
-            (id, Some(key_id))
-        }
-        DEVICE_CODE_GRANT => {
-            let code = form.device_code.ok_or_else(|| {
-                ApiError::BadRequest("Invalid request: device_code is required.".into())
-            })?;
-            let client_id = form.client_id.as_deref();
-            (exchange_device_code(&state, &code, client_id).await?, None)
-        }
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid request: unsupported grant type '{other}'."
-            )));
-        }
+    // Who the attempt claims to be, for the audit log: a name, an API key or a device.
+    let claimed = match grant.as_str() {
+        "password" => form.username.clone().unwrap_or_default(),
+        "zenml-api-key" => api_key::parse(form.password.as_deref().unwrap_or_default())
+            .map_or_else(|| "api-key".to_owned(), |(id, _)| format!("api-key:{id}")),
+        _ => format!("device:{}", form.client_id.as_deref().unwrap_or_default()),
     };
+    let method = match grant.as_str() {
+        "password" => "password",
+        "zenml-api-key" => "api_key",
+        _ => "device",
+    };
+    let failed = |error: ApiError| {
+        let counts = matches!(
+            error,
+            ApiError::Unauthenticated(_)
+                | ApiError::DeviceFlow("invalid_grant" | "invalid_client" | "expired_token")
+        );
+        if !counts {
+            return error;
+        }
+        let claimed: String = claimed.chars().take(MAX_NAME_LEN).collect();
+        let record = AuditEvent::new(
+            Actor::anonymous(&claimed),
+            action::LOGIN_FAILED,
+            Outcome::Denied,
+            state.clock.now(),
+        )
+        .with_details(json!({ "method": method }));
+        error.recorded(record)
+    };
+    let secret = form.password.unwrap_or_default();
+    let signed_in = async {
+        Ok::<_, ApiError>(match grant.as_str() {
+            "password" => {
+                let name = form.username.filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::BadRequest("Invalid request: username is required.".into())
+                })?;
+                // No account has a longer name; refusing early also keeps the failed-login limiter
+                // from holding arbitrarily long keys.
+                if name.chars().count() > MAX_NAME_LEN {
+                    return Err(invalid_credentials());
+                }
+                let mut conn = state.store.conn().await?;
+                let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
+                drop(conn);
+                let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+                let id = user.map(|u| (u.id, u.session_generation));
+                let id = checked(&state, &format!("user:{name}"), address, move || {
+                    password::verify(hash.as_deref(), &secret)
+                        .then_some(id)
+                        .flatten()
+                })
+                .await?;
+                (id, None)
+            }
+            "zenml-api-key" => {
+                let (key_id, key_secret) =
+                    api_key::parse(&secret).ok_or_else(invalid_credentials)?;
+                let mut conn = state.store.conn().await?;
+                let key = users::api_key(&mut conn, key_id)
+                    .await?
+                    .filter(|k| k.active);
+                let account = match &key {
+                    Some(k) => users::get(&mut conn, k.service_account_id)
+                        .await?
+                        .filter(|u| u.active),
+                    None => None,
+                };
+                drop(conn);
+                let hash = key
+                    .as_ref()
+                    .filter(|_| account.is_some())
+                    .map(|k| k.key_hash.clone());
+                let account_id = account.map(|a| (a.id, a.session_generation));
+                let id = checked(&state, &format!("api-key:{key_id}"), address, move || {
+                    password::verify(hash.as_deref(), &key_secret)
+                        .then_some(account_id)
+                        .flatten()
+                })
+                .await?;
+                let mut conn = state.store.write_conn().await?;
+                users::touch_api_key(&mut conn, key_id, state.clock.now()).await?;
+                (id, Some(key_id))
+            }
+            DEVICE_CODE_GRANT => {
+                let code = form.device_code.ok_or_else(|| {
+                    ApiError::BadRequest("Invalid request: device_code is required.".into())
+                })?;
+                let client_id = form.client_id.as_deref();
+                (exchange_device_code(&state, &code, client_id).await?, None)
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid request: unsupported grant type '{other}'."
+                )));
+            }
+        })
+    };
+    let (user, api_key_id) = signed_in.await.map_err(failed)?;
     let (user_id, generation) = user;
+    let mut conn = state.store.conn().await?;
+    let account = users::get(&mut conn, user_id)
+        .await?
+        .ok_or_else(invalid_credentials)?;
+    drop(conn);
+    let actor = Actor {
+        id: Some(account.id),
+        name: account.name,
+        kind: match account.is_service_account {
+            true => "service_account",
+            false => "user",
+        }
+        .into(),
+        api_key_id,
+    };
+    let record = AuditEvent::new(actor, action::LOGIN, Outcome::Success, state.clock.now())
+        .with_status(200)
+        .from_origin(&origin)
+        .with_details(json!({ "method": method }));
+    state.audit.record(&state.store, record).await?;
     let token = state
         .tokens
         .issue(user_id, api_key_id, generation, state.clock.now());
@@ -246,6 +304,7 @@ pub struct CurrentUserUpdate {
 pub async fn update_current_user(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Json(update): Json<CurrentUserUpdate>,
 ) -> ApiResult<Json<UserResponse>> {
     let mut conn = state.store.conn().await?;
@@ -281,7 +340,17 @@ pub async fn update_current_user(
         let keep = Some(caller.session).filter(|id| !id.is_nil());
         users::end_sessions(&mut tx, user.id, keep).await?;
     }
+    let kind = match user.is_service_account {
+        true => "service_account",
+        false => "user",
+    };
+    let target = Target::new(kind, user.id, &user.name);
+    let record = super::audit::by_caller(&state, &caller, &origin, action::USER_UPDATED)
+        .on(target)
+        .with_details(json!({ "password_changed": password_changed, "own_account": true }));
+    crate::store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(UserResponse::render(user, true)))
 }
 

@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::connectors::{self, ConnectorResponse, Detail};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
@@ -20,13 +19,15 @@ use super::flavors::FlavorResponse;
 use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
+use super::{AppState, audit};
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::{EntityName, Scope};
 use crate::stacks::link::{self, LinkedConnector};
 use crate::stacks::{ComponentType, Flavor, config};
 use crate::store::components::{self, Component, ComponentFilter, ComponentView};
 use crate::store::connectors::{self as stored_connectors, ConnectorView};
 use crate::store::query::FieldKind;
-use crate::store::{Conn, StoreError, secrets};
+use crate::store::{self, Conn, StoreError, secrets};
 
 /// ZenML's `ComponentRequest`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -406,6 +407,7 @@ fn name_taken(component_type: ComponentType, name: &str) -> impl FnOnce(StoreErr
 pub async fn create_component(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<ComponentRequest>,
 ) -> ApiResult<Json<ComponentResponse>> {
@@ -443,7 +445,8 @@ pub async fn create_component(
         .await
         .map_err(name_taken(component.component_type, &component.name))?;
     components::set_secrets(&mut tx, component.id, &secret_ids).await?;
-    written(&state, &scope, tx, component.id).await
+    let recorded = (&origin, action::COMPONENT_CREATED);
+    written(&state, &scope, tx, component.id, recorded).await
 }
 
 /// A component as just written in `tx`, read back with its owner, once `tx` commits.
@@ -452,12 +455,17 @@ async fn written(
     scope: &Scope,
     mut tx: Conn,
     id: Uuid,
+    (origin, action): (&Origin, &str),
 ) -> ApiResult<Json<ComponentResponse>> {
     let view = components::get(&mut tx, scope.workspace_id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let related = Related::read(&mut tx, scope.workspace_id, &[&view.component]).await?;
+    let target = Target::new("component", id, &view.component.name);
+    let record = audit::in_scope(state, scope, origin, action, target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     let renderer = Renderer {
         state,
         scope,
@@ -579,6 +587,7 @@ pub async fn get_component(
 pub async fn update_component(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ComponentPath { component_id }): Path<ComponentPath>,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(update): Json<ComponentUpdate>,
@@ -627,7 +636,8 @@ pub async fn update_component(
         .await
         .map_err(name_taken(component.component_type, &component.name))?;
     components::change_secrets(&mut tx, component.id, &add, &remove).await?;
-    written(&state, &scope, tx, component.id).await
+    let recorded = (&origin, action::COMPONENT_UPDATED);
+    written(&state, &scope, tx, component.id, recorded).await
 }
 
 /// The ids of secrets named to be unlinked; an unknown one is no error, since it is not linked.
@@ -658,6 +668,7 @@ pub(super) async fn referenced_secrets(
 pub async fn delete_component(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ComponentPath { component_id }): Path<ComponentPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
@@ -684,7 +695,11 @@ pub async fn delete_component(
             )),
             other => other.into(),
         })?;
+    let target = Target::new("component", component.id, &component.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::COMPONENT_DELETED, target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 

@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Form, Json};
+use super::{AppState, audit};
 use crate::domain::Caller;
+use crate::domain::audit::{Origin, Target, action};
 use crate::store::devices::{self, DeviceRow};
 
 /// How long a device code may wait for approval.
@@ -115,11 +116,12 @@ pub struct DeviceVerification {
 pub async fn approve(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(device_id): Path<Uuid>,
     Json(verification): Json<DeviceVerification>,
 ) -> ApiResult<Json<()>> {
     // The device's token would outlive the key: deleting a key must end all it gave access to.
-    if caller.with_api_key {
+    if caller.api_key_id.is_some() {
         return Err(ApiError::Forbidden(
             "A device login must be approved by a user signed in with a password, not with an \
              API key."
@@ -135,8 +137,15 @@ pub async fn approve(
         state.clock.now(),
     )
     .await?;
+    if approved {
+        let target = Target::id_only("device", device_id);
+        let record =
+            audit::by_caller(&state, &caller, &origin, action::DEVICE_AUTHORIZED).on(target);
+        crate::store::audit::append(&mut tx, &record).await?;
+    }
     tx.commit().await?;
     if approved {
+        state.audit.written();
         Ok(Json(()))
     } else {
         Err(ApiError::NotFound(format!(

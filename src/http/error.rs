@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::crypto::CryptoError;
 use crate::domain::DomainError;
+use crate::domain::audit::AuditEvent;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,13 @@ pub enum ApiError {
     /// A fault of the server. The cause is logged; the client sees only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A refusal the audit log records (a failed login, implicit authentication refused): the
+    /// record is written before the answer leaves, or the answer becomes an error.
+    #[error("{error}")]
+    Recorded {
+        error: Box<ApiError>,
+        record: Box<AuditEvent>,
+    },
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -66,8 +74,17 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
+    /// This error, with `record` written to the audit log before it is answered.
+    pub fn recorded(self, record: AuditEvent) -> ApiError {
+        ApiError::Recorded {
+            error: Box::new(self),
+            record: Box::new(record),
+        }
+    }
+
     pub(super) fn status_and_class(&self) -> (StatusCode, &'static str) {
         match self {
+            ApiError::Recorded { error, .. } => error.status_and_class(),
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "CredentialsNotValid"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "KeyError"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "EntityExistsError"),
@@ -86,6 +103,11 @@ impl ApiError {
         }
     }
 }
+
+/// An audit record a response carries to the audit middleware, which writes it before the
+/// response is sent.
+#[derive(Clone)]
+pub struct ToRecord(pub AuditEvent);
 
 /// Maps a uniqueness conflict to ZenML's 409 message, which names only the name itself.
 pub fn name_taken(action: &str, what: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
@@ -106,6 +128,11 @@ pub fn error_body(class: &str, message: &str) -> Json<serde_json::Value> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Recorded { error, record } = self {
+            let mut response = error.into_response();
+            response.extensions_mut().insert(ToRecord(*record));
+            return response;
+        }
         if let ApiError::DeviceFlow(code) = self {
             return (
                 StatusCode::BAD_REQUEST,

@@ -119,7 +119,7 @@ fn caller_of(found: &CallerInWorkspace, key: &CallerKey) -> Caller {
         created: found.created,
         updated: found.updated,
         default_workspace_id: found.default_workspace_id,
-        with_api_key: found.signed_in_with_api_key(),
+        api_key_id: key.api_key_id.filter(|_| found.signed_in_with_api_key()),
         session: key.session.id,
     }
 }

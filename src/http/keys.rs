@@ -13,6 +13,7 @@ use super::error::ApiResult;
 use super::extract::{Json, Query};
 use crate::crypto::{KeyStatus, RewrapReport};
 use crate::domain::Caller;
+use crate::domain::audit::{Origin, action};
 
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
     responses((status = 200, body = Vec<KeyStatus>), (status = 403)),
@@ -32,9 +33,12 @@ pub async fn key_status(
 pub async fn rotate_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
 ) -> ApiResult<Json<Vec<KeyStatus>>> {
     caller.require_server_admin()?;
-    state.keyring.rotate().await?;
+    let record = super::audit::by_caller(&state, &caller, &origin, action::KEY_ROTATED);
+    state.keyring.rotate(record).await?;
+    state.audit.written();
     Ok(Json(state.keyring.status().await?))
 }
 
@@ -52,15 +56,17 @@ pub struct RewrapQuery {
 pub async fn rewrap_keys(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Query(query): Query<RewrapQuery>,
 ) -> ApiResult<Json<RewrapReport>> {
     caller.require_server_admin()?;
-    Ok(Json(
-        state
-            .keyring
-            .rewrap(query.batch_size.unwrap_or(200))
-            .await?,
-    ))
+    let record = super::audit::by_caller(&state, &caller, &origin, action::KEY_REWRAPPED);
+    let report = state
+        .keyring
+        .rewrap(query.batch_size.unwrap_or(200), &record)
+        .await?;
+    state.audit.written();
+    Ok(Json(report))
 }
 
 /// Removes a retired data key that protects no value (403 otherwise).
@@ -71,10 +77,13 @@ pub async fn rewrap_keys(
 pub async fn remove_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(key_id): Path<Uuid>,
 ) -> ApiResult<Json<()>> {
     caller.require_server_admin()?;
-    state.keyring.remove(key_id).await?;
+    let record = super::audit::by_caller(&state, &caller, &origin, action::KEY_REMOVED);
+    state.keyring.remove(key_id, record).await?;
+    state.audit.written();
     Ok(Json(()))
 }
 

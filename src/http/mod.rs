@@ -1,6 +1,7 @@
 //! The HTTP layer: thin handlers that parse, authorise (asking `domain`), call `store` and
 //! `crypto`, and render ZenML-shaped responses.
 
+pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod connector_types;
@@ -65,6 +66,7 @@ pub struct AppState {
     pub pages: Arc<RenderedPages>,
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,
+    pub audit: Arc<audit::AuditLog>,
 }
 
 /// Facts about this deployment reported by `/api/v1/info`.
@@ -100,6 +102,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(stacks::router())
         .merge(stack_wizard::router())
         .merge(keys::router())
+        .merge(audit::router())
         .split_for_parts();
     openapi::add_workspace_forms(&mut spec, WORKSPACE_FORMS);
     openapi::add_error_responses(&mut spec);
@@ -121,6 +124,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let (api, spec) = api();
     let api = api
         .nest("/api/v1/workspaces/{workspace}", workspace_router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::write_carried_records,
+        ))
         .with_state(state.clone());
     let pages = dashboard::router(state, api.clone());
     api.route("/devices/verify", axum::routing::get(devices::verification_page))

@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "secrets", description = "Encrypted secrets"),
         (name = "service connectors", description = "Connector types and service connectors"),
         (name = "keys", description = "Encryption-key administration"),
+        (name = "audit", description = "The tamper-evident audit log (administrators)"),
         (name = "flavors", description = "Stack component flavors and component types"),
         (name = "stack components", description = "Stack components and their links to connectors"),
         (name = "stacks", description = "Stacks of components, and full-stack registration"),

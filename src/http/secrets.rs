@@ -10,23 +10,25 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, WorkspaceQuery};
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::{UserResponse, owner_of};
+use super::{AppState, audit};
 use crate::crypto::keyring::secret_aad;
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::secret::SecretValues;
 use crate::domain::{Caller, EntityName, Scope};
-use crate::store::StoreError;
 use crate::store::data_keys::{self, DataKeyRow};
 use crate::store::secrets::{self, SecretRow, SecretView};
 use crate::store::users::Owner;
+use crate::store::{self, StoreError};
 
 /// ZenML's `SecretResponse`; values sit in `body`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,6 +147,7 @@ pub struct SecretCreate {
 pub async fn create_secret(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<SecretCreate>,
 ) -> ApiResult<Json<SecretResponse>> {
@@ -164,10 +167,15 @@ pub async fn create_secret(
         updated: now,
     };
     encrypt(&state, &mut row, &values).await?;
-    let mut conn = state.store.write_conn().await?;
-    secrets::insert(&mut conn, &row)
+    let mut tx = state.store.begin().await?;
+    secrets::insert(&mut tx, &row)
         .await
         .map_err(name_taken("create", "secret", &row.name))?;
+    let target = Target::new("secret", row.id, &row.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::SECRET_CREATED, target);
+    store::audit::append(&mut tx, &record).await?;
+    tx.commit().await?;
+    state.audit.written();
     let owner = owner_of(&scope.caller);
     Ok(Json(SecretResponse::render(
         row,
@@ -215,11 +223,15 @@ pub async fn list_secrets(
 pub async fn get_secret(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
     Query(query): Query<ReadQuery>,
 ) -> ApiResult<Json<SecretResponse>> {
     let view = visible(&state, &scope, id).await?;
     let values = decrypt(&state, &view.secret).await?;
+    let target = Target::new("secret", id, &view.secret.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::SECRET_READ, target);
+    state.audit.record(&state.store, record).await?;
     Ok(Json(SecretResponse::render(
         view.secret,
         view.owner.as_ref(),
@@ -260,6 +272,7 @@ const UPDATE_ATTEMPTS: usize = 5;
 pub async fn update_secret(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
     Query(query): Query<UpdateQuery>,
     Json(update): Json<SecretUpdate>,
@@ -286,9 +299,16 @@ pub async fn update_secret(
         let expected = row.revision;
         row.revision += 1;
         encrypt(&state, &mut row, &values).await?;
-        let mut conn = state.store.write_conn().await?;
-        match secrets::update(&mut conn, &row, expected).await {
+        let mut tx = state.store.begin().await?;
+        match secrets::update(&mut tx, &row, expected).await {
             Ok(()) => {
+                let target = Target::new("secret", row.id, &row.name);
+                let record =
+                    audit::in_scope(&state, &scope, &origin, action::SECRET_UPDATED, target)
+                        .with_details(json!({ "values_changed": update.values.is_some() }));
+                store::audit::append(&mut tx, &record).await?;
+                tx.commit().await?;
+                state.audit.written();
                 let rendered = SecretResponse::render(row, owner.as_ref(), Some(&values), true);
                 return Ok(Json(rendered));
             }
@@ -306,13 +326,19 @@ pub async fn update_secret(
 pub async fn delete_secret(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(SecretPath { secret_id: id }): Path<SecretPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
     let row = visible(&state, &scope, id).await?.secret;
     scope.require_owner_or_admin(row.user_id, "secret")?;
-    let mut conn = state.store.write_conn().await?;
-    secrets::delete(&mut conn, scope.workspace_id, id).await?;
+    let mut tx = state.store.begin().await?;
+    secrets::delete(&mut tx, scope.workspace_id, id).await?;
+    let target = Target::new("secret", id, &row.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::SECRET_DELETED, target);
+    store::audit::append(&mut tx, &record).await?;
+    tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 
@@ -363,12 +389,19 @@ struct BackupSecret {
 pub async fn backup_secrets(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
 ) -> ApiResult<Json<SecretsBackup>> {
     caller.require_server_admin()?;
     let mut tx = state.store.begin().await?;
     let keys = data_keys::all(&mut tx).await?;
     let rows = secrets::all(&mut tx).await?;
+    let target = Target::id_only("secrets", "all");
+    let record = audit::by_caller(&state, &caller, &origin, action::SECRETS_BACKED_UP)
+        .on(target)
+        .with_details(json!({ "secrets": rows.len(), "data_keys": keys.len() }));
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(SecretsBackup {
         format: BACKUP_FORMAT.into(),
         data_keys: keys
@@ -424,6 +457,7 @@ fn decode_b64(what: &str, value: &str) -> ApiResult<Vec<u8>> {
 pub async fn restore_secrets(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Json(backup): Json<SecretsBackup>,
 ) -> ApiResult<Json<RestoreReport>> {
     caller.require_server_admin()?;
@@ -494,7 +528,13 @@ pub async fn restore_secrets(
             restored += 1;
         }
     }
+    let target = Target::id_only("secrets", "all");
+    let record = audit::by_caller(&state, &caller, &origin, action::SECRETS_RESTORED)
+        .on(target)
+        .with_details(json!({ "restored": restored, "skipped": rows.len() - restored }));
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(RestoreReport {
         restored,
         skipped: rows.len() - restored,

@@ -67,6 +67,7 @@ const NEEDED: [(ComponentType, &str); 3] = [
 pub async fn full_stack_resources(
     State(state): State<AppState>,
     scope: Scope,
+    origin: crate::domain::audit::Origin,
     Query(query): Query<FullStackQuery>,
     body: Bytes,
 ) -> ApiResult<Json<FullStackResources>> {
@@ -81,7 +82,9 @@ pub async fn full_stack_resources(
         list_resources: true,
     };
     let found = match (query.connector_uuid, info) {
-        (Some(id), None) => connectors::verify_stored(&state, &scope, id, everything).await?,
+        (Some(id), None) => {
+            connectors::verify_stored(&state, &scope, &origin, id, everything).await?
+        }
         (None, Some(info)) => {
             let name = EntityName::parse("connector", "wizard")?;
             let request = ConnectorRequest::new(

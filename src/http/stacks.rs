@@ -14,7 +14,6 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::components::{
     self, ComponentResponse, Renderer, check_configuration, check_link_to, public_secrets,
     referenced_secrets,
@@ -25,13 +24,15 @@ use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
 use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
+use super::{AppState, audit};
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::{EntityName, LongText, Scope};
 use crate::stacks::{ComponentType, check_composition};
 use crate::store::components::{self as stored_components, Component, ComponentView};
 use crate::store::connectors::{self as stored_connectors, ConnectorRow};
 use crate::store::query::FieldKind;
 use crate::store::stacks::{self, Stack, StackView};
-use crate::store::{Conn, StoreResult};
+use crate::store::{self, Conn, StoreResult};
 
 /// A component of a new stack: an existing one, or one to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -221,12 +222,17 @@ async fn written(
     scope: &Scope,
     mut tx: Conn,
     id: Uuid,
+    (origin, action): (&Origin, &str),
 ) -> ApiResult<Json<StackResponse>> {
     let view = stacks::get(&mut tx, scope.workspace_id, id)
         .await?
         .ok_or_else(|| not_found(id))?;
     let mut related = StackRelated::read(&mut tx, &[id]).await?;
+    let target = Target::new("stack", id, &view.stack.name);
+    let record = audit::in_scope(state, scope, origin, action, target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     let renderer = Renderer {
         state,
         scope,
@@ -282,6 +288,7 @@ async fn free_name(
 pub async fn create_stack(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<StackRequest>,
 ) -> ApiResult<Json<StackResponse>> {
@@ -354,6 +361,10 @@ pub async fn create_stack(
                 new.row.name = name.into_inner();
                 let mut batch = state.store.batch();
                 new.push(&mut batch);
+                let target = Target::new("service_connector", new.row.id, &new.row.name);
+                let record =
+                    audit::in_scope(&state, &scope, &origin, action::CONNECTOR_CREATED, target);
+                store::audit::push(&mut batch, &record);
                 tx.apply(batch).await?;
                 linked.push(new.row);
             }
@@ -413,6 +424,10 @@ pub async fn create_stack(
                         updated: now,
                     };
                     stored_components::insert(&mut tx, &component).await?;
+                    let target = Target::new("component", component.id, &component.name);
+                    let record =
+                        audit::in_scope(&state, &scope, &origin, action::COMPONENT_CREATED, target);
+                    store::audit::append(&mut tx, &record).await?;
                     component.id
                 }
             };
@@ -439,7 +454,8 @@ pub async fn create_stack(
     stacks::set_members(&mut tx, stack.id, &members).await?;
     let secret_ids = public_secrets(&mut tx, &scope, &request.secrets.unwrap_or_default()).await?;
     stacks::set_secrets(&mut tx, stack.id, &secret_ids).await?;
-    written(&state, &scope, tx, stack.id).await
+    let recorded = (&origin, action::STACK_CREATED);
+    written(&state, &scope, tx, stack.id, recorded).await
 }
 
 /// An existing component of the workspace, checked to be of the type it is listed under.
@@ -554,6 +570,7 @@ pub async fn get_stack(
 pub async fn update_stack(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(StackPath { stack_id }): Path<StackPath>,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(update): Json<StackUpdate>,
@@ -606,7 +623,8 @@ pub async fn update_stack(
         .await
         .map_err(name_taken("update", "stack", &stack.name))?;
     stacks::change_secrets(&mut tx, stack.id, &add, &remove).await?;
-    written(&state, &scope, tx, stack.id).await
+    let recorded = (&origin, action::STACK_UPDATED);
+    written(&state, &scope, tx, stack.id, recorded).await
 }
 
 /// Deletes a stack; its components stay. Its owner or a workspace admin may; the default
@@ -618,6 +636,7 @@ pub async fn update_stack(
 pub async fn delete_stack(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(StackPath { stack_id }): Path<StackPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
@@ -633,7 +652,11 @@ pub async fn delete_stack(
         ));
     }
     stacks::delete(&mut tx, &stack).await?;
+    let target = Target::new("stack", stack.id, &stack.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::STACK_DELETED, target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 

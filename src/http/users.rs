@@ -3,19 +3,21 @@
 
 use axum::extract::{Path, RawQuery, State};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query};
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
+use super::{AppState, audit};
 use crate::auth::{api_key, password};
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::{Caller, EntityName, LongText, Password, Role, ShortText};
 use crate::store::users::{self, ApiKeyRow, Owner, UserRow};
-use crate::store::{Conn, StoreError, workspaces};
+use crate::store::{self, Conn, StoreError, workspaces};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -199,10 +201,19 @@ fn yes() -> bool {
     true
 }
 
+/// What the audit log calls an account.
+pub(super) fn account_kind(user: &UserRow) -> &'static str {
+    match user.is_service_account {
+        true => "service_account",
+        false => "user",
+    }
+}
+
 /// Creates the account and, when asked, its membership of its default workspace, in one
 /// transaction.
 async fn insert_account(
     state: &AppState,
+    (caller, origin): (&Caller, &Origin),
     mut user: UserRow,
     default_workspace: Option<String>,
     role: Option<Role>,
@@ -229,7 +240,16 @@ async fn insert_account(
         )
         .await?;
     }
+    let target = Target::new(account_kind(&user), user.id, &user.name);
+    let record = audit::by_caller(state, caller, origin, action::USER_CREATED)
+        .on(target)
+        .with_details(json!({
+            "is_admin": user.is_admin,
+            "default_workspace": user.default_workspace_id,
+        }));
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(user)
 }
 
@@ -239,6 +259,7 @@ async fn insert_account(
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Json(request): Json<UserCreate>,
 ) -> ApiResult<Json<UserResponse>> {
     caller.require_server_admin()?;
@@ -258,7 +279,14 @@ pub async fn create_user(
         updated: now,
         session_generation: 0,
     };
-    let user = insert_account(&state, user, request.default_workspace, request.role).await?;
+    let user = insert_account(
+        &state,
+        (&caller, &origin),
+        user,
+        request.default_workspace,
+        request.role,
+    )
+    .await?;
     Ok(Json(UserResponse::render(user, true)))
 }
 
@@ -322,6 +350,7 @@ pub struct UserUpdate {
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
     Json(update): Json<UserUpdate>,
 ) -> ApiResult<Json<UserResponse>> {
@@ -330,6 +359,7 @@ pub async fn update_user(
         Some(p) => Some(hash_password(p).await?),
         None => None,
     };
+    let password_changed = password_hash.is_some();
     let mut tx = state.store.begin().await?;
     let mut user = load_account(&mut tx, &reference, false).await?;
     if user.id == caller.user_id && (update.is_admin == Some(false) || update.active == Some(false))
@@ -366,7 +396,18 @@ pub async fn update_user(
         let keep = Some(caller.session).filter(|id| user.id == caller.user_id && !id.is_nil());
         users::end_sessions(&mut tx, user.id, keep).await?;
     }
+    let target = Target::new(account_kind(&user), user.id, &user.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::USER_UPDATED)
+        .on(target)
+        .with_details(json!({
+            "is_admin": user.is_admin,
+            "active": user.active,
+            "password_changed": password_changed,
+            "sessions_ended": ends_sessions,
+        }));
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(UserResponse::render(user, true)))
 }
 
@@ -379,6 +420,7 @@ pub async fn update_user(
 pub async fn end_sessions(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
     let mut tx = state.store.begin().await?;
@@ -387,7 +429,11 @@ pub async fn end_sessions(
         .filter(|u| caller.may_read_user(u.id))
         .ok_or_else(|| ApiError::not_found("user", &reference))?;
     users::end_sessions(&mut tx, user.id, None).await?;
+    let target = Target::new(account_kind(&user), user.id, &user.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::USER_SESSIONS_ENDED).on(target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 
@@ -398,9 +444,10 @@ pub async fn end_sessions(
 pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
-    delete_account(state, caller, reference, false).await
+    delete_account(state, (caller, origin), reference, false).await
 }
 
 /// A new service account, for machines that log in with API keys.
@@ -423,6 +470,7 @@ pub struct ServiceAccountCreate {
 pub async fn create_service_account(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Json(request): Json<ServiceAccountCreate>,
 ) -> ApiResult<Json<UserResponse>> {
     caller.require_server_admin()?;
@@ -442,7 +490,14 @@ pub async fn create_service_account(
         updated: now,
         session_generation: 0,
     };
-    let account = insert_account(&state, account, request.default_workspace, request.role).await?;
+    let account = insert_account(
+        &state,
+        (&caller, &origin),
+        account,
+        request.default_workspace,
+        request.role,
+    )
+    .await?;
     Ok(Json(UserResponse::render(account, true)))
 }
 
@@ -465,9 +520,10 @@ pub async fn list_service_accounts(
 pub async fn delete_service_account(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
-    delete_account(state, caller, reference, true).await
+    delete_account(state, (caller, origin), reference, true).await
 }
 
 /// ZenML's `APIKeyResponse`; `key` is present only in the answer that creates it.
@@ -533,6 +589,7 @@ pub struct ApiKeyCreate {
 pub async fn create_api_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
     Json(request): Json<ApiKeyCreate>,
 ) -> ApiResult<Json<ApiKeyResponse>> {
@@ -544,8 +601,8 @@ pub async fn create_api_key(
         .await
         .map_err(ApiError::internal)?;
     let now = state.clock.now();
-    let mut conn = state.store.write_conn().await?;
-    let account = load_account(&mut conn, &reference, true).await?;
+    let mut tx = state.store.begin().await?;
+    let account = load_account(&mut tx, &reference, true).await?;
     let key = ApiKeyRow {
         id,
         service_account_id: account.id,
@@ -557,9 +614,16 @@ pub async fn create_api_key(
         created: now,
         updated: now,
     };
-    users::insert_api_key(&mut conn, &key)
+    users::insert_api_key(&mut tx, &key)
         .await
         .map_err(name_taken("create", "API key", &key.name))?;
+    let target = Target::new("api_key", key.id, &key.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::API_KEY_CREATED)
+        .on(target)
+        .with_details(json!({ "service_account": account.name }));
+    store::audit::append(&mut tx, &record).await?;
+    tx.commit().await?;
+    state.audit.written();
     Ok(Json(ApiKeyResponse::render(
         key,
         Some(generated.text.to_string()),
@@ -603,17 +667,25 @@ list_parameters!(ApiKeyListQuery, API_KEY_LIST);
 pub async fn delete_api_key(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((reference, key_id)): Path<(String, Uuid)>,
 ) -> ApiResult<Json<()>> {
     caller.require_server_admin()?;
-    let mut conn = state.store.write_conn().await?;
-    let account = load_account(&mut conn, &reference, true).await?;
-    users::delete_api_key(&mut conn, account.id, key_id)
+    let mut tx = state.store.begin().await?;
+    let account = load_account(&mut tx, &reference, true).await?;
+    users::delete_api_key(&mut tx, account.id, key_id)
         .await
         .map_err(|e| match e {
             StoreError::NotFound => ApiError::not_found("API key", key_id),
             other => other.into(),
         })?;
+    let target = Target::id_only("api_key", key_id);
+    let record = audit::by_caller(&state, &caller, &origin, action::API_KEY_DELETED)
+        .on(target)
+        .with_details(json!({ "service_account": account.name }));
+    store::audit::append(&mut tx, &record).await?;
+    tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 
@@ -636,7 +708,7 @@ async fn list_accounts(
 /// Deletes a user or service account (server administrators only, never themselves).
 async fn delete_account(
     state: AppState,
-    caller: Caller,
+    (caller, origin): (Caller, Origin),
     reference: String,
     service_account: bool,
 ) -> ApiResult<Json<()>> {
@@ -649,7 +721,11 @@ async fn delete_account(
         ));
     }
     users::delete(&mut tx, account.id).await?;
+    let target = Target::new(account_kind(&account), account.id, &account.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::USER_DELETED).on(target);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 

@@ -3,18 +3,21 @@
 
 use axum::extract::{Path, RawQuery, State};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::AppState;
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::Json;
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
+use super::users::account_kind;
+use super::{AppState, audit};
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::{Caller, EntityName, LongText, Role, ShortText};
 use crate::store::workspaces::{self, WorkspaceRow};
-use crate::store::{Conn, StoreError, stacks, users};
+use crate::store::{self, Conn, StoreError, stacks, users};
 
 /// ZenML's `ProjectResponse`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +101,7 @@ pub struct WorkspaceCreate {
 pub async fn create_workspace(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Json(request): Json<WorkspaceCreate>,
 ) -> ApiResult<Json<WorkspaceResponse>> {
     caller.require_server_admin()?;
@@ -118,7 +122,13 @@ pub async fn create_workspace(
         .await
         .map_err(name_taken("create", "workspace", &ws.name))?;
     stacks::insert_default(&mut tx, ws.id, now).await?;
+    let target = Target::new("workspace", ws.id, &ws.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::WORKSPACE_CREATED)
+        .on(target)
+        .in_workspace(ws.id);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 
@@ -178,12 +188,13 @@ pub struct WorkspaceUpdate {
 pub async fn update_workspace(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
     Json(update): Json<WorkspaceUpdate>,
 ) -> ApiResult<Json<WorkspaceResponse>> {
     caller.require_server_admin()?;
-    let mut conn = state.store.write_conn().await?;
-    let mut ws = visible_workspace(&mut conn, &caller, &reference).await?;
+    let mut tx = state.store.begin().await?;
+    let mut ws = visible_workspace(&mut tx, &caller, &reference).await?;
     if let Some(name) = update.name {
         ws.name = name.into_inner();
     }
@@ -194,9 +205,16 @@ pub async fn update_workspace(
         ws.description = description.into_inner();
     }
     ws.updated = state.clock.now();
-    workspaces::update(&mut conn, &ws)
+    workspaces::update(&mut tx, &ws)
         .await
         .map_err(name_taken("update", "workspace", &ws.name))?;
+    let target = Target::new("workspace", ws.id, &ws.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::WORKSPACE_UPDATED)
+        .on(target)
+        .in_workspace(ws.id);
+    store::audit::append(&mut tx, &record).await?;
+    tx.commit().await?;
+    state.audit.written();
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 
@@ -208,13 +226,20 @@ pub async fn update_workspace(
 pub async fn delete_workspace(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(reference): Path<String>,
 ) -> ApiResult<Json<()>> {
     caller.require_server_admin()?;
     let mut tx = state.store.begin().await?;
     let ws = visible_workspace(&mut tx, &caller, &reference).await?;
     workspaces::delete(&mut tx, ws.id).await?;
+    let target = Target::new("workspace", ws.id, &ws.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::WORKSPACE_DELETED)
+        .on(target)
+        .in_workspace(ws.id);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 
@@ -269,6 +294,7 @@ pub struct MembershipUpdate {
 pub async fn set_member(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((ws_ref, user_ref)): Path<(String, String)>,
     Json(update): Json<MembershipUpdate>,
 ) -> ApiResult<Json<Vec<MemberResponse>>> {
@@ -279,7 +305,21 @@ pub async fn set_member(
         let user = users::by_name_or_id(&mut tx, &user_ref)
             .await?
             .ok_or_else(|| ApiError::not_found("user", &user_ref))?;
+        let before = workspaces::membership_by_id(&mut tx, user.id, ws.id).await?;
         workspaces::set_member(&mut tx, ws.id, user.id, update.role, state.clock.now()).await?;
+        let action = match before {
+            Some(_) => action::MEMBER_UPDATED,
+            None => action::MEMBER_ADDED,
+        };
+        let target = Target::new(account_kind(&user), user.id, &user.name);
+        let record = audit::by_caller(&state, &caller, &origin, action)
+            .on(target)
+            .in_workspace(ws.id)
+            .with_details(json!({
+                "role": update.role.as_str(),
+                "previous_role": before.map(|m| m.role),
+            }));
+        store::audit::append(&mut tx, &record).await?;
         if user.default_workspace_id.is_none() {
             let mut user = user;
             user.default_workspace_id = Some(ws.id);
@@ -287,6 +327,7 @@ pub async fn set_member(
             users::update(&mut tx, &user, read_updated).await?;
         }
         tx.commit().await?;
+        state.audit.written();
     }
     list_members(State(state), caller, Path(ws_ref)).await
 }
@@ -299,6 +340,7 @@ pub async fn set_member(
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path((ws_ref, user_ref)): Path<(String, String)>,
 ) -> ApiResult<Json<()>> {
     caller.require_server_admin()?;
@@ -313,7 +355,13 @@ pub async fn remove_member(
             StoreError::NotFound => ApiError::not_found("member", &user_ref),
             other => other.into(),
         })?;
+    let target = Target::new(account_kind(&user), user.id, &user.name);
+    let record = audit::by_caller(&state, &caller, &origin, action::MEMBER_REMOVED)
+        .on(target)
+        .in_workspace(ws.id);
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }
 

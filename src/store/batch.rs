@@ -24,6 +24,8 @@ pub struct Batch {
     dialect: Dialect,
     statements: Vec<String>,
     args: Vec<Arg>,
+    /// Whether audit records are written in it (see [`Store::unaudited`]).
+    pub(super) audited: bool,
 }
 
 impl Batch {
@@ -32,6 +34,7 @@ impl Batch {
             dialect,
             statements: Vec::new(),
             args: Vec::new(),
+            audited: true,
         }
     }
 

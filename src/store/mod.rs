@@ -2,6 +2,7 @@
 //! in SQL both PostgreSQL and SQLite accept, and [`with_conn!`] runs it on whichever connection
 //! the caller holds. The store never decides permissions; callers pass in what the domain allows.
 
+pub mod audit;
 mod batch;
 mod checkpoint;
 pub mod components;
@@ -121,6 +122,8 @@ enum Pools {
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    /// Audit records are written (always, but in the benchmark's baseline).
+    audited: bool,
 }
 
 enum Checkout {
@@ -132,6 +135,8 @@ enum Checkout {
 pub struct Conn {
     /// Always present until the connection is dropped.
     checkout: Option<Checkout>,
+    /// Whether audit records are written on it (see [`Store::unaudited`]).
+    audited: bool,
     /// The connection was idle in the pool and nothing has run on it since: the database may
     /// have closed it meanwhile, before it could have run anything we send.
     untried_reuse: bool,
@@ -210,6 +215,7 @@ impl Conn {
         Conn {
             untried_reuse: checkout.reused(),
             checkout: Some(checkout),
+            audited: true,
         }
     }
 
@@ -312,6 +318,7 @@ impl Drop for Conn {
             let mut conn = Conn {
                 checkout,
                 untried_reuse: false,
+                audited: true,
             };
             let state_after = match conn.control("ROLLBACK").await {
                 Ok(()) => pool::SessionState::default(),
@@ -385,6 +392,7 @@ impl Store {
                 let pool = pool::build(options, max_connections, ACQUIRE_TIMEOUT);
                 Store {
                     pools: Pools::Postgres(pool),
+                    audited: true,
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -443,6 +451,7 @@ impl Store {
                 batches: batch::GroupCommit::start(writer.clone(), checkpointer),
                 writer,
             },
+            audited: true,
         }
     }
 
@@ -457,7 +466,15 @@ impl Store {
 
     /// An empty batch of writes for [`Store::write`].
     pub fn batch(&self) -> Batch {
-        Batch::new(self.dialect())
+        let mut batch = Batch::new(self.dialect());
+        batch.audited = self.audited;
+        batch
+    }
+
+    /// This store, writing no audit records: only to measure what the audit log costs.
+    pub fn unaudited(mut self) -> Store {
+        self.audited = false;
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -493,7 +510,9 @@ impl Store {
             Pools::Sqlite { writer: w, .. } if writer => Checkout::Sqlite(pool::get(w).await?),
             Pools::Sqlite { readers, .. } => Checkout::Sqlite(pool::get(readers).await?),
         };
-        Ok(Conn::new(checkout))
+        let mut conn = Conn::new(checkout);
+        conn.audited = self.audited;
+        Ok(conn)
     }
 
     /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), on

@@ -375,3 +375,16 @@ pub async fn list_of_member(conn: &mut Conn, user_id: Uuid) -> StoreResult<Vec<W
     })
     .map_err(classify)
 }
+
+/// The workspaces in which the user is an administrator.
+pub async fn administered_by(conn: &mut Conn, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    with_conn!(conn, repeatable, |c| {
+        sqlx::query_scalar(
+            "SELECT workspace_id FROM workspace_members WHERE user_id = $1 AND role = 'admin'",
+        )
+        .bind(user_id)
+        .fetch_all(c)
+        .await
+    })
+    .map_err(classify)
+}

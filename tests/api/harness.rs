@@ -254,6 +254,59 @@ impl TestDatabase {
         }
     }
 
+    /// Runs a statement behind the server's back.
+    pub async fn execute(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Postgres => sqlx::raw_sql(sql)
+                .execute(&mut self.pg().await)
+                .await
+                .map(|_| ()),
+            Backend::Sqlite => sqlx::raw_sql(sql)
+                .execute(&mut self.sqlite().await)
+                .await
+                .map(|_| ()),
+        }
+        .unwrap();
+    }
+
+    /// Makes every insert into the audit log fail, as a full disk or a revoked grant would.
+    pub async fn refuse_audit_records(&self) {
+        self.execute(match self.backend {
+            Backend::Postgres => {
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'the audit log is unavailable'; END $$; \
+                 CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+            }
+            Backend::Sqlite => {
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+                 BEGIN SELECT RAISE(ABORT, 'the audit log is unavailable'); END"
+            }
+        })
+        .await;
+    }
+
+    /// Every text column of every audit record, read behind the server's back.
+    pub async fn audit_rows_as_text(&self) -> String {
+        let sql = "SELECT action || ' ' || actor_name || ' ' || COALESCE(target_id, '') || ' ' || \
+                   COALESCE(target_name, '') || ' ' || details || ' ' || \
+                   COALESCE(client_address, '') || ' ' || COALESCE(request_id, '') \
+                   FROM audit_events";
+        let rows: Vec<String> = match self.backend {
+            Backend::Postgres => sqlx::query_scalar(sql)
+                .fetch_all(&mut self.pg().await)
+                .await
+                .unwrap(),
+            Backend::Sqlite => sqlx::query_scalar(sql)
+                .fetch_all(&mut self.sqlite().await)
+                .await
+                .unwrap(),
+        };
+        assert!(!rows.is_empty());
+        rows.join("\n")
+    }
+
     /// How many rows `table` holds, read behind the server's back.
     pub async fn row_count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
@@ -357,6 +410,8 @@ pub struct TestApp {
     pub db: TestDatabase,
     pub config: ServeConfig,
     pub admin: String,
+    /// The server's audit log, to chain what is pending before a test reads it.
+    pub audit: std::sync::Arc<connector_hub::http::audit::AuditLog>,
     _data_dir: tempfile::TempDir,
     /// Set when this app made the database (not a peer on another's): its schema goes with it.
     owned_schema: Option<OwnedSchema>,
@@ -387,7 +442,7 @@ impl TestApp {
         configure: impl FnOnce(&mut ServeConfig),
     ) -> TestApp {
         let data_dir = tempfile::tempdir().unwrap();
-        let cloud = fake_azure_cloud(azure, data_dir.path());
+        let cloud = azure.write_cloud_file(data_dir.path());
         Self::spawn_in(backend, data_dir, |config| {
             config.azure.azure_cloud_config = Some(cloud);
             configure(config)
@@ -428,6 +483,7 @@ impl TestApp {
             .await
             .expect("server starts");
         let base = format!("http://{}", server.local_addr());
+        let audit = server.state().audit.clone();
         let (tx, rx) = oneshot::channel();
         let finished = tokio::spawn(async move {
             server
@@ -445,6 +501,7 @@ impl TestApp {
             db,
             config,
             admin: String::new(),
+            audit,
             _data_dir: data_dir,
             owned_schema: None,
             shutdown: Some(tx),
@@ -660,27 +717,6 @@ pub fn test_config(db: &TestDatabase) -> ServeConfig {
     config.azure.azure_max_retry_wait_seconds = 2;
     config.azure.azure_custom_cloud_only = true;
     config
-}
-
-/// Writes the custom cloud file (endpoints and CA) of `azure` into `dir`; its path.
-pub fn fake_azure_cloud(azure: &FakeAzure, dir: &std::path::Path) -> PathBuf {
-    let ca = dir.join("azure-ca.pem");
-    std::fs::write(&ca, azure.ca_pem()).unwrap();
-    let cloud = dir.join("azure-cloud.json");
-    std::fs::write(
-        &cloud,
-        json!({
-            "name": "FakeAzure",
-            "authority_host": azure.authority_host(),
-            "resource_manager_endpoint": azure.resource_manager_endpoint(),
-            "resource_manager_scope": "https://management.azure.com/.default",
-            "storage_scope": "https://storage.azure.com/.default",
-            "ca_certificate": ca,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    cloud
 }
 
 /// A port on this machine that nothing listens on (the discard service's).

@@ -1,9 +1,11 @@
 //! Black-box tests of the HTTP API, each run on SQLite and on PostgreSQL.
 
+mod audit;
 mod auth;
 mod azure;
 mod azure_failures;
 mod browser;
+mod cluster_tokens;
 mod components;
 mod connectors;
 mod dashboard;

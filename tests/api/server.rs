@@ -294,7 +294,7 @@ async fn sigterm_lets_requests_in_flight_finish_and_refuses_new_ones() {
     };
     let azure = FakeAzure::start(FakeAzureConfig::default()).await;
     let data_dir = tempfile::tempdir().unwrap();
-    let cloud = crate::harness::fake_azure_cloud(&azure, data_dir.path());
+    let cloud = azure.write_cloud_file(data_dir.path());
     let mut server = ServerProcess::start(
         data_dir.path(),
         &[

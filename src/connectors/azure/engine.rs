@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 use super::arm::{Arm, ArmError, ArmResource, Subscription};
 use super::cloud::{Cloud, Clouds};
 use super::credentials::{Credentials, ImplicitIdentity, Token, TokenCache, TokenSource};
-use super::kubernetes::{AKS_AAD_SERVER_SCOPE, ClusterAccess};
+use super::kubernetes::{
+    AKS_AAD_SERVER_SCOPE, ClientIdentity, ClusterAccess, EnsuredIdentities, MIN_TOKEN_SECONDS,
+};
 use super::outbound::Outbound;
 use super::{
     ACCESS_TOKEN, BLOB_CONTAINER, DOCKER_REGISTRY, GENERIC, KUBERNETES_CLUSTER, registry,
@@ -25,6 +27,9 @@ pub struct AzureEngine {
     pub outbound: Outbound,
     pub tokens: TokenCache,
     pub implicit: ImplicitIdentity,
+    /// Who clients of local-account AKS clusters act as.
+    pub cluster_clients: ClientIdentity,
+    pub ensured_cluster_clients: EnsuredIdentities,
 }
 
 impl AzureEngine {
@@ -447,6 +452,62 @@ impl Session<'_> {
         Ok(access)
     }
 
+    /// What a client of the cluster gets: for a cluster with local accounts, a token of the
+    /// server's client service account, obtained with the admin credentials (which stay here);
+    /// for an AAD-only cluster, an Azure AD token for the AKS server application.
+    async fn client_cluster_access(&self, cluster: &ArmResource) -> Result<ClusterAccess, String> {
+        let admin = self.cluster_access(cluster).await?;
+        if admin.expires_at.is_some() {
+            return Ok(admin);
+        }
+        let lifetime = self.cluster_token_lifetime()?;
+        let issued = admin
+            .issue_token(
+                &self.engine.cluster_clients,
+                &self.engine.ensured_cluster_clients,
+                lifetime,
+                self.engine.outbound.limits(),
+            )
+            .await?;
+        if self
+            .connector
+            .usable_until
+            .is_some_and(|until| issued.expires_at > until)
+        {
+            return Err(format!(
+                "the cluster issued a token valid until {}, after the connector expires",
+                issued.expires_at
+            ));
+        }
+        Ok(ClusterAccess {
+            token: Some(issued.token),
+            expires_at: Some(issued.expires_at),
+            client_certificate: None,
+            client_key: None,
+            ..admin
+        })
+    }
+
+    /// The connector's `expiration_seconds` (an hour by default), at least Kubernetes' minimum,
+    /// and at most what is left of the connector's own life.
+    fn cluster_token_lifetime(&self) -> Result<i64, String> {
+        let wanted = (self.connector.expiration_seconds)
+            .unwrap_or(DEFAULT_CLIENT_TOKEN_SECONDS)
+            .max(MIN_TOKEN_SECONDS);
+        let Some(until) = self.connector.usable_until else {
+            return Ok(wanted);
+        };
+        let left = (until - self.now).num_seconds();
+        if left < MIN_TOKEN_SECONDS {
+            return Err(format!(
+                "the connector expires in {} s, sooner than the {MIN_TOKEN_SECONDS} s a Kubernetes \
+                 token lives at least",
+                left.max(0)
+            ));
+        }
+        Ok(wanted.min(left))
+    }
+
     /// Short-lived credentials for one resource.
     pub async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String> {
         let mut configuration = BTreeMap::new();
@@ -485,24 +546,17 @@ impl Session<'_> {
                         "the resource id '{id}' names more than one AKS cluster"
                     ));
                 };
-                let access = self.cluster_access(cluster).await?;
+                let access = self.client_cluster_access(cluster).await?;
                 configuration.insert("server".into(), json!(access.server));
                 configuration.insert("cluster_name".into(), json!(access.cluster_name));
                 configuration.insert("insecure".into(), json!(false));
                 if let Some(ca) = &access.certificate_authority {
                     secrets.insert("certificate_authority".into(), Zeroizing::new(ca.clone()));
                 }
-                if let Some(token) = &access.token {
-                    secrets.insert("token".into(), token.clone());
-                } else if let (Some(certificate), Some(key)) =
-                    (&access.client_certificate, &access.client_key)
-                {
-                    secrets.insert(
-                        "client_certificate".into(),
-                        Zeroizing::new(certificate.clone()),
-                    );
-                    secrets.insert("client_key".into(), key.clone());
-                }
+                let token = access
+                    .token
+                    .ok_or("the cluster credentials hold no token")?;
+                secrets.insert("token".into(), token);
                 Ok(ClientConnector {
                     connector_type: "kubernetes",
                     auth_method: "token",
@@ -567,6 +621,9 @@ impl Session<'_> {
         }
     }
 }
+
+/// How long cluster tokens live when the connector does not say.
+const DEFAULT_CLIENT_TOKEN_SECONDS: i64 = 3600;
 
 /// The registry's data-plane host, as ARM reports it.
 fn login_server(registry: &ArmResource) -> String {

@@ -7,7 +7,7 @@ mod blob;
 pub mod cloud;
 pub mod credentials;
 pub mod engine;
-mod kubernetes;
+pub mod kubernetes;
 pub mod outbound;
 mod registry;
 mod resource_id;

@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
     ConnectorPath, connector_type,
-    model::{ConnectorRequest, ConnectorResponse, is_expired},
+    model::{ConnectorRequest, ConnectorResponse, expired_after, is_expired},
     read::{LIST, connector_filter},
     view_secret, visible,
     write::{Identity, to_row, validated},
@@ -20,11 +21,13 @@ use super::{
 use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
 use crate::connectors::registry;
 use crate::domain::Scope;
+use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target as AuditTarget, action};
 use crate::domain::secret::SecretValues;
-use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Json, Query};
 use crate::http::page::{ListRequest, optional_bool};
+use crate::http::{AppState, audit};
+use crate::store;
 use crate::store::connectors::{self, ConnectorRow, ConnectorView};
 
 /// ZenML's `ServiceConnectorResourcesModel`.
@@ -109,12 +112,21 @@ pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> Ap
         "An administrator can enable them by setting ZENML_ENABLE_IMPLICIT_AUTH_METHODS=true."
             .to_owned()
     };
-    Err(ApiError::Forbidden(format!(
+    let refusal = ApiError::Forbidden(format!(
         "Implicit authentication methods for service connectors are disabled for security \
          reasons, because they lend the server's own cloud identity to its users. {why} Requested \
          method: '{}'.",
         registry::IMPLICIT
-    )))
+    ));
+    let record = AuditEvent::new(
+        Actor::of(&scope.caller),
+        action::IMPLICIT_AUTH_REFUSED,
+        Outcome::Denied,
+        state.clock.now(),
+    )
+    .in_workspace(scope.workspace_id)
+    .with_details(json!({ "auth_method": auth_method }));
+    Err(refusal.recorded(record))
 }
 
 /// A connector with its secret values, as the engine takes it.
@@ -132,7 +144,9 @@ pub(in crate::http) fn engine_connector(
         configuration: serde_json::from_str(&row.configuration).unwrap_or_default(),
         secrets,
         expires_at: row.expires_at,
+        usable_until: expired_after(row),
         expired: is_expired(row, now),
+        expiration_seconds: row.expiration_seconds,
     }
 }
 
@@ -173,6 +187,7 @@ pub struct VerifyQuery {
 pub async fn verify_connector(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<VerifyQuery>,
 ) -> ApiResult<Json<ResourcesResponse>> {
@@ -182,7 +197,7 @@ pub async fn verify_connector(
         list_resources: query.list_resources.unwrap_or(true),
     };
     Ok(Json(
-        verify_stored(&state, &scope, connector_id, target).await?,
+        verify_stored(&state, &scope, &origin, connector_id, target).await?,
     ))
 }
 
@@ -198,6 +213,7 @@ pub(in crate::http) struct Target<'a> {
 pub(in crate::http) async fn verify_stored(
     state: &AppState,
     scope: &Scope,
+    origin: &Origin,
     connector_id: Uuid,
     target: Target<'_>,
 ) -> ApiResult<ResourcesResponse> {
@@ -221,10 +237,23 @@ pub(in crate::http) async fn verify_stored(
             Ok(found) => (found.first_error().map(str::to_owned), found.counts()),
             Err(failure) => (Some(failure.to_string()), BTreeMap::new()),
         };
-        let mut conn = state.store.write_conn().await?;
+        let mut tx = state.store.begin().await?;
         let (workspace, id) = (view.connector.workspace_id, view.connector.id);
-        connectors::record_verification(&mut conn, workspace, id, now, error.as_deref(), &counts)
+        connectors::record_verification(&mut tx, workspace, id, now, error.as_deref(), &counts)
             .await?;
+        let on = AuditTarget::new("service_connector", id, &view.connector.name);
+        let mut record = audit::in_scope(state, scope, origin, action::CONNECTOR_VERIFIED, on)
+            .with_details(json!({
+                "resource_type": target.resource_type,
+                "resource_id": target.resource_id,
+                "resources": counts,
+            }));
+        if error.is_some() {
+            record.outcome = Outcome::Error;
+        }
+        store::audit::append(&mut tx, &record).await?;
+        tx.commit().await?;
+        state.audit.written();
     }
     let found = outcome?;
     Ok(ResourcesResponse::new(
@@ -317,13 +346,16 @@ pub struct ClientQuery {
 pub async fn connector_client(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<ClientQuery>,
 ) -> ApiResult<Json<ConnectorResponse>> {
     let (view, connector) = usable(&state, &scope, connector_id).await?;
     let kind = connector_type(&state, &view.connector.connector_type)?;
     let now = state.clock.now();
-    let client = state
+    let on = AuditTarget::new("service_connector", connector_id, &view.connector.name);
+    let record = audit::in_scope(&state, &scope, &origin, action::CONNECTOR_CLIENT_ISSUED, on);
+    let client = match state
         .engine
         .client(
             kind,
@@ -332,7 +364,19 @@ pub async fn connector_client(
             query.resource_id.as_deref(),
             now,
         )
-        .await?;
+        .await
+    {
+        Ok(client) => client,
+        Err(EngineError::Cloud(message)) => {
+            let mut record = record.with_details(json!({
+                "resource_type": query.resource_type,
+                "resource_id": query.resource_id,
+            }));
+            record.outcome = Outcome::Error;
+            return Err(ApiError::CloudAuthorization(message).recorded(record));
+        }
+        Err(invalid) => return Err(invalid.into()),
+    };
     // A client that carries a stored secret as it is (an access token is its own client) is
     // that secret, and goes only to those who may read the connector's secrets.
     let hands_out_stored_secret = client.secrets.values().any(|handed| {
@@ -342,12 +386,25 @@ pub async fn connector_client(
             .any(|(_, stored)| stored == handed.as_str())
     });
     if hands_out_stored_secret && !scope.may_read_secrets(view.connector.user_id) {
+        let mut record = record.with_details(json!({
+            "resource_type": client.resource_type,
+            "resource_id": client.resource_id,
+        }));
+        record.outcome = Outcome::Denied;
         return Err(ApiError::Forbidden(
             "This connector's client credentials are its stored secret, which only its owner \
              and workspace admins may receive."
                 .into(),
-        ));
+        )
+        .recorded(record));
     }
+    let record = record.with_details(json!({
+        "resource_type": client.resource_type,
+        "resource_id": client.resource_id,
+        "connector_type": client.connector_type,
+        "expires_at": client.expires_at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    }));
+    state.audit.record(&state.store, record).await?;
     let secrets = SecretValues::parse(
         client
             .secrets

@@ -15,11 +15,13 @@ use super::{
     model::{ConnectorResponse, Detail, expired_after},
     view_secret, visible_to,
 };
-use crate::http::AppState;
+use crate::domain::Scope;
+use crate::domain::audit::{AuditEvent, Origin, Target, action};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{ClaimedRead, Json, Query};
 use crate::http::page::{Extra, ListRequest, ListSpec, Page, list_parameters, optional_bool};
 use crate::http::rendered::{PageKey, RenderedPage};
+use crate::http::{AppState, audit};
 use crate::store::connectors::{self, ConnectorFilter, ConnectorRow};
 use crate::store::query::FieldKind;
 
@@ -92,6 +94,7 @@ pub(super) fn connector_filter(request: &ListRequest) -> ApiResult<ConnectorFilt
 pub async fn list_connectors(
     State(state): State<AppState>,
     ClaimedRead { claim, mut conn }: ClaimedRead,
+    origin: Origin,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let found = connectors::caller_and_list_version(&mut conn, &claim.key()).await?;
@@ -118,13 +121,16 @@ pub async fn list_connectors(
     drop(conn);
     let readable = |row: &ConnectorRow| expand && scope.may_read_secrets(row.user_id);
     let mut values = BTreeMap::new();
+    let mut reads = Vec::new();
     for view in listed.items.iter().filter(|v| readable(&v.connector)) {
         if let (Some(id), Some(secret)) =
             (view.connector.secret_id, view_secret(&state, view).await?)
         {
             values.insert(id, secret);
+            reads.push(secrets_read(&state, &scope, &origin, &view.connector));
         }
     }
+    state.audit.record_all(&state.store, &reads).await?;
     let fresh_until = listed
         .items
         .iter()
@@ -153,6 +159,17 @@ pub async fn list_connectors(
         state.pages.keep(key, rendered);
     }
     Ok(page_body(body, RENDERED))
+}
+
+/// The record of a response carrying a connector's secret values.
+fn secrets_read(
+    state: &AppState,
+    scope: &Scope,
+    origin: &Origin,
+    connector: &ConnectorRow,
+) -> AuditEvent {
+    let target = Target::new("service_connector", connector.id, &connector.name);
+    audit::in_scope(state, scope, origin, action::CONNECTOR_SECRETS_READ, target)
 }
 
 /// `X-Cache` says whether a page was served again as kept (`hit`) or rendered (`miss`), for
@@ -194,6 +211,7 @@ pub struct GetQuery {
 pub async fn get_connector(
     State(state): State<AppState>,
     ClaimedRead { claim, mut conn }: ClaimedRead,
+    origin: Origin,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(query): Query<GetQuery>,
 ) -> ApiResult<Json<ConnectorResponse>> {
@@ -210,6 +228,10 @@ pub async fn get_connector(
         true => view_secret(&state, &view).await?,
         false => None,
     };
+    if secret.is_some() {
+        let record = secrets_read(&state, &scope, &origin, &view.connector);
+        state.audit.record(&state.store, record).await?;
+    }
     let detail = Detail {
         hydrate: query.hydrate.unwrap_or(true),
         expand,

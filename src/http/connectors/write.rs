@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -17,15 +17,16 @@ use super::{
     seal_secret, view_secret, visible,
 };
 use crate::connectors::validate::{self, ConnectorDraft, ValidConnector};
+use crate::domain::audit::{Origin, Target, action};
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, LongText, Scope};
-use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, name_taken};
 use crate::http::extract::{Json, Query, WorkspaceQuery};
 use crate::http::time;
+use crate::http::{AppState, audit};
 use crate::store::connectors::{self, ConnectorRow, ConnectorView, LastVerification};
 use crate::store::secrets::{self, SecretRow};
-use crate::store::{Conn, StoreError, components};
+use crate::store::{self, Conn, StoreError, components};
 
 pub(super) fn draft_of(request: &ConnectorRequest) -> ConnectorDraft {
     let mut configuration = request.configuration.clone();
@@ -118,17 +119,27 @@ pub(super) fn view_of(row: ConnectorRow, scope: &Scope) -> ConnectorView {
 pub async fn create_connector(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(request): Json<ConnectorRequest>,
 ) -> ApiResult<Json<ConnectorResponse>> {
     let new = NewConnector::prepare(&state, &scope, request).await?;
     let mut batch = state.store.batch();
     new.push(&mut batch);
+    let record = audit::in_scope(
+        &state,
+        &scope,
+        &origin,
+        action::CONNECTOR_CREATED,
+        Target::new("service_connector", new.row.id, &new.row.name),
+    );
+    store::audit::push(&mut batch, &record);
     state.store.write(batch).await.map_err(name_taken(
         "create",
         "service connector",
         &new.row.name,
     ))?;
+    state.audit.written();
     Ok(Json(new.render(&scope, state.clock.now())))
 }
 
@@ -228,6 +239,7 @@ pub struct ConnectorUpdate {
 pub async fn update_connector(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(_workspace): Query<WorkspaceQuery>,
     Json(update): Json<ConnectorUpdate>,
@@ -331,7 +343,17 @@ pub async fn update_connector(
     if let Some(old_secret) = before.secret_id {
         secrets::delete(&mut tx, scope.workspace_id, old_secret).await?;
     }
+    let record = audit::in_scope(
+        &state,
+        &scope,
+        &origin,
+        action::CONNECTOR_UPDATED,
+        Target::new("service_connector", row.id, &row.name),
+    )
+    .with_details(json!({ "secrets_changed": secret.is_some() }));
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     let view = ConnectorView {
         connector: row,
         ..view
@@ -382,6 +404,7 @@ pub(super) async fn refuse_changes_in_use(
 pub async fn delete_connector(
     State(state): State<AppState>,
     scope: Scope,
+    origin: Origin,
     Path(ConnectorPath { connector_id }): Path<ConnectorPath>,
     Query(_workspace): Query<WorkspaceQuery>,
 ) -> ApiResult<Json<()>> {
@@ -398,6 +421,15 @@ pub async fn delete_connector(
             )),
             other => other.into(),
         })?;
+    let record = audit::in_scope(
+        &state,
+        &scope,
+        &origin,
+        action::CONNECTOR_DELETED,
+        Target::new("service_connector", connector_id, &view.connector.name),
+    );
+    store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
+    state.audit.written();
     Ok(Json(()))
 }

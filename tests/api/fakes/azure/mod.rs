@@ -97,6 +97,8 @@ pub(crate) struct RuntimeState {
     /// By client id.
     pub service_principals: HashMap<String, FakeServicePrincipal>,
     pub faults: FaultState,
+    /// In the order of `Shared::clusters`.
+    pub clusters: Vec<kubernetes::ClusterState>,
 }
 
 impl Shared {
@@ -175,6 +177,11 @@ impl FakeAzure {
                     .map(|principal| (principal.client_id.clone(), principal.clone()))
                     .collect(),
                 faults: FaultState::default(),
+                clusters: config
+                    .clusters
+                    .iter()
+                    .map(|_| kubernetes::ClusterState::default())
+                    .collect(),
             }),
             arrivals: tokio::sync::watch::Sender::new(0),
             config,
@@ -223,6 +230,24 @@ impl FakeAzure {
             _servers: servers,
             _azurite: azurite,
         }
+    }
+
+    /// Writes the server's custom cloud file (this fake's endpoints, and its CA beside it) into
+    /// `dir`; its path.
+    pub fn write_cloud_file(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let ca = dir.join("azure-ca.pem");
+        std::fs::write(&ca, self.ca_pem()).unwrap();
+        let cloud = dir.join("azure-cloud.json");
+        let description = serde_json::json!({
+            "name": "FakeAzure",
+            "authority_host": self.authority_host(),
+            "resource_manager_endpoint": self.resource_manager_endpoint(),
+            "resource_manager_scope": "https://management.azure.com/.default",
+            "storage_scope": "https://storage.azure.com/.default",
+            "ca_certificate": ca,
+        });
+        std::fs::write(&cloud, description.to_string()).unwrap();
+        cloud
     }
 
     /// The test CA's certificate (PEM), which clients must trust.
@@ -296,11 +321,50 @@ impl FakeAzure {
     }
 
     fn cluster(&self, cluster_name: &str) -> &ClusterEndpoint {
+        &self.shared.clusters[self.cluster_index(cluster_name)]
+    }
+
+    fn cluster_index(&self, cluster_name: &str) -> usize {
         self.shared
             .clusters
             .iter()
-            .find(|endpoint| endpoint.cluster.at.name.eq_ignore_ascii_case(cluster_name))
+            .position(|endpoint| endpoint.cluster.at.name.eq_ignore_ascii_case(cluster_name))
             .unwrap_or_else(|| panic!("no fake cluster named {cluster_name}"))
+    }
+
+    /// The named cluster's service accounts, as `namespace/name`.
+    pub fn cluster_service_accounts(&self, cluster_name: &str) -> Vec<String> {
+        let index = self.cluster_index(cluster_name);
+        let state = self.shared.state();
+        (state.clusters[index].service_accounts.keys())
+            .map(|(namespace, name)| format!("{namespace}/{name}"))
+            .collect()
+    }
+
+    /// The named cluster's ClusterRoleBindings, as the API server returns them.
+    pub fn cluster_role_bindings(&self, cluster_name: &str) -> Vec<serde_json::Value> {
+        let index = self.cluster_index(cluster_name);
+        let state = self.shared.state();
+        state.clusters[index]
+            .cluster_role_bindings
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Moves the named cluster's clock forward, so that its tokens expire without waiting.
+    pub fn advance_cluster_clock(&self, cluster_name: &str, seconds: i64) {
+        let index = self.cluster_index(cluster_name);
+        self.shared.state().clusters[index].clock_offset_seconds += seconds;
+    }
+
+    /// Refuses the named cluster's admin credentials `verb` on `resource` (as `create`,
+    /// `serviceaccounts`), as an admission policy or a narrowed role would.
+    pub fn deny_cluster_admin(&self, cluster_name: &str, verb: &str, resource: &str) {
+        let index = self.cluster_index(cluster_name);
+        self.shared.state().clusters[index]
+            .denied_to_admin
+            .push((verb.to_owned(), resource.to_owned()));
     }
 
     /// An AAD token for a configured service principal, as the token endpoint would issue
@@ -412,7 +476,7 @@ async fn create_containers(shared: &Shared, azurite: &Azurite) {
     }
 }
 
-fn random_hex_token() -> String {
+pub(crate) fn random_hex_token() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
