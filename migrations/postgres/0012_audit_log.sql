@@ -25,7 +25,6 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_unchained ON audit_events (created, id) WHERE chain_seq IS NULL;
 CREATE INDEX audit_events_created ON audit_events (created);
-CREATE INDEX audit_events_action ON audit_events (action);
 CREATE INDEX audit_events_workspace ON audit_events (workspace_id, created);
 
 -- The chain's head (the last chained record) and its anchor (the last record purged, whose hash

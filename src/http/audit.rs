@@ -31,6 +31,10 @@ use crate::store::{self, Store, audit};
 /// between its commit and chaining them).
 const CHAIN_SWEEP: Duration = Duration::from_secs(5);
 
+/// How long the chainer lets records gather after it is told of one, so that under load one
+/// short transaction chains many of them rather than one each.
+const CHAIN_GATHER: Duration = Duration::from_millis(200);
+
 /// The audit log's side of the server: shared by every request.
 pub struct AuditLog {
     store: Store,
@@ -122,7 +126,12 @@ async fn chain_records(log: std::sync::Weak<AuditLog>) {
         let Some(notify) = log.upgrade().map(|log| log.chain.clone()) else {
             return;
         };
-        let _ = tokio::time::timeout(CHAIN_SWEEP, notify.notified()).await;
+        if tokio::time::timeout(CHAIN_SWEEP, notify.notified())
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(CHAIN_GATHER).await;
+        }
         let Some(log) = log.upgrade() else {
             return;
         };

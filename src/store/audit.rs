@@ -263,13 +263,15 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
     };
     loop {
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE chain_seq > $1 \
+            "SELECT {COLUMNS} FROM audit_events WHERE chain_seq > $1 AND chain_seq <= $2 \
              ORDER BY chain_seq LIMIT 1000"
         );
+        // Up to the head as read: records chained meanwhile are the next walk's.
         let rows: Vec<AuditRow> = with_conn!(&mut conn, repeatable, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(seq)
+        .bind(head.last_seq)
         .fetch_all(c)
         .await)
         .map_err(classify)?;

@@ -379,6 +379,32 @@ mod device_flow {
             .await
             .unwrap();
         assert!(page.text().await.unwrap().contains("/api/v1/devices/"));
+
+        // The audit log has the approval, the device's login, and the reused code's refusal.
+        app.audit.chain_now().await.unwrap();
+        let logged = app
+            .get(
+                "/api/v1/audit_events?action=startswith:auth.&size=100",
+                &app.admin,
+            )
+            .await
+            .ok();
+        let records = logged["items"].as_array().unwrap();
+        let find = |action: &str| {
+            records
+                .iter()
+                .find(|r| r["action"] == action && r["details"]["method"] == "device")
+                .unwrap_or_else(|| panic!("no {action} by device in {logged}"))
+        };
+        assert_eq!(find("auth.login")["actor"]["name"], "alice");
+        let refused = find("auth.login_failed");
+        assert_eq!(refused["outcome"], "denied");
+        assert_eq!(refused["actor"]["name"], format!("device:{CLIENT_ID}"));
+        let approved = records
+            .iter()
+            .find(|r| r["action"] == "auth.device_authorized")
+            .expect("the approval is recorded");
+        assert_eq!(approved["actor"]["name"], "alice");
         app.stop().await;
     }
 
