@@ -14,6 +14,11 @@
 //! reads are made through the store alone, from this process: what the database allows before
 //! any HTTP.
 
+// The tests' fake Azure, for the credentials `/client` issues (its other parts go unused here).
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/api/fakes/mod.rs"]
+mod fakes;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +27,9 @@ use connector_hub::store::Store;
 use connector_hub::store::connectors::{self, ConnectorFilter};
 use connector_hub::store::query::{Direction, ListQuery};
 use connector_hub::store::workspaces::{self, CallerKey, Session};
+use fakes::azure::{
+    DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, FakeAzure, FakeAzureConfig,
+};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -425,6 +433,7 @@ async fn wait_until_up(client: &reqwest::Client, url: &str) {
 async fn start_server(
     backend: &str,
     data_dir: &std::path::Path,
+    env: &[(&str, &str)],
     client: &reqwest::Client,
 ) -> Server {
     let mut database_url = String::new();
@@ -443,7 +452,7 @@ async fn start_server(
         database_url = format!("{base}?options=-c%20search_path%3D{schema}");
         bench_schema = Some(schema);
     }
-    let mut server = spawn_server(data_dir, &database_url, &[], client).await;
+    let mut server = spawn_server(data_dir, &database_url, (env, &[]), client).await;
     server.schema = bench_schema;
     server
 }
@@ -453,13 +462,14 @@ async fn start_server(
 async fn spawn_server(
     data_dir: &std::path::Path,
     database_url: &str,
-    env: &[(&str, &str)],
+    (env, args): (&[(&str, &str)], &[&str]),
     client: &reqwest::Client,
 ) -> Server {
     let port = free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_connector-hub"));
     command
         .arg("serve")
+        .args(args)
         .env("CONNECTOR_HUB_BIND", format!("127.0.0.1:{port}"))
         .env("CONNECTOR_HUB_DATA_DIR", data_dir)
         .env("CONNECTOR_HUB_ADMIN_PASSWORD", PASSWORD)
@@ -701,7 +711,14 @@ async fn run() {
 
     for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         let data_dir = tempfile::tempdir().unwrap();
-        let server = start_server(backend, data_dir.path(), &client).await;
+        // A fake Azure on loopback (the tests' own), for the credentials `/client` issues.
+        let azure = FakeAzure::start(FakeAzureConfig::default()).await;
+        let cloud = azure.write_cloud_file(data_dir.path());
+        let azure_env = [
+            ("CONNECTOR_HUB_AZURE_CLOUD_CONFIG", cloud.to_str().unwrap()),
+            ("CONNECTOR_HUB_AZURE_CUSTOM_CLOUD_ONLY", "true"),
+        ];
+        let server = start_server(backend, data_dir.path(), &azure_env, &client).await;
         let token = login(&client, &server.base).await;
         server.reset_peak_rss();
         let base = server.base.clone();
@@ -766,7 +783,7 @@ async fn run() {
         let rendering = spawn_server(
             data_dir.path(),
             &server.database_url,
-            &[(LIST_CACHE_BYTES, "0")],
+            (&[(LIST_CACHE_BYTES, "0")], &[]),
             &client,
         )
         .await;
@@ -774,7 +791,22 @@ async fn run() {
         let rendered_label = measure(CLIENTS, seconds, label_pages(&client, &rendering.base)).await;
         drop(rendering);
         let ids = Arc::new(ids);
+        // As the zenml client reads a connector, without its secret values.
         let get = {
+            let (client, auth, base, ids) =
+                (client.clone(), auth.clone(), base.clone(), ids.clone());
+            measure(CLIENTS, seconds, move |i| {
+                let id = scattered(&ids, i);
+                client
+                    .get(format!(
+                        "{base}/api/v1/service_connectors/{id}?expand_secrets=false"
+                    ))
+                    .header("authorization", &auth)
+            })
+            .await
+        };
+        // With its secret values (the API's default): each answer writes its audit record.
+        let get_expanded = {
             let (client, auth, base, ids) =
                 (client.clone(), auth.clone(), base.clone(), ids.clone());
             measure(CLIENTS, seconds, move |i| {
@@ -785,16 +817,59 @@ async fn run() {
             })
             .await
         };
-        let create = {
-            let (client, auth, base) = (client.clone(), auth.clone(), base.clone());
-            measure(CREATE_CLIENTS, seconds, move |i| {
+        // Creates and credentials with the audit log, and on a second process on the same
+        // database that writes no audit records: what the audit log costs.
+        let unaudited = spawn_server(
+            data_dir.path(),
+            &server.database_url,
+            (&azure_env, &["--unaudited-benchmark-baseline"]),
+            &client,
+        )
+        .await;
+        let creates = |base: &str, first: usize| {
+            let (client, auth, base) = (client.clone(), auth.clone(), base.to_owned());
+            move |i| {
                 client
                     .post(format!("{base}/api/v1/service_connectors"))
                     .header("authorization", &auth)
-                    .json(&connector(10_000_000 + i))
-            })
-            .await
+                    .json(&connector(first + i))
+            }
         };
+        let create = measure(CREATE_CLIENTS, seconds, creates(&base, 10_000_000)).await;
+        let create_unaudited = measure(
+            CREATE_CLIENTS,
+            seconds,
+            creates(&unaudited.base, 20_000_000),
+        )
+        .await;
+        let azure_connector = json_reply(
+            client
+                .post(format!("{base}/api/v1/service_connectors"))
+                .header("authorization", &auth)
+                .json(&json!({
+                    "name": "azure-for-clients",
+                    "connector_type": "azure",
+                    "auth_method": "service-principal",
+                    "resource_types": ["azure-generic"],
+                    "configuration": {
+                        "tenant_id": DEFAULT_TENANT_ID,
+                        "client_id": DEFAULT_CLIENT_ID,
+                        "client_secret": DEFAULT_CLIENT_SECRET,
+                    },
+                })),
+        )
+        .await;
+        let azure_id = azure_connector["id"].as_str().unwrap().to_owned();
+        let clients = |base: &str| {
+            let (client, auth) = (client.clone(), auth.clone());
+            let url = format!(
+                "{base}/api/v1/service_connectors/{azure_id}/client?resource_type=azure-generic"
+            );
+            move |_| client.get(&url).header("authorization", &auth)
+        };
+        let issue = measure(CLIENTS, seconds, clients(&base)).await;
+        let issue_unaudited = measure(CLIENTS, seconds, clients(&unaudited.base)).await;
+        drop(unaudited);
         // Deletes take connectors from the end of the load, far from the ones components use.
         // Each delete takes the next connector from the end, however the clients interleave.
         let deleted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -834,6 +909,10 @@ async fn run() {
             })
             .await
         };
+        let audit_costs = (
+            create.rps() / create_unaudited.rps(),
+            issue.rps() / issue_unaudited.rps(),
+        );
         let (rss_now, rss_peak) = server.rss_kib();
         // File-backed pages are mostly the binary's own code; anonymous ones are the heap.
         let (rss_anon, rss_file) = (server.status_kib("RssAnon:"), server.status_kib("RssFile:"));
@@ -877,14 +956,34 @@ async fn run() {
                     clients: CLIENTS,
                 },
                 Row {
-                    name: "get by id (secrets expanded)".into(),
+                    name: "get by id".into(),
                     measured: get,
                     clients: CLIENTS,
                 },
                 Row {
-                    name: "create".into(),
+                    name: "get by id, secrets expanded (audited)".into(),
+                    measured: get_expanded,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "create (audited)".into(),
                     measured: create,
                     clients: CREATE_CLIENTS,
+                },
+                Row {
+                    name: "create, audit log off (baseline)".into(),
+                    measured: create_unaudited,
+                    clients: CREATE_CLIENTS,
+                },
+                Row {
+                    name: "`/client`, azure-generic (audited)".into(),
+                    measured: issue,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: "`/client`, azure-generic, audit log off (baseline)".into(),
+                    measured: issue_unaudited,
+                    clients: CLIENTS,
                 },
                 Row {
                     name: "delete".into(),
@@ -900,6 +999,10 @@ async fn run() {
                     clients: CLIENTS,
                 },
             ],
+        );
+        println!(
+            "\nthe audit log's cost: creates at {:.2} and `/client` at {:.2} of their rate without it",
+            audit_costs.0, audit_costs.1,
         );
         println!(
             "\nloaded {total} connectors in {:.1} s ({:.0}/s with {CLIENTS} clients); server RSS {:.1} MiB after loading, {:.1} MiB now ({:.1} anonymous, {:.1} file-backed), peak {:.1} MiB since login",

@@ -196,9 +196,11 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
+    /// Ids are UUIDv7, in the order records are made: each new record goes at the end of the
+    /// table's indexes rather than at a random place, which with v4 ids cost a page write each.
     pub fn new(actor: Actor, action: &str, outcome: Outcome, now: DateTime<Utc>) -> AuditEvent {
         AuditEvent {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             created: truncate_to_micros(now),
             actor,
             workspace_id: None,
@@ -214,7 +216,7 @@ impl AuditEvent {
     /// The same record made anew (its own id and time), for an action repeated in steps.
     pub fn again(&self, now: DateTime<Utc>) -> AuditEvent {
         AuditEvent {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             created: truncate_to_micros(now),
             ..self.clone()
         }
