@@ -318,7 +318,8 @@ impl Server {
         create_first_admin(&store, &config, &clock).await?;
         stacks::insert_missing_defaults(&store, clock.now()).await?;
 
-        let store_for_audit = store.clone();
+        let audit = AuditLog::start(&store, config.audit_log_file.as_deref())
+            .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
         let state = AppState {
             server: Arc::new(ServerIdentity {
                 id: server_id,
@@ -341,9 +342,7 @@ impl Server {
                 per_user: config.login_max_failures_per_user_all_addresses,
                 window: Duration::from_secs(config.login_failure_window_seconds),
             })),
-            audit: AuditLog::start(&store_for_audit, config.audit_log_file.as_deref()).map_err(
-                |e| StartupError::Config(format!("cannot open the audit log file: {e}")),
-            )?,
+            audit,
             clock,
         };
         let limits = Limits {

@@ -101,14 +101,18 @@ pub struct Actor {
 impl Actor {
     pub fn of(caller: &Caller) -> Actor {
         Actor {
-            id: Some(caller.user_id),
-            name: caller.name.clone(),
-            kind: match caller.is_service_account {
-                true => "service_account",
-                false => "user",
-            }
-            .into(),
             api_key_id: caller.api_key_id,
+            ..Actor::account(caller.user_id, &caller.name, caller.is_service_account)
+        }
+    }
+
+    /// An account, signed in without an API key.
+    pub fn account(id: Uuid, name: &str, is_service_account: bool) -> Actor {
+        Actor {
+            id: Some(id),
+            name: name.to_owned(),
+            kind: account_kind(is_service_account).into(),
+            api_key_id: None,
         }
     }
 
@@ -140,6 +144,14 @@ impl Actor {
             kind: "system".into(),
             api_key_id: None,
         }
+    }
+}
+
+/// What the audit log calls an account, as actor or target.
+pub fn account_kind(is_service_account: bool) -> &'static str {
+    match is_service_account {
+        true => "service_account",
+        false => "user",
     }
 }
 

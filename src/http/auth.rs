@@ -44,13 +44,18 @@ pub struct TokenResponse {
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// The user a device code was approved for, and their sessions' generation. The code is good
-/// for one token.
+/// Who signed in, for the token and the audit log: the account and its sessions' generation.
+fn signed_in_as(user: users::UserRow) -> (Actor, i64) {
+    let actor = Actor::account(user.id, &user.name, user.is_service_account);
+    (actor, user.session_generation)
+}
+
+/// The user a device code was approved for. The code is good for one token.
 async fn exchange_device_code(
     state: &AppState,
     code: &str,
     client_id: Option<&str>,
-) -> ApiResult<(uuid::Uuid, i64)> {
+) -> ApiResult<(Actor, i64)> {
     let mut conn = state.store.write_conn().await?;
     let device = devices::by_code(&mut conn, &device_code_hash(code))
         .await?
@@ -73,7 +78,7 @@ async fn exchange_device_code(
     users::get(&mut conn, user_id)
         .await?
         .filter(|u| u.active)
-        .map(|u| (u.id, u.session_generation))
+        .map(signed_in_as)
         .ok_or_else(invalid_credentials)
 }
 
@@ -179,7 +184,7 @@ pub async fn login(
                 let user = users::by_name(&mut conn, &name).await?.filter(|u| u.active);
                 drop(conn);
                 let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-                let id = user.map(|u| (u.id, u.session_generation));
+                let id = user.map(signed_in_as);
                 let id = checked(&state, &format!("user:{name}"), address, move || {
                     password::verify(hash.as_deref(), &secret)
                         .then_some(id)
@@ -206,7 +211,7 @@ pub async fn login(
                     .as_ref()
                     .filter(|_| account.is_some())
                     .map(|k| k.key_hash.clone());
-                let account_id = account.map(|a| (a.id, a.session_generation));
+                let account_id = account.map(signed_in_as);
                 let id = checked(&state, &format!("api-key:{key_id}"), address, move || {
                     password::verify(hash.as_deref(), &key_secret)
                         .then_some(account_id)
@@ -231,22 +236,11 @@ pub async fn login(
             }
         })
     };
-    let (user, api_key_id) = signed_in.await.map_err(failed)?;
-    let (user_id, generation) = user;
-    let mut conn = state.store.conn().await?;
-    let account = users::get(&mut conn, user_id)
-        .await?
-        .ok_or_else(invalid_credentials)?;
-    drop(conn);
+    let ((actor, generation), api_key_id) = signed_in.await.map_err(failed)?;
+    let user_id = actor.id.expect("an account signed in");
     let actor = Actor {
-        id: Some(account.id),
-        name: account.name,
-        kind: match account.is_service_account {
-            true => "service_account",
-            false => "user",
-        }
-        .into(),
         api_key_id,
+        ..actor
     };
     let record = AuditEvent::new(actor, action::LOGIN, Outcome::Success, state.clock.now())
         .with_status(200)
@@ -340,11 +334,7 @@ pub async fn update_current_user(
         let keep = Some(caller.session).filter(|id| !id.is_nil());
         users::end_sessions(&mut tx, user.id, keep).await?;
     }
-    let kind = match user.is_service_account {
-        true => "service_account",
-        false => "user",
-    };
-    let target = Target::new(kind, user.id, &user.name);
+    let target = Target::new(super::users::account_kind(&user), user.id, &user.name);
     let record = super::audit::by_caller(&state, &caller, &origin, action::USER_UPDATED)
         .on(target)
         .with_details(json!({ "password_changed": password_changed, "own_account": true }));

@@ -203,10 +203,7 @@ fn yes() -> bool {
 
 /// What the audit log calls an account.
 pub(super) fn account_kind(user: &UserRow) -> &'static str {
-    match user.is_service_account {
-        true => "service_account",
-        false => "user",
-    }
+    crate::domain::audit::account_kind(user.is_service_account)
 }
 
 /// Creates the account and, when asked, its membership of its default workspace, in one
