@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use super::query::{Arg, Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::{
-    Batch, Conn, Store, StoreError, StoreResult, classify, execute, fetch_page, with_conn,
+    Batch, Conn, Store, StoreError, StoreResult, classify, execute, execute_unprepared, fetch_page,
+    with_conn,
 };
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target};
 
@@ -215,7 +216,7 @@ async fn chain_some(store: &Store) -> StoreResult<Vec<Chained>> {
     update
         .bind_rows(rows)
         .push(") AS v WHERE audit_events.id = v.column1");
-    execute(&mut tx, update).await?;
+    execute_unprepared(&mut tx, update).await?;
     let mut head_update = SqlBuilder::new("UPDATE audit_chain SET last_seq = ");
     head_update
         .bind(Arg::Int(seq))

@@ -484,6 +484,19 @@ impl Store {
         }
     }
 
+    /// The pools' state, for `/metrics`.
+    pub fn pool_readings(&self) -> Vec<crate::metrics::PoolReading> {
+        match &self.pools {
+            Pools::Postgres(pool) => vec![pool::reading("postgres", pool)],
+            Pools::Sqlite {
+                readers, writer, ..
+            } => vec![
+                pool::reading("sqlite_readers", readers),
+                pool::reading("sqlite_writer", writer),
+            ],
+        }
+    }
+
     /// The name reported as `database_type` by `/api/v1/info`.
     pub fn backend_name(&self) -> &'static str {
         match self.pools {
@@ -556,6 +569,25 @@ pub(crate) async fn execute(conn: &mut Conn, sql: query::SqlBuilder) -> StoreRes
     with_conn!(conn, |c| {
         query::bind_args!(
             sqlx::query(sqlx::AssertSqlSafe(sql.sql.clone())),
+            sql.args.iter().cloned()
+        )
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .map_err(classify)
+}
+
+/// As [`execute`], for a statement whose text changes with its data (a `VALUES` list as long as
+/// a batch): run without keeping it prepared, so that its many forms cannot evict, from the
+/// connection's statement cache, the statements every request runs.
+pub(crate) async fn execute_unprepared(
+    conn: &mut Conn,
+    sql: query::SqlBuilder,
+) -> StoreResult<u64> {
+    with_conn!(conn, |c| {
+        query::bind_args!(
+            sqlx::query(sqlx::AssertSqlSafe(sql.sql.clone())).persistent(false),
             sql.args.iter().cloned()
         )
         .execute(c)
