@@ -23,10 +23,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connector_hub::store::Store;
 use connector_hub::store::connectors::{self, ConnectorFilter};
 use connector_hub::store::query::{Direction, ListQuery};
 use connector_hub::store::workspaces::{self, CallerKey, Session};
+use connector_hub::store::{Store, audit};
 use fakes::azure::{
     DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT_ID, FakeAzure, FakeAzureConfig,
 };
@@ -149,6 +149,16 @@ struct Measured {
 }
 
 impl Measured {
+    /// This measurement and `other` as one.
+    fn and(mut self, other: Measured) -> Measured {
+        self.requests += other.requests;
+        self.elapsed += other.elapsed;
+        self.busy += other.busy;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort();
+        self
+    }
+
     fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -170,6 +180,18 @@ impl Measured {
 /// through the store.
 fn scattered(ids: &[Uuid], i: usize) -> Uuid {
     ids[(i * 7919) % ids.len()]
+}
+
+/// Chains, from the benchmark's own process, every audit record the server has written so
+/// far, so that the next measurement does not pay for chaining the last one's records.
+async fn catch_up_audit_chain(server: &Server, data_dir: &std::path::Path) {
+    let url = (!server.database_url.is_empty()).then_some(server.database_url.as_str());
+    let store = Store::open(url, data_dir, 2)
+        .await
+        .expect("the store opens");
+    audit::chain_pending(&store, |_| {})
+        .await
+        .expect("the audit records are chained");
 }
 
 /// Runs `clients` loops of `operation(i)` until `duration` has passed.
@@ -790,6 +812,21 @@ async fn run() {
         let rendered_list = measure(CLIENTS, seconds, list(&client, &rendering.base)).await;
         let rendered_label = measure(CLIENTS, seconds, label_pages(&client, &rendering.base)).await;
         drop(rendering);
+        // A second process on the same database that neither counts requests nor serves
+        // `/metrics`: what counting costs the cheapest request served from the database's data.
+        let unmetered = spawn_server(
+            data_dir.path(),
+            &server.database_url,
+            (&[], &["--unmetered-benchmark-baseline"]),
+            &client,
+        )
+        .await;
+        let metered_first = measure(CLIENTS, seconds, list(&client, &base)).await;
+        let unmetered_list = measure(CLIENTS, seconds, list(&client, &unmetered.base))
+            .await
+            .and(measure(CLIENTS, seconds, list(&client, &unmetered.base)).await);
+        let metered_list = metered_first.and(measure(CLIENTS, seconds, list(&client, &base)).await);
+        drop(unmetered);
         let ids = Arc::new(ids);
         // As the zenml client reads a connector, without its secret values.
         let get = {
@@ -835,13 +872,28 @@ async fn run() {
                     .json(&connector(first + i))
             }
         };
-        let create = measure(CREATE_CLIENTS, seconds, creates(&base, 10_000_000)).await;
+        // The expanded gets left records to chain: chained first, they weigh on neither side.
+        catch_up_audit_chain(&server, data_dir.path()).await;
+        // Each side twice, in the order a, b, b, a: the tables grow and the write-ahead log
+        // fills as they run, and that drift then weighs on both alike.
+        let create_first = measure(CREATE_CLIENTS, seconds, creates(&base, 10_000_000)).await;
         let create_unaudited = measure(
             CREATE_CLIENTS,
             seconds,
             creates(&unaudited.base, 20_000_000),
         )
-        .await;
+        .await
+        .and(
+            measure(
+                CREATE_CLIENTS,
+                seconds,
+                creates(&unaudited.base, 21_000_000),
+            )
+            .await,
+        );
+        let create =
+            create_first.and(measure(CREATE_CLIENTS, seconds, creates(&base, 11_000_000)).await);
+        catch_up_audit_chain(&server, data_dir.path()).await;
         let azure_connector = json_reply(
             client
                 .post(format!("{base}/api/v1/service_connectors"))
@@ -867,8 +919,11 @@ async fn run() {
             );
             move |_| client.get(&url).header("authorization", &auth)
         };
-        let issue = measure(CLIENTS, seconds, clients(&base)).await;
-        let issue_unaudited = measure(CLIENTS, seconds, clients(&unaudited.base)).await;
+        let issue_first = measure(CLIENTS, seconds, clients(&base)).await;
+        let issue_unaudited = measure(CLIENTS, seconds, clients(&unaudited.base))
+            .await
+            .and(measure(CLIENTS, seconds, clients(&unaudited.base)).await);
+        let issue = issue_first.and(measure(CLIENTS, seconds, clients(&base)).await);
         drop(unaudited);
         // Deletes take connectors from the end of the load, far from the ones components use.
         // Each delete takes the next connector from the end, however the clients interleave.
@@ -913,6 +968,7 @@ async fn run() {
             create.rps() / create_unaudited.rps(),
             issue.rps() / issue_unaudited.rps(),
         );
+        let metrics_cost = metered_list.rps() / unmetered_list.rps();
         let (rss_now, rss_peak) = server.rss_kib();
         // File-backed pages are mostly the binary's own code; anonymous ones are the heap.
         let (rss_anon, rss_file) = (server.status_kib("RssAnon:"), server.status_kib("RssFile:"));
@@ -953,6 +1009,16 @@ async fn run() {
                 Row {
                     name: "filter by resource type".into(),
                     measured: by_type,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: format!("list a page of 20 ({total} connectors), counted for `/metrics`"),
+                    measured: metered_list,
+                    clients: CLIENTS,
+                },
+                Row {
+                    name: format!("list a page of 20 ({total} connectors), not counted (baseline)"),
+                    measured: unmetered_list,
                     clients: CLIENTS,
                 },
                 Row {
@@ -1003,6 +1069,9 @@ async fn run() {
         println!(
             "\nthe audit log's cost: creates at {:.2} and `/client` at {:.2} of their rate without it",
             audit_costs.0, audit_costs.1,
+        );
+        println!(
+            "metrics' cost: a page at {metrics_cost:.2} of its rate without counting requests"
         );
         println!(
             "\nloaded {total} connectors in {:.1} s ({:.0}/s with {CLIENTS} clients); server RSS {:.1} MiB after loading, {:.1} MiB now ({:.1} anonymous, {:.1} file-backed), peak {:.1} MiB since login",

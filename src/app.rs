@@ -27,7 +27,8 @@ use crate::domain::{Password, Role};
 use crate::http::audit::AuditLog;
 use crate::http::rendered::RenderedPages;
 use crate::http::serve::{ConnectionLimits, serve};
-use crate::http::{self, AppState, Limits, ServerIdentity};
+use crate::http::{self, AppState, Limits, MetricsRoute, ServerIdentity};
+use crate::metrics::Metrics;
 use crate::stacks::Flavors;
 use crate::store::users::UserRow;
 use crate::store::workspaces::WorkspaceRow;
@@ -52,6 +53,8 @@ const KEY_FILE_NAME: &str = "master.key";
 fn build_engine(
     config: &AzureConfig,
     cluster_clients: &ClusterClientConfig,
+    implicit_enabled: bool,
+    metrics: &Metrics,
 ) -> Result<Engine, StartupError> {
     let cluster_clients = cluster_client_identity(cluster_clients)?;
     let clouds = Clouds::load(
@@ -65,8 +68,12 @@ fn build_engine(
         max_retries: config.azure_max_retries,
         max_retry_wait: Duration::from_secs(config.azure_max_retry_wait_seconds),
     };
-    let outbound =
-        Outbound::new(clouds.extra_roots_pem.as_deref(), limits).map_err(StartupError::Config)?;
+    let outbound = Outbound::new(
+        clouds.extra_roots_pem.as_deref(),
+        limits,
+        metrics.azure.clone(),
+    )
+    .map_err(StartupError::Config)?;
     let settings = ImplicitIdentitySettings {
         tenant_id: config.azure_tenant_id.clone(),
         client_id: config.azure_client_id.clone(),
@@ -74,12 +81,16 @@ fn build_engine(
         federated_token_file: config.azure_federated_token_file.clone(),
     };
     let default_cloud = clouds.get(None).expect("there is always a default cloud");
-    let implicit = ImplicitIdentity::new(&settings, default_cloud, &outbound);
+    // Off, the server neither builds nor probes an identity of its own, nor logs about one.
+    let implicit = match implicit_enabled {
+        true => ImplicitIdentity::new(&settings, default_cloud, &outbound),
+        false => ImplicitIdentity::disabled(),
+    };
     Ok(Engine {
         azure: AzureEngine {
             clouds,
             outbound,
-            tokens: TokenCache::default(),
+            tokens: TokenCache::counted(metrics.token_cache.clone()),
             implicit,
             cluster_clients,
             ensured_cluster_clients: Default::default(),
@@ -277,6 +288,8 @@ async fn create_first_admin(
 /// A server bound to its address, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// `--metrics-bind`.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     state: AppState,
     connections: ConnectionLimits,
@@ -292,7 +305,9 @@ impl Server {
         config: ServeConfig,
         clock: Clock,
     ) -> Result<Server, StartupError> {
+        let metrics = Metrics::new();
         let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
+        let keyring = keyring.counted(metrics.crypto.clone());
         let store = match config.unaudited_benchmark_baseline {
             true => {
                 tracing::warn!("the audit log is off: this server is a benchmark's baseline");
@@ -318,8 +333,12 @@ impl Server {
         create_first_admin(&store, &config, &clock).await?;
         stacks::insert_missing_defaults(&store, clock.now()).await?;
 
-        let audit = AuditLog::start(&store, config.audit_log_file.as_deref())
-            .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
+        let audit = AuditLog::start(
+            &store,
+            config.audit_log_file.as_deref(),
+            metrics.audit_records.clone(),
+        )
+        .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
         let state = AppState {
             server: Arc::new(ServerIdentity {
                 id: server_id,
@@ -334,7 +353,12 @@ impl Server {
                 config.implicit_auth_workspaces.clone(),
             )),
             flavors: Arc::new(Flavors::new()),
-            engine: Arc::new(build_engine(&config.azure, &config.cluster_clients)?),
+            engine: Arc::new(build_engine(
+                &config.azure,
+                &config.cluster_clients,
+                config.enable_implicit_auth_methods,
+                &metrics,
+            )?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins: Arc::new(FailedLogins::new(LoginLimits {
                 per_user_and_address: config.login_max_failures_per_user,
@@ -343,20 +367,35 @@ impl Server {
                 window: Duration::from_secs(config.login_failure_window_seconds),
             })),
             audit,
+            metrics,
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
             clock,
         };
         let limits = Limits {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout(),
         };
-        let router = http::router(state.clone(), limits);
+        let metrics_route = match (config.unmetered_benchmark_baseline, config.metrics_bind) {
+            (true, _) => {
+                tracing::warn!("requests are not counted: this server is a benchmark's baseline");
+                MetricsRoute::Off
+            }
+            (false, Some(_)) => MetricsRoute::Separate,
+            (false, None) => MetricsRoute::ForAdmins,
+        };
+        let router = http::router(state.clone(), limits, metrics_route);
         let listener = TcpListener::bind(config.bind).await?;
+        let metrics_listener = match config.metrics_bind {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         let connections = ConnectionLimits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
             max_connections: config.max_connections.max(1),
         };
         Ok(Server {
             listener,
+            metrics_listener,
             router,
             state,
             connections,
@@ -367,6 +406,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The `--metrics-bind` address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -380,7 +426,15 @@ impl Server {
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.local_addr(), "connector-hub is listening");
         let store = self.state.store.clone();
+        // The metrics address serves until the main one has drained: it stops with the process.
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = http::metrics::separate_router(self.state.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await })
+        });
         serve(self.listener, self.router, self.connections, shutdown).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         store.close().await;
         Ok(())
     }

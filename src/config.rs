@@ -39,6 +39,12 @@ pub enum Command {
     },
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Ask a running server whether it is ready (a container's health check): exit status 0
+    /// when it answers 200, 1 otherwise. The image has no curl; this is its probe.
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/ready")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,11 +248,26 @@ pub struct ServeConfig {
     #[arg(long, env = "CONNECTOR_HUB_AUDIT_LOG_FILE")]
     pub audit_log_file: Option<PathBuf>,
 
+    /// Serve `/metrics` on this separate address (for example `0.0.0.0:9090`), to anyone who
+    /// can reach it, instead of under the main address to server admins.
+    #[arg(long, env = "CONNECTOR_HUB_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// A bearer token that may read `/metrics` under the main address, for a scraper that has
+    /// no account. Server admins may read it with their own credentials either way.
+    #[arg(long, env = "CONNECTOR_HUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Write no audit records: only for the benchmark's baseline, which measures what the
     /// audit log costs. Hidden, and without an environment variable, so that no deployment
     /// turns it on by accident.
     #[arg(long, hide = true)]
     pub unaudited_benchmark_baseline: bool,
+
+    /// Neither count requests nor serve `/metrics`: only for the benchmark's baseline, which
+    /// measures what counting costs. Hidden, as above.
+    #[arg(long, hide = true)]
+    pub unmetered_benchmark_baseline: bool,
 
     /// Log format.
     #[arg(long, env = "CONNECTOR_HUB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

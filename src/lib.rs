@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod stacks;
 pub mod store;
 

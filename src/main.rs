@@ -130,6 +130,27 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", connector_hub::http::openapi::document());
             Ok(())
         }
+        Command::Health { url } => health_check(&url).await,
+    }
+}
+
+/// `connector-hub health`: one GET, bounded by a timeout, succeeding only on 200.
+async fn health_check(url: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    match response.status() {
+        reqwest::StatusCode::OK => Ok(()),
+        status => Err(format!(
+            "{url} answered {status}: {}",
+            response.text().await.unwrap_or_default()
+        )),
     }
 }
 

@@ -55,7 +55,8 @@ if [ "$installed" != "${python_packages[*]}" ]; then
     "$venv/bin/pip" install --quiet "${python_packages[@]}"
 fi
 if ! command -v kubectl >/dev/null; then
-    echo "error: kubectl is missing; the zenml CLI tests run 'service-connector login' with it" >&2
+    echo "error: kubectl is missing; the zenml CLI tests run 'service-connector login' with it," \
+        "and the Kustomize render test (tests/api/deploy.rs) runs 'kubectl kustomize'" >&2
     exit 1
 fi
 export ZENML_CLI="$PWD/$venv/bin/zenml"

@@ -19,6 +19,7 @@ use super::master::{KEY_LEN, MasterKey};
 use super::{CryptoError, CryptoResult};
 use crate::domain::audit::{Actor, AuditEvent, Outcome, Target, action};
 use crate::domain::clock::Clock;
+use crate::metrics::CryptoMetrics;
 use crate::store::data_keys::{self, DataKeyRow, SealedTable, StaleValue};
 use crate::store::{Store, StoreError, audit};
 
@@ -74,6 +75,7 @@ pub struct Keyring {
     clock: Clock,
     ciphers: RwLock<HashMap<Uuid, Arc<Aes256Gcm>>>,
     active: tokio::sync::Mutex<ActiveKey>,
+    counts: CryptoMetrics,
 }
 
 impl Keyring {
@@ -114,6 +116,7 @@ impl Keyring {
             clock,
             ciphers: RwLock::new(HashMap::new()),
             active: tokio::sync::Mutex::new(placeholder),
+            counts: CryptoMetrics::default(),
         };
         if !keys.iter().any(|k| k.active) {
             let record = keyring.system_record(action::KEY_ROTATED);
@@ -155,6 +158,17 @@ impl Keyring {
             .expect("keyring cache poisoned")
             .insert(id, cipher.clone());
         Ok(cipher)
+    }
+
+    /// Whether the keyring can encrypt now: the database answers and names an active data key,
+    /// and this process holds it or can unwrap it. What `/ready` asks.
+    pub async fn check_ready(&self) -> CryptoResult<()> {
+        let mut conn = self.store.conn().await?;
+        let id = data_keys::active_id(&mut conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        drop(conn);
+        self.cipher(id).await.map(|_| ())
     }
 
     fn unwrap_row(&self, row: &DataKeyRow) -> CryptoResult<Aes256Gcm> {
@@ -291,12 +305,20 @@ impl Keyring {
     /// Encrypts `plaintext` for the place `aad` names, under the active data key.
     pub async fn encrypt(&self, aad: &Aad<'_>, plaintext: &[u8]) -> CryptoResult<(Uuid, Vec<u8>)> {
         let (id, cipher) = self.take_active().await?;
+        self.counts.encryptions.inc();
         Ok((id, envelope::seal(id, &cipher, aad, plaintext)))
     }
 
     pub async fn decrypt(&self, aad: &Aad<'_>, sealed: &[u8]) -> CryptoResult<Zeroizing<Vec<u8>>> {
         let cipher = self.cipher(envelope::key_id(sealed)?).await?;
+        self.counts.decryptions.inc();
         envelope::open(&cipher, aad, sealed)
+    }
+
+    /// Counts this keyring's encryptions and decryptions in `counts`.
+    pub fn counted(mut self, counts: CryptoMetrics) -> Keyring {
+        self.counts = counts;
+        self
     }
 
     /// A backup's data keys that are not stored here, unwrapped, so that its values can be

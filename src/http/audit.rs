@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use tokio::sync::Notify;
 use utoipa::ToSchema;
@@ -41,12 +42,18 @@ pub struct AuditLog {
     chain: Arc<Notify>,
     /// `--audit-log-file`: every record this process chains also goes here, as a JSON line.
     file: Arc<Option<Mutex<std::fs::File>>>,
+    /// Records this process chained: every committed record is chained by exactly one process.
+    chained: Counter,
 }
 
 impl AuditLog {
     /// Opens the JSON lines file (appending) and starts the task that chains new records. With
     /// several server processes, each record goes to the file of the process that chained it.
-    pub fn start(store: &Store, file: Option<&Path>) -> std::io::Result<Arc<AuditLog>> {
+    pub fn start(
+        store: &Store,
+        file: Option<&Path>,
+        chained: Counter,
+    ) -> std::io::Result<Arc<AuditLog>> {
         let file = match file {
             Some(path) => Some(Mutex::new(
                 std::fs::OpenOptions::new()
@@ -60,6 +67,7 @@ impl AuditLog {
             store: store.clone(),
             chain: Arc::new(Notify::new()),
             file: Arc::new(file),
+            chained,
         });
         tokio::spawn(chain_records(Arc::downgrade(&log)));
         Ok(log)
@@ -99,6 +107,7 @@ impl AuditLog {
     }
 
     fn append(&self, chained: &[audit::Chained]) {
+        self.chained.inc_by(chained.len() as u64);
         let Some(file) = self.file.as_ref() else {
             return;
         };

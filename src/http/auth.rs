@@ -18,6 +18,7 @@ use crate::auth::{api_key, password};
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target, action};
 use crate::domain::names::MAX_NAME_LEN;
 use crate::domain::{Caller, Password, ShortText};
+use crate::metrics::LoginRefusal;
 use crate::store::{devices, users};
 
 #[derive(Deserialize, ToSchema)]
@@ -96,6 +97,7 @@ async fn checked<T: Send + 'static>(
 ) -> ApiResult<T> {
     match state.logins.check(limit_key, address.ip()) {
         Verdict::Refused(retry_after) => {
+            state.metrics.logins.refused(LoginRefusal::rate_limited);
             return Err(ApiError::TooManyRequests {
                 message: "Too many failed login attempts; try again later.".into(),
                 retry_after,
@@ -113,6 +115,7 @@ async fn checked<T: Send + 'static>(
             Ok(value)
         }
         None => {
+            state.metrics.logins.refused(LoginRefusal::failed);
             state.logins.record_failure(limit_key, address.ip());
             Err(invalid_credentials())
         }

@@ -70,20 +70,24 @@ fn unauthenticated(reason: &str) -> ApiError {
     ApiError::Unauthenticated(format!("Authentication error: {reason}"))
 }
 
-/// The claims of the request's bearer token, checked against the server clock.
-fn bearer_claims(parts: &Parts, state: &AppState) -> Result<Claims, ApiError> {
-    let token = parts
-        .headers
+/// The bearer token the request's `Authorization` header carries.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .ok_or_else(|| unauthenticated("not authenticated"))?;
+        .map(str::trim)
+}
+
+/// The claims of the request's bearer token, checked against the server clock.
+fn bearer_claims(parts: &Parts, state: &AppState) -> Result<Claims, ApiError> {
+    let token = bearer_token(&parts.headers).ok_or_else(|| unauthenticated("not authenticated"))?;
     state
         .tokens
-        .verify(token.trim(), state.clock.now())
+        .verify(token, state.clock.now())
         .map_err(|e| unauthenticated(&e.to_string()))
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod flavors;
 pub mod keys;
+pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod rendered;
@@ -48,6 +49,7 @@ use crate::connectors::Catalogue;
 use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
+use crate::metrics::Metrics;
 use crate::stacks::Flavors;
 use crate::store::Store;
 use error::{ApiError, error_body};
@@ -67,6 +69,9 @@ pub struct AppState {
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,
     pub audit: Arc<audit::AuditLog>,
+    pub metrics: Arc<Metrics>,
+    /// `--metrics-token`: lets a scraper read `/metrics` under the main address.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// Facts about this deployment reported by `/api/v1/info`.
@@ -82,6 +87,17 @@ pub struct ServerIdentity {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsRoute {
+    /// Under the main address, to server admins and the scrape token.
+    ForAdmins,
+    /// On a separate address (`--metrics-bind`), so not under the main one.
+    Separate,
+    /// Neither served nor counted: the benchmark's baseline for what counting costs.
+    Off,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -120,8 +136,18 @@ fn workspace_router() -> Router<AppState> {
         .merge(stacks::workspace_router())
 }
 
-pub fn router(state: AppState, limits: Limits) -> Router {
+pub fn router(state: AppState, limits: Limits, metrics: MetricsRoute) -> Router {
     let (api, spec) = api();
+    let api = match metrics {
+        MetricsRoute::ForAdmins => api.route(
+            "/metrics",
+            axum::routing::get(self::metrics::metrics_for_admins),
+        ),
+        MetricsRoute::Separate | MetricsRoute::Off => api,
+    };
+    let count_requests = (metrics != MetricsRoute::Off).then(|| {
+        axum::middleware::from_fn_with_state(state.metrics.clone(), self::metrics::track_requests)
+    });
     let api = api
         .nest("/api/v1/workspaces/{workspace}", workspace_router())
         .layer(axum::middleware::from_fn_with_state(
@@ -130,7 +156,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         ))
         .with_state(state.clone());
     let pages = dashboard::router(state, api.clone());
-    api.route("/devices/verify", axum::routing::get(devices::verification_page))
+    let router = api
+        .route("/devices/verify", axum::routing::get(devices::verification_page))
         .merge(pages)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
         .fallback(|| async { ApiError::NotFound("Unable to find the requested resource".into()) })
@@ -155,7 +182,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .layer(axum::middleware::from_fn(refuse_nul_in_uri))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
-        )
+        );
+    // Outermost, so that time-outs and every other answer are counted too.
+    match count_requests {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 /// The longest request target (path and query) served, in bytes.

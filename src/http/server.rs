@@ -1,6 +1,9 @@
-//! Server identity and health: `/api/v1/info`, `/api/v1/version`, `/health`.
+//! Server identity and health: `/api/v1/info`, `/api/v1/version`, `/health`, `/ready`.
+
+use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -8,6 +11,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::extract::Json;
+use crate::crypto::CryptoError;
+use crate::store::StoreError;
 
 /// The version of ZenML's API this server speaks.
 pub const ZENML_API_VERSION: &str = "0.98.0";
@@ -75,9 +80,57 @@ pub async fn health() -> Json<&'static str> {
     Json("OK")
 }
 
+/// How long `/ready` waits for the database before it answers 503.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What `/ready` found: `ok`, or why not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not ready`.
+    pub status: String,
+    pub database: String,
+    pub keyring: String,
+}
+
+/// Readiness, for load balancers and Kubernetes: 200 when the database answers and the keyring
+/// can encrypt with the active data key, else 503 with the reason (while PostgreSQL restarts,
+/// say). `/health` only says that the process serves.
+#[utoipa::path(get, path = "/ready", tag = "server",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    const OK: &str = "ok";
+    let unknown = || "not checked: the database did not answer".to_owned();
+    let (database, keyring) =
+        match tokio::time::timeout(READY_TIMEOUT, state.keyring.check_ready()).await {
+            Ok(Ok(())) => (OK.to_owned(), OK.to_owned()),
+            Ok(Err(CryptoError::Store(StoreError::NotFound))) => (
+                OK.to_owned(),
+                "the database names no active data key".to_owned(),
+            ),
+            Ok(Err(CryptoError::Store(e))) => (e.to_string(), unknown()),
+            Ok(Err(e)) => (OK.to_owned(), e.to_string()),
+            Err(_) => (
+                format!("no answer within {} s", READY_TIMEOUT.as_secs()),
+                unknown(),
+            ),
+        };
+    let ready = database == OK && keyring == OK;
+    let status = match ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let readiness = Readiness {
+        status: if ready { "ready" } else { "not ready" }.into(),
+        database,
+        keyring,
+    };
+    (status, Json(readiness))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(info))
         .routes(routes!(version))
         .routes(routes!(health))
+        .routes(routes!(ready))
 }

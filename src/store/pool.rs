@@ -16,6 +16,8 @@ use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sqlx::{ConnectOptions, Connection, Executor};
 
+use crate::metrics::{PoolReading, WaitCounter};
+
 /// A database connection as the pool holds it.
 pub struct Session<C> {
     pub(super) conn: C,
@@ -68,6 +70,8 @@ pub struct Connector<C: Connection> {
     options: C::Options,
     /// When a connection was last found closed under us.
     lost_at: Mutex<Option<Instant>>,
+    /// Connections handed out and the time spent waiting for them, for `/metrics`.
+    waits: WaitCounter,
 }
 
 impl<C: Connection> Connector<C> {
@@ -101,6 +105,7 @@ where
     managed::Pool::builder(Connector {
         options,
         lost_at: Mutex::new(None),
+        waits: WaitCounter::default(),
     })
     .max_size(max_size as usize)
     .wait_timeout(Some(wait))
@@ -152,7 +157,10 @@ where
     C: Connection,
     for<'e> &'e mut C: Executor<'e, Database = C::Database>,
 {
-    pool.get().await.map_err(|err| match err {
+    let asked = Instant::now();
+    let got = pool.get().await;
+    pool.manager().waits.record(asked.elapsed());
+    got.map_err(|err| match err {
         managed::PoolError::Backend(err) => err,
         managed::PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,
         managed::PoolError::Closed => sqlx::Error::PoolClosed,
@@ -180,5 +188,23 @@ where
     match Pooled::pool(pooled) {
         Some(pool) => get(&pool).await,
         None => Err(sqlx::Error::PoolClosed),
+    }
+}
+
+/// `pool`'s state for `/metrics`, under `name`.
+pub fn reading<C>(name: &'static str, pool: &Pool<C>) -> PoolReading
+where
+    C: Connection,
+    for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+{
+    let status = pool.status();
+    let (acquired, wait) = pool.manager().waits.read();
+    PoolReading {
+        name,
+        in_use: status.size.saturating_sub(status.available),
+        idle: status.available,
+        waiting: status.waiting,
+        acquired,
+        wait,
     }
 }

@@ -412,6 +412,8 @@ pub struct TestApp {
     pub admin: String,
     /// The server's audit log, to chain what is pending before a test reads it.
     pub audit: std::sync::Arc<connector_hub::http::audit::AuditLog>,
+    /// Where `/metrics` is served with `--metrics-bind`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _data_dir: tempfile::TempDir,
     /// Set when this app made the database (not a peer on another's): its schema goes with it.
     owned_schema: Option<OwnedSchema>,
@@ -483,6 +485,7 @@ impl TestApp {
             .await
             .expect("server starts");
         let base = format!("http://{}", server.local_addr());
+        let metrics_addr = server.metrics_addr();
         let audit = server.state().audit.clone();
         let (tx, rx) = oneshot::channel();
         let finished = tokio::spawn(async move {
@@ -502,6 +505,7 @@ impl TestApp {
             config,
             admin: String::new(),
             audit,
+            metrics_addr,
             _data_dir: data_dir,
             owned_schema: None,
             shutdown: Some(tx),

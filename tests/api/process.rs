@@ -26,6 +26,8 @@ pub struct ServerProcess {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     log: mpsc::UnboundedReceiver<Value>,
+    /// Every log entry read so far.
+    seen: Vec<Value>,
 }
 
 impl ServerProcess {
@@ -64,6 +66,7 @@ impl ServerProcess {
             child,
             base: String::new(),
             log,
+            seen: Vec::new(),
         };
         let listening = process.wait_for_log("connector-hub is listening").await;
         let address = listening["fields"]["address"].as_str().unwrap();
@@ -75,6 +78,7 @@ impl ServerProcess {
     pub async fn wait_for_log(&mut self, message: &str) -> Value {
         let found = tokio::time::timeout(WAIT, async {
             while let Some(entry) = self.log.recv().await {
+                self.seen.push(entry.clone());
                 if entry["fields"]["message"] == message {
                     return Some(entry);
                 }
@@ -86,6 +90,14 @@ impl ServerProcess {
             Ok(None) => panic!("the server ended without logging {message:?}"),
             Err(_) => panic!("the server did not log {message:?} within {WAIT:?}"),
         }
+    }
+
+    /// Every log entry the process has written so far.
+    pub fn logged_so_far(&mut self) -> Vec<Value> {
+        while let Ok(entry) = self.log.try_recv() {
+            self.seen.push(entry);
+        }
+        self.seen.clone()
     }
 
     /// Sends SIGTERM, as a service manager stopping the server does.

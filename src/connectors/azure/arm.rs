@@ -5,6 +5,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::outbound::{CallError, Outbound};
+use crate::metrics::AzureService;
 
 const SUBSCRIPTIONS_API: &str = "2022-12-01";
 const STORAGE_API: &str = "2023-05-01";
@@ -112,7 +113,7 @@ impl Arm<'_> {
     async fn call(&self, method: reqwest::Method, url: &str) -> Result<Value, ArmError> {
         let response = self
             .outbound
-            .send(|client| {
+            .send(AzureService::ARM, |client| {
                 let request = client.request(method.clone(), url).bearer_auth(self.token);
                 if method == reqwest::Method::POST {
                     request.header(reqwest::header::CONTENT_LENGTH, 0)

@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use super::credentials::Token;
 use super::outbound::Outbound;
+use crate::metrics::AzureService;
 
 /// Hands the SDK a storage token the engine already holds (and caches).
 struct HeldToken(Token);
@@ -38,6 +39,19 @@ impl TokenCredential for HeldToken {
 
 /// The names of the containers at `endpoint` (the account's `primaryEndpoints.blob`).
 pub async fn containers(
+    outbound: &Outbound,
+    endpoint: &str,
+    token: Token,
+) -> Result<Vec<String>, String> {
+    outbound
+        .timed(
+            AzureService::Blob,
+            list_containers(outbound, endpoint, token),
+        )
+        .await
+}
+
+async fn list_containers(
     outbound: &Outbound,
     endpoint: &str,
     token: Token,

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use super::cloud::Cloud;
 use super::outbound::Outbound;
+use crate::metrics::{AzureService, CacheResult, TokenCacheMetrics};
 
 /// A cached token is handed out only while it has at least this long to live.
 const EXPIRY_MARGIN_SECONDS: i64 = 300;
@@ -68,6 +69,13 @@ pub struct ImplicitIdentity {
 }
 
 impl ImplicitIdentity {
+    /// No identity at all: implicit authentication is off, so nothing is probed or logged.
+    pub fn disabled() -> ImplicitIdentity {
+        ImplicitIdentity {
+            sources: Vec::new(),
+        }
+    }
+
     /// As Azure's default credential chain: an environment service principal, workload
     /// identity, managed identity, then the Azure CLI where installed.
     pub fn new(
@@ -112,6 +120,9 @@ impl ImplicitIdentity {
     }
 
     async fn token(&self, scope: &str) -> Result<Token, String> {
+        if self.sources.is_empty() {
+            return Err("implicit authentication is disabled on this server".into());
+        }
         let mut failures = Vec::new();
         for (name, source) in &self.sources {
             match source.get_token(&[scope], None).await {
@@ -193,15 +204,29 @@ fn token_failure(error: &azure_core::Error) -> String {
 #[derive(Default)]
 pub struct TokenCache {
     entries: Mutex<HashMap<([u8; 32], String), Token>>,
+    lookups: TokenCacheMetrics,
 }
 
 impl TokenCache {
+    /// An empty cache that counts its hits and misses in `lookups`.
+    pub fn counted(lookups: TokenCacheMetrics) -> TokenCache {
+        TokenCache {
+            entries: Mutex::default(),
+            lookups,
+        }
+    }
+
     fn get(&self, key: &([u8; 32], String), now: DateTime<Utc>) -> Option<Token> {
         let entries = self.entries.lock().expect("token cache lock");
-        entries
+        let found = entries
             .get(key)
             .filter(|token| token.expires_at - Duration::seconds(EXPIRY_MARGIN_SECONDS) > now)
-            .cloned()
+            .cloned();
+        self.lookups.looked_up(match found {
+            Some(_) => CacheResult::hit,
+            None => CacheResult::miss,
+        });
+        found
     }
 
     fn put(&self, key: ([u8; 32], String), token: Token, now: DateTime<Utc>) {
@@ -257,13 +282,18 @@ impl TokenSource<'_> {
                         sdk_error(&e)
                     )
                 })?;
-                let token = credential
-                    .get_token(&[scope], None)
+                let token = self
+                    .outbound
+                    .timed(AzureService::AAD, credential.get_token(&[scope], None))
                     .await
                     .map_err(|e| token_failure(&e))?;
                 from_sdk(token)
             }
-            Credentials::Implicit => self.implicit.token(scope).await?,
+            Credentials::Implicit => {
+                self.outbound
+                    .timed(AzureService::AAD, self.implicit.token(scope))
+                    .await?
+            }
             Credentials::AccessToken(_) => unreachable!("handled above"),
         };
         self.cache.put(key, token.clone(), self.now);

@@ -20,6 +20,7 @@ use super::{
     resource_id,
 };
 use crate::connectors::engine::{ClientConnector, Connector};
+use crate::metrics::AzureService;
 
 /// Built once at start-up and shared by every request.
 pub struct AzureEngine {
@@ -192,7 +193,10 @@ impl Session<'_> {
                     && let [cluster] = clusters.as_slice()
                 {
                     let access = self.cluster_access(cluster).await?;
-                    access.check(self.engine.outbound.limits()).await?;
+                    let outbound = &self.engine.outbound;
+                    outbound
+                        .timed(AzureService::AKS, access.check(outbound.limits()))
+                        .await?;
                 }
                 Ok(clusters
                     .iter()
@@ -461,12 +465,16 @@ impl Session<'_> {
             return Ok(admin);
         }
         let lifetime = self.cluster_token_lifetime()?;
-        let issued = admin
-            .issue_token(
-                &self.engine.cluster_clients,
-                &self.engine.ensured_cluster_clients,
-                lifetime,
-                self.engine.outbound.limits(),
+        let outbound = &self.engine.outbound;
+        let issued = outbound
+            .timed(
+                AzureService::AKS,
+                admin.issue_token(
+                    &self.engine.cluster_clients,
+                    &self.engine.ensured_cluster_clients,
+                    lifetime,
+                    outbound.limits(),
+                ),
             )
             .await?;
         if self

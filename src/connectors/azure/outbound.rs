@@ -7,6 +7,8 @@ use std::time::Duration;
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
+use crate::metrics::{AzureCalls, AzureService};
+
 /// Timeouts and retry bounds for calls to Azure.
 #[derive(Debug, Clone, Copy)]
 pub struct OutboundLimits {
@@ -23,6 +25,7 @@ pub struct OutboundLimits {
 pub struct Outbound {
     client: reqwest::Client,
     limits: OutboundLimits,
+    calls: AzureCalls,
 }
 
 /// A call that failed: the transport error, or Azure's answer after the last retry.
@@ -42,7 +45,11 @@ impl std::fmt::Display for CallError {
 }
 
 impl Outbound {
-    pub fn new(extra_roots_pem: Option<&[u8]>, limits: OutboundLimits) -> Result<Outbound, String> {
+    pub fn new(
+        extra_roots_pem: Option<&[u8]>,
+        limits: OutboundLimits,
+        calls: AzureCalls,
+    ) -> Result<Outbound, String> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.request_timeout)
@@ -60,7 +67,11 @@ impl Outbound {
         let client = builder
             .build()
             .map_err(|e| format!("cannot build the HTTP client for Azure: {e}"))?;
-        Ok(Outbound { client, limits })
+        Ok(Outbound {
+            client,
+            limits,
+            calls,
+        })
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -69,6 +80,15 @@ impl Outbound {
 
     pub fn limits(&self) -> OutboundLimits {
         self.limits
+    }
+
+    /// Runs `call` to `service`, counted for `/metrics` with its outcome and latency.
+    pub async fn timed<T, E>(
+        &self,
+        service: AzureService,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        self.calls.timed(service, call).await
     }
 
     /// Options for the Azure SDK's clients: this transport, and retries as bounded as ours.
@@ -90,6 +110,14 @@ impl Outbound {
     /// Sends the request `build` makes, retrying on 429, 5xx and transport errors. Success is
     /// any 2xx answer; anything else is a [`CallError`].
     pub async fn send(
+        &self,
+        service: AzureService,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, CallError> {
+        self.timed(service, self.send_with_retries(build)).await
+    }
+
+    async fn send_with_retries(
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, CallError> {

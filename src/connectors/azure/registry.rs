@@ -6,6 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use zeroize::Zeroizing;
 
 use super::outbound::{CallError, Outbound};
+use crate::metrics::AzureService;
 
 /// Docker logins with an ACR access token use this user name.
 pub const TOKEN_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
@@ -36,7 +37,7 @@ pub async fn access_token(
 ) -> Result<RegistryToken, String> {
     let base = base_url(login_server)?;
     let refresh = outbound
-        .send(|client| {
+        .send(AzureService::ACR, |client| {
             client.post(format!("{base}/oauth2/exchange")).form(&[
                 ("grant_type", "access_token"),
                 ("service", login_server),
@@ -55,7 +56,7 @@ pub async fn access_token(
         .ok_or_else(|| format!("the registry {login_server} sent no refresh token"))?
         .to_owned();
     let access = outbound
-        .send(|client| {
+        .send(AzureService::ACR, |client| {
             client.post(format!("{base}/oauth2/token")).form(&[
                 ("grant_type", "refresh_token"),
                 ("service", login_server),
@@ -81,7 +82,9 @@ pub async fn access_token(
 pub async fn check(outbound: &Outbound, login_server: &str, token: &str) -> Result<(), String> {
     let base = base_url(login_server)?;
     outbound
-        .send(|client| client.get(format!("{base}/v2/")).bearer_auth(token))
+        .send(AzureService::ACR, |client| {
+            client.get(format!("{base}/v2/")).bearer_auth(token)
+        })
         .await
         .map(drop)
         .map_err(|e| {
