@@ -412,6 +412,8 @@ pub struct TestApp {
     pub admin: String,
     /// The server's audit log, to chain what is pending before a test reads it.
     pub audit: std::sync::Arc<connector_hub::http::audit::AuditLog>,
+    /// What the server's handlers reach, to build its router again and read its routes.
+    pub state: connector_hub::http::AppState,
     _data_dir: tempfile::TempDir,
     /// Set when this app made the database (not a peer on another's): its schema goes with it.
     owned_schema: Option<OwnedSchema>,
@@ -483,7 +485,8 @@ impl TestApp {
             .await
             .expect("server starts");
         let base = format!("http://{}", server.local_addr());
-        let audit = server.state().audit.clone();
+        let state = server.state().clone();
+        let audit = state.audit.clone();
         let (tx, rx) = oneshot::channel();
         let finished = tokio::spawn(async move {
             server
@@ -502,6 +505,7 @@ impl TestApp {
             config,
             admin: String::new(),
             audit,
+            state,
             _data_dir: data_dir,
             owned_schema: None,
             shutdown: Some(tx),
