@@ -16,6 +16,7 @@ use super::connectors::{self, ConnectorResponse, Detail};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
 use super::flavors::FlavorResponse;
+use super::openapi::workspace_form;
 use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
@@ -710,14 +711,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The same operations under `/api/v1/workspaces/{workspace}/…`.
-pub fn workspace_router() -> axum::Router<AppState> {
-    use axum::routing::get;
-    axum::Router::new()
-        .route("/components", get(list_components).post(create_component))
-        .route(
-            "/components/{component_id}",
-            get(get_component)
-                .put(update_component)
-                .delete(delete_component),
-        )
+pub fn workspace_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(workspace_form(routes!(create_component, list_components)))
+        .routes(workspace_form(routes!(
+            get_component,
+            update_component,
+            delete_component
+        )))
 }

@@ -1,10 +1,11 @@
 //! The OpenAPI document's frame; the paths come from the handlers' annotations.
 
 use utoipa::openapi::content::{Content, ContentBuilder};
-use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn, PathItem, Paths};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ArrayBuilder, Object, ObjectBuilder, Ref, RefOr, Required, Response, Type};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::UtoipaMethodRouter;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -143,24 +144,44 @@ fn error_content() -> Content {
         .build()
 }
 
-/// Documents the workspace-scoped form, `/api/v1/workspaces/{workspace}/…`, of every path under
-/// `/api/v1` that starts with one of `prefixes`: the same operations, with the workspace in the
-/// path instead of the query.
-pub fn add_workspace_forms(spec: &mut utoipa::openapi::OpenApi, prefixes: &[&str]) {
-    let twins: Vec<(String, utoipa::openapi::PathItem)> = spec
-        .paths
-        .paths
-        .iter()
-        .filter_map(|(path, item)| {
-            let rest = path.strip_prefix("/api/v1")?;
-            prefixes.iter().any(|p| rest.starts_with(p)).then(|| {
-                let mut item = item.clone();
-                operations(&mut item).for_each(in_a_workspace);
-                (format!("/api/v1/workspaces/{{workspace}}{rest}"), item)
-            })
-        })
-        .collect();
-    spec.paths.paths.extend(twins);
+/// Operations from `routes!` moved to their workspace-scoped form: served and documented at
+/// `/api/v1/workspaces/{workspace}/…` instead of `/api/v1/…`, with the workspace in the path
+/// instead of the query and `_in_workspace` after each operation id. The route and its
+/// description come from the same value, so the form served is the form documented.
+pub fn workspace_form<S>(routes: UtoipaMethodRouter<S>) -> UtoipaMethodRouter<S> {
+    relocate(
+        routes,
+        |own| own.to_owned(),
+        |id| format!("{id}_in_workspace"),
+    )
+}
+
+/// Like [`workspace_form`], but at `/api/v1/workspaces/{workspace}{path}` rather than under the
+/// operation's own path (an older path ZenML clients call), as the one operation `operation_id`.
+pub fn workspace_alias<S>(
+    path: &str,
+    operation_id: &str,
+    routes: UtoipaMethodRouter<S>,
+) -> UtoipaMethodRouter<S> {
+    assert_eq!(routes.1.paths.len(), 1, "an alias names one path");
+    relocate(routes, |_| path.to_owned(), |_| operation_id.to_owned())
+}
+
+fn relocate<S>(
+    (schemas, paths, router): UtoipaMethodRouter<S>,
+    path: impl Fn(&str) -> String,
+    operation_id: impl Fn(&str) -> String,
+) -> UtoipaMethodRouter<S> {
+    let mut moved = Paths::new();
+    for (own, mut item) in paths.paths {
+        let own = own
+            .strip_prefix("/api/v1")
+            .expect("workspace-scoped operations are under /api/v1");
+        operations(&mut item).for_each(|operation| in_a_workspace(operation, &operation_id));
+        let scoped = format!("/api/v1/workspaces/{{workspace}}{}", path(own));
+        moved.paths.insert(scoped, item);
+    }
+    (schemas, moved, router)
 }
 
 /// The operations of a path, of the methods this API serves.
@@ -175,11 +196,8 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     .flatten()
 }
 
-fn in_a_workspace(operation: &mut Operation) {
-    operation.operation_id = operation
-        .operation_id
-        .as_ref()
-        .map(|id| format!("{id}_in_workspace"));
+fn in_a_workspace(operation: &mut Operation, operation_id: impl Fn(&str) -> String) {
+    operation.operation_id = operation.operation_id.as_deref().map(operation_id);
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
     parameters.retain(|parameter| match parameter {
         RefOr::T(Parameter {

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -17,6 +15,7 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, WorkspaceQuery};
+use super::openapi::workspace_form;
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::{UserResponse, owner_of};
@@ -549,12 +548,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_secrets))
 }
 
-/// The same operations under `/api/v1/workspaces/{workspace}/…`.
-pub fn workspace_router() -> Router<AppState> {
-    Router::new()
-        .route("/secrets", get(list_secrets).post(create_secret))
-        .route(
-            "/secrets/{secret_id}",
-            get(get_secret).put(update_secret).delete(delete_secret),
-        )
+/// The same operations under `/api/v1/workspaces/{workspace}/…` (not the backup and restore).
+pub fn workspace_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(workspace_form(routes!(create_secret, list_secrets)))
+        .routes(workspace_form(routes!(
+            get_secret,
+            update_secret,
+            delete_secret
+        )))
 }

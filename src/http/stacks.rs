@@ -21,6 +21,7 @@ use super::components::{
 use super::connectors::{self, ConnectorRequest, NewConnector};
 use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, ScopedRead, WorkspaceQuery};
+use super::openapi::workspace_form;
 use super::page::{Extra, ListRequest, ListSpec, Page, list_parameters};
 use super::time;
 use super::users::UserResponse;
@@ -667,12 +668,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The same operations under `/api/v1/workspaces/{workspace}/…`.
-pub fn workspace_router() -> axum::Router<AppState> {
-    use axum::routing::get;
-    axum::Router::new()
-        .route("/stacks", get(list_stacks).post(create_stack))
-        .route(
-            "/stacks/{stack_id}",
-            get(get_stack).put(update_stack).delete(delete_stack),
-        )
+pub fn workspace_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(workspace_form(routes!(create_stack, list_stacks)))
+        .routes(workspace_form(routes!(
+            get_stack,
+            update_stack,
+            delete_stack
+        )))
 }

@@ -414,6 +414,8 @@ pub struct TestApp {
     pub audit: std::sync::Arc<connector_hub::http::audit::AuditLog>,
     /// Where `/metrics` is served with `--metrics-bind`.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// What the server's handlers reach, to build its router again and read its routes.
+    pub state: connector_hub::http::AppState,
     _data_dir: tempfile::TempDir,
     /// Set when this app made the database (not a peer on another's): its schema goes with it.
     owned_schema: Option<OwnedSchema>,
@@ -486,7 +488,8 @@ impl TestApp {
             .expect("server starts");
         let base = format!("http://{}", server.local_addr());
         let metrics_addr = server.metrics_addr();
-        let audit = server.state().audit.clone();
+        let state = server.state().clone();
+        let audit = state.audit.clone();
         let (tx, rx) = oneshot::channel();
         let finished = tokio::spawn(async move {
             server
@@ -506,6 +509,7 @@ impl TestApp {
             admin: String::new(),
             audit,
             metrics_addr,
+            state,
             _data_dir: data_dir,
             owned_schema: None,
             shutdown: Some(tx),

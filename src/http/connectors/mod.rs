@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::openapi::{workspace_alias, workspace_form};
 use super::time;
 use crate::connectors::ConnectorType;
 use crate::crypto::keyring::secret_aad;
@@ -24,12 +25,9 @@ use crate::store::secrets::SecretRow;
 
 pub use engine::{ResourcesResponse, require_allowed};
 pub(in crate::http) use engine::{Target, verify_request, verify_stored};
-use engine::{connector_client, list_resources, verify_configuration, verify_connector};
 pub(in crate::http) use model::Detail;
 pub use model::{ConnectorRequest, ConnectorResponse};
-use read::{get_connector, list_connectors};
 pub(in crate::http) use write::NewConnector;
-use write::{create_connector, delete_connector, update_connector};
 
 pub(in crate::http) fn connector_type<'a>(
     state: &'a AppState,
@@ -144,29 +142,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(engine::connector_client))
 }
 
-/// The same operations under `/api/v1/workspaces/{workspace}/…`, with ZenML's older paths.
-pub fn workspace_router() -> axum::Router<AppState> {
-    use axum::routing::{get, post, put};
-    axum::Router::new()
-        .route(
-            "/service_connectors",
-            get(list_connectors).post(create_connector),
-        )
-        .route("/service_connectors/resources", get(list_resources))
-        .route("/resources", get(list_resources))
-        .route("/service_connectors/verify", post(verify_configuration))
-        .route(
-            "/service_connectors/{connector_id}",
-            get(get_connector)
-                .put(update_connector)
-                .delete(delete_connector),
-        )
-        .route(
-            "/service_connectors/{connector_id}/verify",
-            put(verify_connector),
-        )
-        .route(
-            "/service_connectors/{connector_id}/client",
-            get(connector_client),
-        )
+/// The same operations under `/api/v1/workspaces/{workspace}/…`, and the resources at ZenML's
+/// older path, `/api/v1/workspaces/{workspace}/resources`, besides.
+pub fn workspace_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(workspace_form(routes!(
+            write::create_connector,
+            read::list_connectors
+        )))
+        .routes(workspace_form(routes!(engine::list_resources)))
+        .routes(workspace_alias(
+            "/resources",
+            "list_workspace_resources",
+            routes!(engine::list_resources),
+        ))
+        .routes(workspace_form(routes!(engine::verify_configuration)))
+        .routes(workspace_form(routes!(
+            read::get_connector,
+            write::update_connector,
+            write::delete_connector
+        )))
+        .routes(workspace_form(routes!(engine::verify_connector)))
+        .routes(workspace_form(routes!(engine::connector_client)))
 }
