@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::auth::{FailedLogins, LoginLimits, TokenSigner, password};
+use crate::auth::shared_limit::SharedFailedLogins;
+use crate::auth::{FailedLogins, LoginLimiter, LoginLimits, TokenSigner, password};
 use crate::config::{AzureConfig, ClusterClientConfig};
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
@@ -25,13 +26,14 @@ use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
 use crate::http::audit::AuditLog;
+use crate::http::client_address::TrustedProxies;
 use crate::http::rendered::RenderedPages;
 use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::{self, AppState, Limits, ServerIdentity};
 use crate::stacks::Flavors;
 use crate::store::users::UserRow;
 use crate::store::workspaces::WorkspaceRow;
-use crate::store::{Store, StoreError, settings, stacks, users, workspaces};
+use crate::store::{Dialect, Store, StoreError, settings, stacks, users, workspaces};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -274,6 +276,21 @@ async fn create_first_admin(
     Ok(())
 }
 
+/// The failed-login limiter: in the database on PostgreSQL, so that every process sharing it
+/// counts against the same limits; in this process on SQLite.
+fn login_limiter(store: &Store, config: &ServeConfig) -> LoginLimiter {
+    let limits = LoginLimits {
+        per_user_and_address: config.login_max_failures_per_user,
+        per_address: config.login_max_failures_per_address,
+        per_user: config.login_max_failures_per_user_all_addresses,
+        window: Duration::from_secs(config.login_failure_window_seconds),
+    };
+    match store.dialect() {
+        Dialect::Postgres => LoginLimiter::Shared(SharedFailedLogins::new(store.clone(), limits)),
+        Dialect::Sqlite => LoginLimiter::Local(FailedLogins::new(limits)),
+    }
+}
+
 /// A server bound to its address, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -292,6 +309,8 @@ impl Server {
         config: ServeConfig,
         clock: Clock,
     ) -> Result<Server, StartupError> {
+        let proxies =
+            TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
         let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
         let store = match config.unaudited_benchmark_baseline {
             true => {
@@ -320,6 +339,7 @@ impl Server {
 
         let audit = AuditLog::start(&store, config.audit_log_file.as_deref())
             .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
+        let logins = Arc::new(login_limiter(&store, &config));
         let state = AppState {
             server: Arc::new(ServerIdentity {
                 id: server_id,
@@ -336,12 +356,7 @@ impl Server {
             flavors: Arc::new(Flavors::new()),
             engine: Arc::new(build_engine(&config.azure, &config.cluster_clients)?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
-            logins: Arc::new(FailedLogins::new(LoginLimits {
-                per_user_and_address: config.login_max_failures_per_user,
-                per_address: config.login_max_failures_per_address,
-                per_user: config.login_max_failures_per_user_all_addresses,
-                window: Duration::from_secs(config.login_failure_window_seconds),
-            })),
+            logins,
             audit,
             clock,
         };
@@ -349,7 +364,7 @@ impl Server {
             max_body_bytes: config.max_body_bytes,
             request_timeout: config.request_timeout(),
         };
-        let router = http::router(state.clone(), limits);
+        let router = http::router(state.clone(), limits, proxies);
         let listener = TcpListener::bind(config.bind).await?;
         let connections = ConnectionLimits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),

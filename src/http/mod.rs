@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 pub mod components;
 pub mod connector_types;
 pub mod connectors;
@@ -43,13 +44,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
-use crate::auth::{FailedLogins, TokenSigner};
+use crate::auth::{LoginLimiter, TokenSigner};
 use crate::connectors::Catalogue;
 use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
 use crate::stacks::Flavors;
 use crate::store::Store;
+use client_address::TrustedProxies;
 use error::{ApiError, error_body};
 use rendered::RenderedPages;
 
@@ -59,7 +61,7 @@ pub struct AppState {
     pub store: Store,
     pub keyring: Arc<Keyring>,
     pub tokens: Arc<TokenSigner>,
-    pub logins: Arc<FailedLogins>,
+    pub logins: Arc<LoginLimiter>,
     pub catalogue: Arc<Catalogue>,
     pub flavors: Arc<Flavors>,
     pub engine: Arc<Engine>,
@@ -120,7 +122,8 @@ fn workspace_router() -> Router<AppState> {
         .merge(stacks::workspace_router())
 }
 
-pub fn router(state: AppState, limits: Limits) -> Router {
+/// The whole server; `proxies` are those whose `X-Forwarded-For` names the client.
+pub fn router(state: AppState, limits: Limits, proxies: TrustedProxies) -> Router {
     let (api, spec) = api();
     let api = api
         .nest("/api/v1/workspaces/{workspace}", workspace_router())
@@ -153,6 +156,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                 .layer(axum::middleware::map_response(uniform_errors))
                 .layer(axum::middleware::from_fn(refuse_oversized_head))
                 .layer(axum::middleware::from_fn(refuse_nul_in_uri))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(proxies),
+                    client_address::resolve,
+                ))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         )

@@ -17,6 +17,7 @@ mod fuzzing;
 mod hardening;
 mod harness;
 mod keys;
+mod login_limits;
 mod process;
 mod secrets;
 mod server;
