@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::auth::{FailedLogins, LoginLimits, TokenSigner, password};
+use crate::auth::shared_limit::SharedFailedLogins;
+use crate::auth::{FailedLogins, LoginLimiter, LoginLimits, TokenSigner, password};
 use crate::config::{AzureConfig, ClusterClientConfig};
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
@@ -25,6 +26,7 @@ use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
 use crate::http::audit::AuditLog;
+use crate::http::client_address::TrustedProxies;
 use crate::http::rendered::RenderedPages;
 use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::{self, AppState, Limits, MetricsRoute, ServerIdentity};
@@ -32,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::stacks::Flavors;
 use crate::store::users::UserRow;
 use crate::store::workspaces::WorkspaceRow;
-use crate::store::{Store, StoreError, settings, stacks, users, workspaces};
+use crate::store::{Dialect, Store, StoreError, settings, stacks, users, workspaces};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -285,6 +287,21 @@ async fn create_first_admin(
     Ok(())
 }
 
+/// The failed-login limiter: in the database on PostgreSQL, so that every process sharing it
+/// counts against the same limits; in this process on SQLite.
+fn login_limiter(store: &Store, config: &ServeConfig) -> LoginLimiter {
+    let limits = LoginLimits {
+        per_user_and_address: config.login_max_failures_per_user,
+        per_address: config.login_max_failures_per_address,
+        per_user: config.login_max_failures_per_user_all_addresses,
+        window: Duration::from_secs(config.login_failure_window_seconds),
+    };
+    match store.dialect() {
+        Dialect::Postgres => LoginLimiter::Shared(SharedFailedLogins::new(store.clone(), limits)),
+        Dialect::Sqlite => LoginLimiter::Local(FailedLogins::new(limits)),
+    }
+}
+
 /// A server bound to its address, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -306,6 +323,8 @@ impl Server {
         clock: Clock,
     ) -> Result<Server, StartupError> {
         let metrics = Metrics::new();
+        let proxies =
+            TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
         let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
         let keyring = keyring.counted(metrics.crypto.clone());
         let store = match config.unaudited_benchmark_baseline {
@@ -339,6 +358,7 @@ impl Server {
             metrics.audit_records.clone(),
         )
         .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
+        let logins = Arc::new(login_limiter(&store, &config));
         let state = AppState {
             server: Arc::new(ServerIdentity {
                 id: server_id,
@@ -360,12 +380,7 @@ impl Server {
                 &metrics,
             )?),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
-            logins: Arc::new(FailedLogins::new(LoginLimits {
-                per_user_and_address: config.login_max_failures_per_user,
-                per_address: config.login_max_failures_per_address,
-                per_user: config.login_max_failures_per_user_all_addresses,
-                window: Duration::from_secs(config.login_failure_window_seconds),
-            })),
+            logins,
             audit,
             metrics,
             metrics_token: config.metrics_token.as_deref().map(Arc::from),
@@ -383,7 +398,7 @@ impl Server {
             (false, Some(_)) => MetricsRoute::Separate,
             (false, None) => MetricsRoute::ForAdmins,
         };
-        let router = http::router(state.clone(), limits, metrics_route);
+        let router = http::router(state.clone(), limits, metrics_route, proxies);
         let listener = TcpListener::bind(config.bind).await?;
         let metrics_listener = match config.metrics_bind {
             Some(address) => Some(TcpListener::bind(address).await?),

@@ -196,6 +196,14 @@ pub struct ServeConfig {
     #[arg(long, env = "CONNECTOR_HUB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
 
+    /// Reverse proxies in front of the server: addresses or CIDR ranges, comma-separated. A
+    /// request from one of them comes from the rightmost address in its `X-Forwarded-For`
+    /// that is not itself a trusted proxy; with none, that header is ignored (any client can
+    /// send it). The client's address is what failed logins are counted by and the audit log
+    /// records.
+    #[arg(long, env = "CONNECTOR_HUB_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CONNECTOR_HUB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

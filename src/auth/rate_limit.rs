@@ -3,7 +3,8 @@
 //! two refuse (429); the last, a ceiling against guessing from many addresses, refuses only the
 //! addresses that have failed for that user and slows the others down, so that nobody can lock
 //! an account by failing on purpose, and the right password from an address that has not failed
-//! is never refused. Each server process keeps its own counts.
+//! is never refused. [`FailedLogins`] keeps the counts in this process (SQLite, one process);
+//! `shared_limit` keeps them in PostgreSQL, for every process on the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -39,20 +40,47 @@ pub enum Verdict {
     Refused(Duration),
 }
 
+/// The failures of one count within the window, and when the oldest of them leaves it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Count {
+    pub failures: usize,
+    pub frees_in: Duration,
+}
+
+/// What an attempt may do, given its three counts: the one rule both limiters apply.
+pub fn verdict(limits: &LoginLimits, pair: Count, from_address: Count, for_user: Count) -> Verdict {
+    let over = |count: Count, limit: u32| count.failures >= limit as usize;
+    if over(pair, limits.per_user_and_address) {
+        return Verdict::Refused(pair.frees_in);
+    }
+    if over(from_address, limits.per_address) {
+        return Verdict::Refused(from_address.frees_in);
+    }
+    if over(for_user, limits.per_user) {
+        if pair.failures > 0 {
+            return Verdict::Refused(for_user.frees_in.max(pair.frees_in));
+        }
+        let excess = (for_user.failures + 1 - limits.per_user as usize) as u32;
+        return Verdict::Proceed(SLOWDOWN_STEP.saturating_mul(excess).min(MAX_SLOWDOWN));
+    }
+    Verdict::Proceed(Duration::ZERO)
+}
+
+/// The counts of one process.
 pub struct FailedLogins {
     limits: LoginLimits,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
-fn user_key(user: &str) -> String {
+pub(crate) fn user_key(user: &str) -> String {
     format!("user:{user}")
 }
 
-fn address_key(address: IpAddr) -> String {
+pub(crate) fn address_key(address: IpAddr) -> String {
     format!("addr:{address}")
 }
 
-fn pair_key(user: &str, address: IpAddr) -> String {
+pub(crate) fn pair_key(user: &str, address: IpAddr) -> String {
     format!("pair:{address}:{user}")
 }
 
@@ -69,7 +97,6 @@ impl FailedLogins {
         let now = Instant::now();
         let window = self.limits.window;
         let mut failures = self.failures.lock().expect("rate limiter poisoned");
-        // The failures of a key within the window, and when the oldest of them leaves it.
         let mut count = |key: &str| match failures.get_mut(key) {
             Some(times) => {
                 while times
@@ -81,28 +108,17 @@ impl FailedLogins {
                 let frees_in = times
                     .front()
                     .map_or(Duration::ZERO, |t| window - now.duration_since(*t));
-                (times.len(), frees_in)
+                Count {
+                    failures: times.len(),
+                    frees_in,
+                }
             }
-            None => (0, Duration::ZERO),
+            None => Count::default(),
         };
-        let (pair, pair_frees) = count(&pair_key(user, address));
-        let (from_address, address_frees) = count(&address_key(address));
-        let (for_user, user_frees) = count(&user_key(user));
-        let over = |failed: usize, limit: u32| failed >= limit as usize;
-        if over(pair, self.limits.per_user_and_address) {
-            return Verdict::Refused(pair_frees);
-        }
-        if over(from_address, self.limits.per_address) {
-            return Verdict::Refused(address_frees);
-        }
-        if over(for_user, self.limits.per_user) {
-            if pair > 0 {
-                return Verdict::Refused(user_frees.max(pair_frees));
-            }
-            let excess = (for_user + 1 - self.limits.per_user as usize) as u32;
-            return Verdict::Proceed(SLOWDOWN_STEP.saturating_mul(excess).min(MAX_SLOWDOWN));
-        }
-        Verdict::Proceed(Duration::ZERO)
+        let pair = count(&pair_key(user, address));
+        let from_address = count(&address_key(address));
+        let for_user = count(&user_key(user));
+        verdict(&self.limits, pair, from_address, for_user)
     }
 
     pub fn record_failure(&self, user: &str, address: IpAddr) {

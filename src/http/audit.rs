@@ -3,13 +3,12 @@
 //! lines file, and `GET /api/v1/audit_events`.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,6 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::AppState;
+use super::client_address::ClientAddress;
 use super::error::{ApiError, ApiResult, ToRecord};
 use super::extract::Json;
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
@@ -185,8 +185,8 @@ pub fn origin_of(parts: &Parts) -> Origin {
     Origin {
         client_address: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip().to_string()),
+            .get::<ClientAddress>()
+            .map(|ClientAddress(address)| address.to_string()),
         request_id: parts
             .headers
             .get(super::REQUEST_ID)

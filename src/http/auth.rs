@@ -1,19 +1,20 @@
 //! Logging in (`POST /api/v1/login`, OAuth2 form grants) and the current user.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
+use super::client_address::ClientAddress;
 use super::devices::device_code_hash;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Form, Json, Query};
 use super::users::{HydrateQuery, UserResponse};
-use crate::auth::rate_limit::Verdict;
+use crate::auth::login_limiter::Admission;
 use crate::auth::{api_key, password};
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target, action};
 use crate::domain::names::MAX_NAME_LEN;
@@ -92,31 +93,35 @@ fn invalid_credentials() -> ApiError {
 async fn checked<T: Send + 'static>(
     state: &AppState,
     limit_key: &str,
-    address: SocketAddr,
+    address: IpAddr,
     check: impl FnOnce() -> Option<T> + Send + 'static,
 ) -> ApiResult<T> {
-    match state.logins.check(limit_key, address.ip()) {
-        Verdict::Refused(retry_after) => {
+    let attempt = match state.logins.check(limit_key, address).await? {
+        Admission::Refused(retry_after) => {
             state.metrics.logins.refused(LoginRefusal::rate_limited);
             return Err(ApiError::TooManyRequests {
                 message: "Too many failed login attempts; try again later.".into(),
                 retry_after,
             });
         }
-        Verdict::Proceed(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Verdict::Proceed(_) => {}
-    }
+        Admission::Proceed(delay, attempt) => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            attempt
+        }
+    };
     let outcome = password::off_thread(check)
         .await
         .map_err(ApiError::internal)?;
     match outcome {
         Some(value) => {
-            state.logins.record_success(limit_key, address.ip());
+            state.logins.succeeded(attempt).await?;
             Ok(value)
         }
         None => {
             state.metrics.logins.refused(LoginRefusal::failed);
-            state.logins.record_failure(limit_key, address.ip());
+            state.logins.failed(attempt);
             Err(invalid_credentials())
         }
     }
@@ -129,7 +134,7 @@ async fn checked<T: Send + 'static>(
     responses((status = 200, body = TokenResponse), (status = 401), (status = 429)))]
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ClientAddress(address): ClientAddress,
     origin: Origin,
     Form(form): Form<LoginForm>,
 ) -> ApiResult<Json<TokenResponse>> {

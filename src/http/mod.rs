@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod client_address;
 pub mod components;
 pub mod connector_types;
 pub mod connectors;
@@ -44,7 +45,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
-use crate::auth::{FailedLogins, TokenSigner};
+use crate::auth::{LoginLimiter, TokenSigner};
 use crate::connectors::Catalogue;
 use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
@@ -52,6 +53,7 @@ use crate::domain::clock::Clock;
 use crate::metrics::Metrics;
 use crate::stacks::Flavors;
 use crate::store::Store;
+use client_address::TrustedProxies;
 use error::{ApiError, error_body};
 use rendered::RenderedPages;
 
@@ -61,7 +63,7 @@ pub struct AppState {
     pub store: Store,
     pub keyring: Arc<Keyring>,
     pub tokens: Arc<TokenSigner>,
-    pub logins: Arc<FailedLogins>,
+    pub logins: Arc<LoginLimiter>,
     pub catalogue: Arc<Catalogue>,
     pub flavors: Arc<Flavors>,
     pub engine: Arc<Engine>,
@@ -187,7 +189,13 @@ pub fn served_paths(router: &Router) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-pub fn router(state: AppState, limits: Limits, metrics: MetricsRoute) -> Router {
+/// The whole server; `proxies` are those whose `X-Forwarded-For` names the client.
+pub fn router(
+    state: AppState,
+    limits: Limits,
+    metrics: MetricsRoute,
+    proxies: TrustedProxies,
+) -> Router {
     let (api, spec) = api();
     let api = match metrics {
         MetricsRoute::ForAdmins => api.route(
@@ -230,6 +238,10 @@ pub fn router(state: AppState, limits: Limits, metrics: MetricsRoute) -> Router 
                 .layer(axum::middleware::map_response(uniform_errors))
                 .layer(axum::middleware::from_fn(refuse_oversized_head))
                 .layer(axum::middleware::from_fn(refuse_nul_in_uri))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(proxies),
+                    client_address::resolve,
+                ))
                 .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
                 .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
         );

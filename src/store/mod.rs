@@ -9,6 +9,7 @@ pub mod components;
 pub mod connectors;
 pub mod data_keys;
 pub mod devices;
+pub mod login_failures;
 pub mod pool;
 pub mod query;
 mod secret_links;

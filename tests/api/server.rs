@@ -64,7 +64,12 @@ async fn every_route_served_is_documented(app: &TestApp, document: &Value) {
         max_body_bytes: app.config.max_body_bytes,
         request_timeout: app.config.request_timeout(),
     };
-    let router = http::router(app.state.clone(), limits, http::MetricsRoute::ForAdmins);
+    let router = http::router(
+        app.state.clone(),
+        limits,
+        http::MetricsRoute::ForAdmins,
+        Default::default(),
+    );
     let served = http::served_paths(&router);
 
     for path in NOT_API {

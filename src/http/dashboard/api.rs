@@ -2,15 +2,16 @@
 //! (tenancy, ownership, validation, the implicit-auth policy, limits) applies to the dashboard
 //! unchanged, because there is only one implementation of it.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::http::client_address::ClientAddress;
 
 /// The largest API answer the dashboard reads (a page of 100 hydrated connectors is ~200 kB).
 const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
@@ -46,7 +47,7 @@ impl ApiFailure {
 #[derive(Clone, Copy)]
 pub struct Caller<'a> {
     pub token: Option<&'a str>,
-    pub address: SocketAddr,
+    pub address: IpAddr,
 }
 
 /// A request body.
@@ -97,7 +98,9 @@ impl Api {
         let mut request = request
             .body(body)
             .map_err(|e| ApiFailure::internal(e.to_string()))?;
-        request.extensions_mut().insert(ConnectInfo(caller.address));
+        request
+            .extensions_mut()
+            .insert(ClientAddress(caller.address));
         let response = self
             .router
             .clone()

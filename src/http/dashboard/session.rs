@@ -4,9 +4,9 @@
 //! carry a CSRF token derived from the session's token, which a page from another site cannot
 //! know.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::Dashboard;
 use super::api::Caller;
+use crate::http::client_address::ClientAddress;
 
 pub const SESSION_COOKIE: &str = "connector_hub_session";
 /// Ties the sign-in form to the browser that loaded it (login CSRF).
@@ -64,7 +65,7 @@ pub fn same_token(a: &str, b: &str) -> bool {
 /// A signed-in browser.
 pub struct Session {
     pub token: String,
-    pub address: SocketAddr,
+    pub address: IpAddr,
 }
 
 impl Session {
@@ -101,8 +102,8 @@ impl FromRequestParts<Dashboard> for Session {
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(to_sign_in)?;
         let address = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0)
+            .get::<ClientAddress>()
+            .map(|ClientAddress(address)| *address)
             .ok_or_else(to_sign_in)?;
         Ok(Session {
             token: token.to_owned(),

@@ -1,11 +1,9 @@
 //! Signing in and out. The sign-in goes through the API's password login, so the same accounts
 //! and the same failed-login limits apply; the token it returns becomes the session cookie.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,6 +11,7 @@ use serde::Deserialize;
 use super::api::{Caller, Payload};
 use super::session::{self, SESSION_COOKIE, SIGN_IN_COOKIE, Session};
 use super::{Dashboard, PageError, PageResult, render, see_other};
+use crate::http::client_address::ClientAddress;
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
@@ -68,7 +67,7 @@ struct Token {
 
 pub async fn submit(
     State(dashboard): State<Dashboard>,
-    ConnectInfo(address): ConnectInfo<SocketAddr>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> PageResult {

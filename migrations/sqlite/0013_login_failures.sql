@@ -1,0 +1,2 @@
+-- Nothing to do: a SQLite server counts failed logins in process. PostgreSQL's 0013 makes the
+-- table its replicas share; this file keeps both sets numbered alike.
