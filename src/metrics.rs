@@ -219,9 +219,9 @@ pub struct Metrics {
     pub logins: LoginMetrics,
     pub audit_records: Counter,
     pools: PoolMetrics,
-    /// What was last exported of each pool's cumulative readings, so that its counters
-    /// advance by the difference.
-    exported: std::sync::Mutex<Vec<(&'static str, u64, f64)>>,
+    /// Held while the pools' counters catch up with a reading, so that two scrapes at once
+    /// do not both add the same difference.
+    refreshing: std::sync::Mutex<()>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -336,7 +336,7 @@ impl Metrics {
             logins,
             audit_records,
             pools,
-            exported: Default::default(),
+            refreshing: Default::default(),
         })
     }
 
@@ -350,7 +350,7 @@ impl Metrics {
     }
 
     fn refresh_pools(&self, pools: &[PoolReading]) {
-        let mut exported = self.exported.lock().expect("metrics lock");
+        let _refreshing = self.refreshing.lock().expect("metrics lock");
         for reading in pools {
             let labels = PoolLabels { pool: reading.name };
             let gauge = |family: &Family<PoolLabels, Gauge>, value: usize| {
@@ -361,27 +361,11 @@ impl Metrics {
             gauge(&self.pools.in_use, reading.in_use);
             gauge(&self.pools.idle, reading.idle);
             gauge(&self.pools.waiting, reading.waiting);
-            let wait = reading.wait.as_secs_f64();
-            let before = match exported.iter_mut().find(|(name, ..)| *name == reading.name) {
-                Some(entry) => entry,
-                None => {
-                    exported.push((reading.name, 0, 0.0));
-                    exported.last_mut().expect("just pushed")
-                }
-            };
-            self.pools
-                .acquired
-                .get_or_create(&labels)
-                .inc_by(reading.acquired.saturating_sub(before.1));
-            self.pools
-                .wait_seconds
-                .get_or_create(&labels)
-                .inc_by((wait - before.2).max(0.0));
-            *before = (
-                reading.name,
-                reading.acquired.max(before.1),
-                wait.max(before.2),
-            );
+            // The pool counts from its start; the counters advance by what they lack.
+            let acquired = self.pools.acquired.get_or_create(&labels);
+            acquired.inc_by(reading.acquired.saturating_sub(acquired.get()));
+            let waited = self.pools.wait_seconds.get_or_create(&labels);
+            waited.inc_by((reading.wait.as_secs_f64() - waited.get()).max(0.0));
         }
     }
 }

@@ -163,12 +163,16 @@ impl Keyring {
     /// Whether the keyring can encrypt now: the database answers and names an active data key,
     /// and this process holds it or can unwrap it. What `/ready` asks.
     pub async fn check_ready(&self) -> CryptoResult<()> {
-        let mut conn = self.store.conn().await?;
-        let id = data_keys::active_id(&mut conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        drop(conn);
+        let id = self.stored_active_id().await?;
         self.cipher(id).await.map(|_| ())
+    }
+
+    /// The id of the data key the database names active.
+    async fn stored_active_id(&self) -> CryptoResult<Uuid> {
+        let mut conn = self.store.conn().await?;
+        Ok(data_keys::active_id(&mut conn)
+            .await?
+            .ok_or(StoreError::NotFound)?)
     }
 
     fn unwrap_row(&self, row: &DataKeyRow) -> CryptoResult<Aes256Gcm> {
@@ -192,11 +196,7 @@ impl Keyring {
 
     /// Re-reads which key is active and switches to it if it changed.
     async fn refresh_active(&self, active: &mut ActiveKey) -> CryptoResult<()> {
-        let mut conn = self.store.conn().await?;
-        let id = data_keys::active_id(&mut conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        drop(conn);
+        let id = self.stored_active_id().await?;
         if id != active.id {
             active.cipher = self.cipher(id).await?;
             active.id = id;

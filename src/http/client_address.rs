@@ -49,10 +49,6 @@ impl TrustedProxies {
         Ok(TrustedProxies(ranges))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn trusts(&self, address: IpAddr) -> bool {
         self.0.iter().any(|range| range.contains(&address))
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -58,18 +58,14 @@ fn render(metrics: &Metrics, store: &Store) -> Response<Body> {
 /// `/metrics` under the main address: the scrape token, or a server admin's credentials.
 pub async fn metrics_for_admins(
     State(state): State<AppState>,
-    headers: HeaderMap,
     request: Request,
 ) -> ApiResult<Response<Body>> {
+    let (mut parts, _) = request.into_parts();
     let scraper = state.metrics_token.as_deref().is_some_and(|expected| {
-        bearer_token(&headers).is_some_and(|given| tokens_match(given, expected))
+        bearer_token(&parts.headers).is_some_and(|given| tokens_match(given, expected))
     });
     if !scraper {
-        let (mut parts, _) = request.into_parts();
-        let caller = <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, &state,
-        )
-        .await?;
+        let caller = Caller::from_request_parts(&mut parts, &state).await?;
         caller.require_server_admin()?;
     }
     Ok(render(&state.metrics, &state.store))
