@@ -11,16 +11,10 @@ use uuid::Uuid;
 
 use crate::auth::shared_limit::SharedFailedLogins;
 use crate::auth::{FailedLogins, LoginLimiter, LoginLimits, TokenSigner, password};
-use crate::config::{AzureConfig, ClusterClientConfig};
 use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
-use crate::connectors::azure::cloud::Clouds;
-use crate::connectors::azure::credentials::{
-    ImplicitIdentity, ImplicitIdentitySettings, TokenCache,
-};
-use crate::connectors::azure::engine::AzureEngine;
-use crate::connectors::azure::kubernetes::ClientIdentity;
-use crate::connectors::azure::outbound::{Outbound, OutboundLimits};
+use crate::connectors::catalogue::Setup;
+use crate::connectors::connector_types;
 use crate::connectors::engine::Engine;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
@@ -49,93 +43,6 @@ pub enum StartupError {
 }
 
 const KEY_FILE_NAME: &str = "master.key";
-
-/// The connector engine: the clouds it may call, its one HTTP client, and the server's own
-/// Azure identity for implicit connectors.
-fn build_engine(
-    config: &AzureConfig,
-    cluster_clients: &ClusterClientConfig,
-    implicit_enabled: bool,
-    metrics: &Metrics,
-) -> Result<Engine, StartupError> {
-    let cluster_clients = cluster_client_identity(cluster_clients)?;
-    let clouds = Clouds::load(
-        config.azure_cloud_config.as_deref(),
-        config.azure_custom_cloud_only,
-    )
-    .map_err(StartupError::Config)?;
-    let limits = OutboundLimits {
-        connect_timeout: Duration::from_secs(config.azure_connect_timeout_seconds),
-        request_timeout: Duration::from_secs(config.azure_request_timeout_seconds),
-        max_retries: config.azure_max_retries,
-        max_retry_wait: Duration::from_secs(config.azure_max_retry_wait_seconds),
-    };
-    let outbound = Outbound::new(
-        clouds.extra_roots_pem.as_deref(),
-        limits,
-        metrics.azure.clone(),
-    )
-    .map_err(StartupError::Config)?;
-    let settings = ImplicitIdentitySettings {
-        tenant_id: config.azure_tenant_id.clone(),
-        client_id: config.azure_client_id.clone(),
-        client_secret: config.azure_client_secret.clone(),
-        federated_token_file: config.azure_federated_token_file.clone(),
-    };
-    let default_cloud = clouds.get(None).expect("there is always a default cloud");
-    // Off, the server neither builds nor probes an identity of its own, nor logs about one.
-    let implicit = match implicit_enabled {
-        true => ImplicitIdentity::new(&settings, default_cloud, &outbound),
-        false => ImplicitIdentity::disabled(),
-    };
-    Ok(Engine {
-        azure: AzureEngine {
-            clouds,
-            outbound,
-            tokens: TokenCache::counted(metrics.token_cache.clone()),
-            implicit,
-            cluster_clients,
-            ensured_cluster_clients: Default::default(),
-        },
-    })
-}
-
-/// The cluster client settings, checked as Kubernetes checks names: DNS labels for the
-/// namespace and service account, a path segment for the ClusterRole.
-fn cluster_client_identity(config: &ClusterClientConfig) -> Result<ClientIdentity, StartupError> {
-    let dns_label = |flag: &str, value: &str| {
-        let valid = (1..=63).contains(&value.len())
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !value.starts_with('-')
-            && !value.ends_with('-');
-        match valid {
-            true => Ok(value.to_owned()),
-            false => Err(StartupError::Config(format!(
-                "--{flag} must be a Kubernetes name (lower-case letters, digits and '-', at most \
-                 63 characters), not '{value}'"
-            ))),
-        }
-    };
-    let role = &config.kubernetes_client_cluster_role;
-    if role.is_empty() || role == "." || role == ".." || role.contains(['/', '%']) {
-        return Err(StartupError::Config(format!(
-            "--kubernetes-client-cluster-role must be a ClusterRole name, not '{role}'"
-        )));
-    }
-    Ok(ClientIdentity {
-        namespace: dns_label(
-            "kubernetes-client-namespace",
-            &config.kubernetes_client_namespace,
-        )?,
-        service_account: dns_label(
-            "kubernetes-client-service-account",
-            &config.kubernetes_client_service_account,
-        )?,
-        cluster_role: role.clone(),
-    })
-}
 
 /// Finds the master key: the environment, else the key file, else (only for the embedded SQLite
 /// default) a key file in the data directory, generated on first start.
@@ -369,16 +276,14 @@ impl Server {
             keyring: Arc::new(keyring),
             tokens: Arc::new(tokens),
             catalogue: Arc::new(Catalogue::new(
+                Setup::new(&config, &metrics)
+                    .and_then(|setup| connector_types(&setup))
+                    .map_err(StartupError::Config)?,
                 config.enable_implicit_auth_methods,
                 config.implicit_auth_workspaces.clone(),
             )),
             flavors: Arc::new(Flavors::new()),
-            engine: Arc::new(build_engine(
-                &config.azure,
-                &config.cluster_clients,
-                config.enable_implicit_auth_methods,
-                &metrics,
-            )?),
+            engine: Arc::new(Engine),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins,
             audit,

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::ConnectorType;
-use super::azure::engine::{AzureEngine, nothing_listed};
 use crate::domain::secret::SecretValues;
 
 /// A stored or proposed connector, as the engine sees it.
@@ -128,10 +127,24 @@ pub enum EngineError {
 /// The connector's credentials are past their expiry (less the skew tolerance).
 pub const EXPIRED: &str = "the connector's authentication credentials have expired.";
 
-/// Runs connectors against their clouds. Built once at start-up.
-pub struct Engine {
-    pub azure: AzureEngine,
+/// One connector's credentials in use against its service, opened by its type. Each call's
+/// error is the service's refusal or failure in words for the user.
+#[async_trait::async_trait]
+pub trait Session: Send + Sync {
+    /// Proves that the credentials work, before anything is listed.
+    async fn authenticate(&self) -> Result<(), String>;
+
+    /// The canonical ids of the resources of `resource_type` the connector reaches, or only
+    /// `id` (checked to be reachable) when given. An empty list is not an error here.
+    async fn list(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String>;
+
+    /// Credentials for one resource, as a client connector.
+    async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String>;
 }
+
+/// What every connector type shares around its sessions: which resources a request is about,
+/// expiry, and the wording of results. Types are reached through the catalogue.
+pub struct Engine;
 
 /// What a request is about: the resource types to look at, and one resource if named.
 struct Target {
@@ -218,14 +231,14 @@ impl Engine {
             result.fail(EXPIRED.into());
             return Ok(result);
         }
-        let session = match self.azure.session(connector, now) {
+        let session = match kind.session(connector, now) {
             Ok(session) => session,
             Err(error) => {
                 result.fail(authorization_failure(connector, error));
                 return Ok(result);
             }
         };
-        if let Err(error) = session.subscription().await {
+        if let Err(error) = session.authenticate().await {
             result.fail(authorization_failure(connector, error));
             return Ok(result);
         }
@@ -278,8 +291,7 @@ impl Engine {
         if connector.expired {
             return Err(EngineError::Cloud(EXPIRED.into()));
         }
-        let session = self
-            .azure
+        let session = kind
             .session(connector, now)
             .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
         let resource_id = match target.resource_id {
@@ -311,4 +323,13 @@ impl Engine {
         };
         Ok(client)
     }
+}
+
+/// The resource types' error when a listing comes back empty.
+fn nothing_listed(connector: &str, type_name: &str) -> String {
+    format!(
+        "connector '{connector}' didn't list any {type_name} resources. This is likely caused by \
+         the connector credentials not being valid or not having sufficient permissions to list or \
+         access resources of this type."
+    )
 }

@@ -122,7 +122,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::connectors::azure::Azure;
+    use crate::connectors::azure;
     use crate::stacks::{ComponentType, Flavors};
 
     fn link(
@@ -133,7 +133,7 @@ mod tests {
         requested: Option<&str>,
     ) -> DomainResult<Option<String>> {
         let flavors = Flavors::new();
-        let azure = Azure::new();
+        let azure = azure::with_defaults();
         let resource_types: Vec<String> = resource_types.iter().map(|t| t.to_string()).collect();
         let settings = BTreeMap::new();
         let connector = LinkedConnector {

@@ -16,10 +16,10 @@ use super::kubernetes::{
 };
 use super::outbound::Outbound;
 use super::{
-    ACCESS_TOKEN, BLOB_CONTAINER, DOCKER_REGISTRY, GENERIC, KUBERNETES_CLUSTER, registry,
+    ACCESS_TOKEN, BLOB_CONTAINER, DOCKER_REGISTRY, GENERIC, KUBERNETES_CLUSTER, container_registry,
     resource_id,
 };
-use crate::connectors::engine::{ClientConnector, Connector};
+use crate::connectors::engine::{ClientConnector, Connector, Session};
 use crate::metrics::AzureService;
 
 /// Built once at start-up and shared by every request.
@@ -39,7 +39,7 @@ impl AzureEngine {
         &'a self,
         connector: &'a Connector,
         now: DateTime<Utc>,
-    ) -> Result<Session<'a>, String> {
+    ) -> Result<AzureSession<'a>, String> {
         let cloud = self.clouds.get(connector.setting("cloud")).ok_or_else(|| {
             format!(
                 "the Azure cloud '{}' is not known to this server (known: {})",
@@ -75,7 +75,7 @@ impl AzureEngine {
                 "the subscription_id '{subscription}' is not a UUID"
             ));
         }
-        Ok(Session {
+        Ok(AzureSession {
             engine: self,
             connector,
             cloud,
@@ -90,7 +90,7 @@ fn required<'a>(value: Option<&'a str>, field: &str) -> Result<&'a str, String> 
     value.ok_or_else(|| format!("the connector configuration lacks '{field}'"))
 }
 
-pub struct Session<'a> {
+pub struct AzureSession<'a> {
     engine: &'a AzureEngine,
     connector: &'a Connector,
     cloud: &'a Cloud,
@@ -99,7 +99,7 @@ pub struct Session<'a> {
     subscription: OnceCell<Subscription>,
 }
 
-impl Session<'_> {
+impl AzureSession<'_> {
     fn tokens(&self) -> TokenSource<'_> {
         TokenSource {
             connector_id: self.connector.id,
@@ -139,7 +139,7 @@ impl Session<'_> {
     }
 
     /// The connector's subscription: the configured one, or the only one its identity sees.
-    pub async fn subscription(&self) -> Result<&Subscription, String> {
+    async fn subscription(&self) -> Result<&Subscription, String> {
         self.subscription
             .get_or_try_init(|| async {
                 match self.connector.setting("subscription_id") {
@@ -164,7 +164,7 @@ impl Session<'_> {
     }
 
     /// The ids of the resources of `resource_type` the connector reaches, or only `id`.
-    pub async fn list(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String> {
+    async fn resources(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String> {
         match resource_type {
             GENERIC => {
                 let subscription = self.subscription().await?;
@@ -210,7 +210,7 @@ impl Session<'_> {
                 {
                     let login_server = login_server(registry);
                     let token = self.registry_token(&login_server).await?;
-                    registry::check(&self.engine.outbound, &login_server, &token.token).await?;
+                    container_registry::check(&self.engine.outbound, &login_server, &token.token).await?;
                 }
                 Ok(registries
                     .iter()
@@ -422,9 +422,9 @@ impl Session<'_> {
     }
 
     /// An ACR access token for the registry at `login_server`.
-    async fn registry_token(&self, login_server: &str) -> Result<registry::RegistryToken, String> {
+    async fn registry_token(&self, login_server: &str) -> Result<container_registry::RegistryToken, String> {
         let aad = self.arm_token().await?;
-        registry::access_token(&self.engine.outbound, login_server, &aad.secret).await
+        container_registry::access_token(&self.engine.outbound, login_server, &aad.secret).await
     }
 
     /// Credentials for a cluster: the admin kubeconfig where local accounts exist; otherwise
@@ -517,12 +517,12 @@ impl Session<'_> {
     }
 
     /// Short-lived credentials for one resource.
-    pub async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String> {
+    async fn credentials(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String> {
         let mut configuration = BTreeMap::new();
         let mut secrets = BTreeMap::new();
         match resource_type {
             GENERIC | BLOB_CONTAINER => {
-                let listed = self.list(resource_type, Some(id)).await?;
+                let listed = self.resources(resource_type, Some(id)).await?;
                 let scope = if resource_type == GENERIC {
                     &self.cloud.resource_manager_scope
                 } else {
@@ -588,7 +588,7 @@ impl Session<'_> {
                     .await
                 {
                     Ok(token) => (
-                        registry::TOKEN_USERNAME.to_owned(),
+                        container_registry::TOKEN_USERNAME.to_owned(),
                         token.token,
                         token.expires_at,
                     ),
@@ -673,18 +673,25 @@ impl ArmFailure {
     }
 }
 
-/// The resource types' error when a listing comes back empty.
-pub fn nothing_listed(connector: &str, type_name: &str) -> String {
-    format!(
-        "connector '{connector}' didn't list any {type_name} resources. This is likely caused by \
-         the connector credentials not being valid or not having sufficient permissions to list or \
-         access resources of this type."
-    )
+#[async_trait::async_trait]
+impl Session for AzureSession<'_> {
+    /// Reading the subscription proves the credentials, as ZenML's Azure connector does.
+    async fn authenticate(&self) -> Result<(), String> {
+        self.subscription().await.map(|_| ())
+    }
+
+    async fn list(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String> {
+        self.resources(resource_type, id).await
+    }
+
+    async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String> {
+        self.credentials(resource_type, id).await
+    }
 }
 
-impl std::fmt::Debug for Session<'_> {
+impl std::fmt::Debug for AzureSession<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("AzureSession")
             .field("connector", &self.connector.name)
             .field("cloud", &self.cloud.name)
             .finish()

@@ -18,8 +18,8 @@ use super::{
     view_secret, visible,
     write::{Identity, to_row, validated},
 };
+use crate::connectors::catalogue;
 use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
-use crate::connectors::registry;
 use crate::domain::Scope;
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target as AuditTarget, action};
 use crate::domain::secret::SecretValues;
@@ -116,7 +116,7 @@ pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> Ap
         "Implicit authentication methods for service connectors are disabled for security \
          reasons, because they lend the server's own cloud identity to its users. {why} Requested \
          method: '{}'.",
-        registry::IMPLICIT
+        catalogue::IMPLICIT
     ));
     let record = AuditEvent::new(
         Actor::of(&scope.caller),

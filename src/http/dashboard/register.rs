@@ -15,7 +15,7 @@ use super::api::Payload;
 use super::session::Session;
 use super::view::{self, Reached};
 use super::{Dashboard, Frame, PageError, PageResult, render, see_other};
-use crate::connectors::registry::IMPLICIT;
+use crate::connectors::catalogue::IMPLICIT;
 use crate::connectors::spec::{AuthMethodSpec, ConnectorTypeSpec, FieldType, config_fields};
 use crate::domain::Scope;
 

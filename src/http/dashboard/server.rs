@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::session::Session;
 use super::view::{Named, Page};
 use super::{Dashboard, Frame, InWorkspace, PageError, PageResult, render};
-use crate::connectors::registry::IMPLICIT;
+use crate::connectors::catalogue::IMPLICIT;
 
 #[derive(Deserialize)]
 struct Info {

@@ -7,6 +7,20 @@ use uuid::Uuid;
 
 use super::ConnectorType;
 use super::spec::ConnectorTypeSpec;
+use crate::config::ServeConfig;
+use crate::metrics::Metrics;
+
+/// What connector types are built from at start-up.
+pub struct Setup<'a> {
+    pub config: &'a ServeConfig,
+    pub metrics: &'a Metrics,
+}
+
+impl<'a> Setup<'a> {
+    pub fn new(config: &'a ServeConfig, metrics: &'a Metrics) -> Result<Setup<'a>, String> {
+        Ok(Setup { config, metrics })
+    }
+}
 
 /// The auth method that lends the server's own identity to connectors.
 pub const IMPLICIT: &str = "implicit";
@@ -19,10 +33,13 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// The connector types this server implements.
-    pub fn new(implicit_enabled: bool, implicit_workspaces: Option<Vec<String>>) -> Catalogue {
+    pub fn new(
+        types: Vec<Arc<dyn ConnectorType>>,
+        implicit_enabled: bool,
+        implicit_workspaces: Option<Vec<String>>,
+    ) -> Catalogue {
         Catalogue {
-            types: vec![Arc::new(super::azure::Azure::new())],
+            types,
             implicit_enabled,
             implicit_workspaces,
         }
