@@ -251,6 +251,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub cluster_clients: ClusterClientConfig,
 
+    #[command(flatten)]
+    pub user_endpoints: UserEndpointConfig,
+
     /// Also append every audit record to this file, one JSON object per line, for log
     /// shippers. The database stays the record of truth.
     #[arg(long, env = "CONNECTOR_HUB_AUDIT_LOG_FILE")]
@@ -380,6 +383,42 @@ pub struct ClusterClientConfig {
         default_value = "cluster-admin"
     )]
     pub kubernetes_client_cluster_role: String,
+}
+
+/// How the server calls endpoints that users name: the API servers of `kubernetes` connectors
+/// and the registries of `docker` connectors.
+#[derive(Debug, Clone, Args)]
+pub struct UserEndpointConfig {
+    /// Hosts that user-named endpoints may be on: host names, addresses and CIDRs, comma
+    /// separated, or `*` for any. Unset, loopback, link-local and private addresses are refused
+    /// and everything else is allowed, so that the server is no proxy into its own network.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_ALLOWED_TARGET_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_target_hosts: Option<Vec<String>>,
+
+    /// A PEM file of CAs trusted for user-named endpoints on top of the system roots, such as
+    /// a company CA that signs a private registry's certificate.
+    #[arg(long, env = "CONNECTOR_HUB_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+
+    /// Time allowed to connect to a user-named endpoint, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_TARGET_CONNECT_TIMEOUT_SECONDS",
+        default_value_t = 5
+    )]
+    pub target_connect_timeout_seconds: u64,
+
+    /// Time allowed for one call to a user-named endpoint, in seconds.
+    #[arg(
+        long,
+        env = "CONNECTOR_HUB_TARGET_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 20
+    )]
+    pub target_request_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,11 +2,13 @@
 //! request ever races a registration.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::ConnectorType;
 use super::spec::ConnectorTypeSpec;
+use super::user_endpoints::{TargetHosts, UserEndpoints};
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 
@@ -14,11 +16,31 @@ use crate::metrics::Metrics;
 pub struct Setup<'a> {
     pub config: &'a ServeConfig,
     pub metrics: &'a Metrics,
+    /// Shared by the types that call endpoints their users name.
+    pub user_endpoints: Arc<UserEndpoints>,
 }
 
 impl<'a> Setup<'a> {
     pub fn new(config: &'a ServeConfig, metrics: &'a Metrics) -> Result<Setup<'a>, String> {
-        Ok(Setup { config, metrics })
+        let settings = &config.user_endpoints;
+        let trusted_ca =
+            match &settings.trusted_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    format!("cannot read --trusted-ca-file {}: {e}", path.display())
+                })?),
+                None => None,
+            };
+        let user_endpoints = UserEndpoints::new(
+            TargetHosts::parse(settings.allowed_target_hosts.as_deref())?,
+            trusted_ca.as_deref(),
+            Duration::from_secs(settings.target_connect_timeout_seconds),
+            Duration::from_secs(settings.target_request_timeout_seconds),
+        )?;
+        Ok(Setup {
+            config,
+            metrics,
+            user_endpoints: Arc::new(user_endpoints),
+        })
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod engine;
 pub mod spec;
+pub mod user_endpoints;
 pub mod validate;
 
 use chrono::{DateTime, Utc};
