@@ -36,6 +36,7 @@ macro_rules! connector_types {
 
 connector_types! {
     azure => Azure,
+    kubernetes => Kubernetes,
 }
 pub use spec::ConnectorTypeSpec;
 pub use validate::{ConnectorDraft, ValidConnector};

@@ -724,6 +724,11 @@ pub fn test_config(db: &TestDatabase) -> ServeConfig {
     config.azure.azure_max_retries = 2;
     config.azure.azure_max_retry_wait_seconds = 2;
     config.azure.azure_custom_cloud_only = true;
+    // User-named endpoints (kubernetes, docker) only on this machine; tests of the default
+    // guard unset it and name only loopback addresses, which it refuses.
+    config.user_endpoints.allowed_target_hosts = Some(vec!["127.0.0.0/8".into(), "::1".into()]);
+    config.user_endpoints.target_connect_timeout_seconds = 2;
+    config.user_endpoints.target_request_timeout_seconds = 5;
     config
 }
 

@@ -18,6 +18,7 @@ mod fuzzing;
 mod hardening;
 mod harness;
 mod keys;
+mod kubernetes_type;
 mod login_limits;
 mod operations;
 mod process;

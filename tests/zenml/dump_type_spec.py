@@ -1,12 +1,15 @@
 """Print ZenML's own spec of a service connector type, without its prose descriptions.
 
-Regenerates tests/fixtures/zenml-0.98-azure-type.json from the real client library:
+Regenerates tests/fixtures/zenml-0.98-{azure,kubernetes,docker}-type.json from the real client
+library:
 
     python -m venv /tmp/zenml && /tmp/zenml/bin/pip install zenml==0.98.0
-    /tmp/zenml/bin/python tests/zenml/dump_type_spec.py > tests/fixtures/zenml-0.98-azure-type.json
+    for type in azure kubernetes docker; do
+        /tmp/zenml/bin/python tests/zenml/dump_type_spec.py $type > tests/fixtures/zenml-0.98-$type-type.json
+    done
 
-The Azure SDK is not needed: its modules are replaced by empty stand-ins, since building the
-spec only needs ZenML's own models.
+The Azure and Kubernetes SDKs are not needed: their modules are replaced by empty stand-ins,
+since building a spec only needs ZenML's own models.
 """
 
 import importlib.abc
@@ -54,9 +57,24 @@ class _StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 sys.meta_path.insert(0, _StandIns())
 
-from zenml.integrations.azure.service_connectors.azure_service_connector import (  # noqa: E402
-    AZURE_SERVICE_CONNECTOR_TYPE_SPEC,
-)
+import importlib  # noqa: E402
+
+SPECS = {
+    "azure": (
+        "zenml.integrations.azure.service_connectors.azure_service_connector",
+        "AZURE_SERVICE_CONNECTOR_TYPE_SPEC",
+    ),
+    "kubernetes": (
+        "zenml.integrations.kubernetes.service_connectors.kubernetes_service_connector",
+        "KUBERNETES_SERVICE_CONNECTOR_TYPE_SPEC",
+    ),
+    "docker": (
+        "zenml.service_connectors.docker_service_connector",
+        "DOCKER_SERVICE_CONNECTOR_TYPE_SPEC",
+    ),
+}
+module_name, spec_name = SPECS[sys.argv[1]]
+spec = getattr(importlib.import_module(module_name), spec_name)
 
 
 def without_descriptions(value):
@@ -67,5 +85,5 @@ def without_descriptions(value):
     return value
 
 
-json.dump(without_descriptions(AZURE_SERVICE_CONNECTOR_TYPE_SPEC.model_dump(mode="json")), sys.stdout, indent=2)
+json.dump(without_descriptions(spec.model_dump(mode="json")), sys.stdout, indent=2)
 print()

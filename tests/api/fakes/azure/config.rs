@@ -252,6 +252,10 @@ pub struct FakeCluster {
     pub aad_integrated: bool,
     /// `properties.disableLocalAccounts`: refuses `listClusterAdminCredential`.
     pub disable_local_accounts: bool,
+    /// Users of a static password file (`--basic-auth-file`, which API servers read until
+    /// Kubernetes 1.19): Basic credentials accepted as the admin's. None by default, as
+    /// current API servers accept no Basic credentials at all.
+    pub static_passwords: Vec<(String, String)>,
 }
 
 impl FakeCluster {
@@ -262,7 +266,14 @@ impl FakeCluster {
             kubernetes_version: "1.30.3".to_owned(),
             aad_integrated: false,
             disable_local_accounts: false,
+            static_passwords: Vec::new(),
         }
+    }
+
+    /// Also accepts `username` and `password` by Basic authentication.
+    pub fn with_static_password(mut self, username: &str, password: &str) -> FakeCluster {
+        (self.static_passwords).push((username.to_owned(), password.to_owned()));
+        self
     }
 
     /// AAD-integrated with local accounts disabled, as Azure's hardened defaults have it.

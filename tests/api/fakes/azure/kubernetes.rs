@@ -118,11 +118,26 @@ impl Principal {
 fn authenticate(shared: &Shared, index: usize, headers: &HeaderMap) -> Result<Principal, Response> {
     let unauthorized = || status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
     let endpoint = &shared.clusters[index];
-    let Some(token) = headers
+    let authorization = headers
         .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
+        .and_then(|value| value.to_str().ok());
+    if let Some(basic) = authorization.and_then(|value| value.strip_prefix("Basic ")) {
+        let decoded = BASE64
+            .decode(basic)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let accepted = decoded
+            .as_deref()
+            .and_then(|pair| pair.split_once(':'))
+            .is_some_and(|(user, password)| {
+                (endpoint.cluster.static_passwords.iter()).any(|(u, p)| u == user && p == password)
+            });
+        return match accepted {
+            true => Ok(Principal::Admin),
+            false => Err(unauthorized()),
+        };
+    }
+    let Some(token) = authorization.and_then(|value| value.strip_prefix("Bearer ")) else {
         return Err(unauthorized());
     };
     let is_local_token = token == endpoint.admin_token
