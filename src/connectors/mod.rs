@@ -37,6 +37,7 @@ macro_rules! connector_types {
 connector_types! {
     azure => Azure,
     kubernetes => Kubernetes,
+    docker => Docker,
 }
 pub use spec::ConnectorTypeSpec;
 pub use validate::{ConnectorDraft, ValidConnector};

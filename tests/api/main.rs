@@ -11,6 +11,7 @@ mod connectors;
 mod dashboard;
 mod deploy;
 mod docker_login;
+mod docker_type;
 mod encryption;
 mod errors;
 mod fakes;
