@@ -4,6 +4,7 @@
 
 pub mod azure;
 pub mod engine;
+pub mod expiry;
 pub mod registry;
 pub mod spec;
 pub mod validate;

@@ -13,13 +13,13 @@ use uuid::Uuid;
 
 use super::{
     ConnectorPath, connector_type,
-    model::{ConnectorRequest, ConnectorResponse, expired_after, is_expired},
+    model::{ConnectorRequest, ConnectorResponse},
     read::{LIST, connector_filter},
     view_secret, visible,
     write::{Identity, to_row, validated},
 };
 use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
-use crate::connectors::registry;
+use crate::connectors::{expiry, registry};
 use crate::domain::Scope;
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target as AuditTarget, action};
 use crate::domain::secret::SecretValues;
@@ -144,8 +144,8 @@ pub(in crate::http) fn engine_connector(
         configuration: serde_json::from_str(&row.configuration).unwrap_or_default(),
         secrets,
         expires_at: row.expires_at,
-        usable_until: expired_after(row),
-        expired: is_expired(row, now),
+        usable_until: expiry::expired_after(row.expires_at, row.expires_skew_tolerance),
+        expired: expiry::is_expired(row.expires_at, row.expires_skew_tolerance, now),
         expiration_seconds: row.expiration_seconds,
     }
 }

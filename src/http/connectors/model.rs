@@ -3,20 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::connectors::expiry;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, LongText};
 use crate::http::time;
 use crate::http::users::UserResponse;
-use crate::store::connectors::{ConnectorRow, ConnectorView, LastVerification};
-
-/// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
-pub(super) const DEFAULT_SKEW_SECONDS: i64 = 300;
+use crate::store::connectors::{ConnectorView, LastVerification};
 
 /// The connector type in a request: its name, or (as ZenML clients may send) the whole type.
 #[derive(Debug, Clone, Deserialize)]
@@ -182,22 +180,6 @@ pub(super) struct ConnectorResources {
     user: Option<UserResponse>,
 }
 
-/// When the connector starts to count as expired: `expires_at` less the skew tolerance. Create
-/// and update bound both; a row stored before they did, whose difference is out of range,
-/// counts as expired always.
-pub(super) fn expired_after(row: &ConnectorRow) -> Option<DateTime<Utc>> {
-    let skew = row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS);
-    row.expires_at.map(|at| {
-        Duration::try_seconds(skew)
-            .and_then(|skew| at.checked_sub_signed(skew))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-    })
-}
-
-pub(super) fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {
-    expired_after(row).is_some_and(|after| after < now)
-}
-
 /// How much of a connector to render.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::http) struct Detail {
@@ -254,7 +236,7 @@ impl ConnectorResponse {
             id: row.id,
             permission_denied: false,
             body: ConnectorBody {
-                expired: is_expired(&row, now),
+                expired: expiry::is_expired(row.expires_at, row.expires_skew_tolerance, now),
                 created: row.created,
                 updated: row.updated,
                 user_id: row.user_id,

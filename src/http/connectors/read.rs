@@ -12,9 +12,10 @@ use utoipa::IntoParams;
 
 use super::{
     ConnectorPath,
-    model::{ConnectorResponse, Detail, expired_after},
+    model::{ConnectorResponse, Detail},
     view_secret, visible_to,
 };
+use crate::connectors::expiry;
 use crate::domain::Scope;
 use crate::domain::audit::{AuditEvent, Origin, Target, action};
 use crate::http::error::{ApiError, ApiResult};
@@ -134,7 +135,12 @@ pub async fn list_connectors(
     let fresh_until = listed
         .items
         .iter()
-        .filter_map(|view| expired_after(&view.connector))
+        .filter_map(|view| {
+            expiry::expired_after(
+                view.connector.expires_at,
+                view.connector.expires_skew_tolerance,
+            )
+        })
         .filter(|after| *after >= now)
         .min();
     let page = request.page(listed, |view| {
