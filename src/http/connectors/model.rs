@@ -166,11 +166,7 @@ impl Verification {
         Some(Verification {
             verified_at: last.last_verified_at?,
             error: last.last_verification_error.clone(),
-            resources: last
-                .last_verified_resources
-                .as_deref()
-                .and_then(|counts| serde_json::from_str(counts).ok())
-                .unwrap_or_default(),
+            resources: last.last_verified_resources.clone(),
         })
     }
 }
@@ -220,15 +216,14 @@ impl ConnectorResponse {
         let expanded = secret.filter(|_| detail.expand);
         // As ZenML does, expanded secrets come with the metadata even when not hydrating.
         let metadata = (detail.hydrate || expanded.is_some()).then(|| {
-            let mut configuration: BTreeMap<String, Value> =
-                serde_json::from_str(&row.configuration).unwrap_or_default();
+            let mut configuration = row.configuration.clone();
             for (key, value) in expanded.iter().flat_map(|s| s.iter()) {
                 configuration.insert(key.to_owned(), Value::String(value.to_owned()));
             }
             ConnectorMetadata {
                 configuration,
                 expiration_seconds: row.expiration_seconds,
-                labels: serde_json::from_str(&row.labels).unwrap_or_default(),
+                labels: row.labels.clone(),
                 last_verification: Verification::of(&view.verification),
             }
         });
@@ -243,7 +238,7 @@ impl ConnectorResponse {
                 description: row.description,
                 connector_type: row.connector_type,
                 auth_method: row.auth_method,
-                resource_types: serde_json::from_str(&row.resource_types).unwrap_or_default(),
+                resource_types: row.resource_types,
                 resource_id: row.resource_id,
                 supports_instances: row.supports_instances,
                 expires_at: row.expires_at,
