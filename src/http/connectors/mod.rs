@@ -14,9 +14,9 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::openapi::{workspace_alias, workspace_form};
+use super::sealing::{self, Visibility};
 use super::time;
 use crate::connectors::ConnectorType;
-use crate::crypto::keyring::secret_aad;
 use crate::domain::Scope;
 use crate::domain::secret::SecretValues;
 use crate::store::Conn;
@@ -62,21 +62,6 @@ pub(in crate::http) fn visible_to(
         })
 }
 
-pub(super) async fn open_secret(
-    state: &AppState,
-    workspace_id: Uuid,
-    secret_id: Uuid,
-    ciphertext: &[u8],
-) -> ApiResult<SecretValues> {
-    let plaintext = state
-        .keyring
-        .decrypt(&secret_aad(workspace_id, secret_id), ciphertext)
-        .await?;
-    SecretValues::from_plaintext(&plaintext).ok_or_else(|| {
-        ApiError::Integrity("a connector's stored secret is not a key/value map".into())
-    })
-}
-
 /// The secret values of a connector read with its encrypted secret (`get`, or a list asked
 /// for secrets); `None` when it has none.
 pub(super) async fn view_secret(
@@ -85,13 +70,13 @@ pub(super) async fn view_secret(
 ) -> ApiResult<Option<SecretValues>> {
     match (view.connector.secret_id, &view.secret_ciphertext) {
         (Some(id), Some(ciphertext)) => Ok(Some(
-            open_secret(state, view.connector.workspace_id, id, ciphertext).await?,
+            sealing::open(state, view.connector.workspace_id, id, ciphertext).await?,
         )),
         _ => Ok(None),
     }
 }
 
-/// Encrypts a connector's secret fields into a new internal secret row.
+/// Encrypts a connector's secret fields into a new internal secret; `None` without any.
 pub(super) async fn seal_secret(
     state: &AppState,
     scope: &Scope,
@@ -101,25 +86,9 @@ pub(super) async fn seal_secret(
     if values.keys().next().is_none() {
         return Ok(None);
     }
-    let now = state.clock.now();
-    let id = Uuid::new_v4();
-    let (key_id, ciphertext) = state
-        .keyring
-        .encrypt(&secret_aad(scope.workspace_id, id), &values.to_plaintext())
-        .await?;
-    Ok(Some(SecretRow {
-        id,
-        workspace_id: scope.workspace_id,
-        user_id: Some(scope.user_id()),
-        name: format!("connector-{connector_id}"),
-        private: false,
-        internal: true,
-        key_id,
-        ciphertext,
-        revision: 1,
-        created: now,
-        updated: now,
-    }))
+    let name = format!("connector-{connector_id}");
+    let row = sealing::new_secret(state, scope, name, Visibility::Internal, values).await?;
+    Ok(Some(row))
 }
 
 /// The connector's id in the path (by name, so the workspace-scoped routes work too).
