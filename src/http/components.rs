@@ -391,7 +391,7 @@ fn name_taken(component_type: ComponentType, name: &str) -> impl FnOnce(StoreErr
          component with the same name and type."
     );
     move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
+        err if err.violates(components::NAME_UNIQUE) => ApiError::Conflict(message),
         other => other.into(),
     }
 }

@@ -145,9 +145,12 @@ pub async fn create_secret(
     let name = request.name.into_inner();
     let row = sealing::new_secret(&state, &scope, name, visibility, &values).await?;
     let mut tx = state.store.begin().await?;
-    secrets::insert(&mut tx, &row)
-        .await
-        .map_err(name_taken("create", "secret", &row.name))?;
+    secrets::insert(&mut tx, &row).await.map_err(name_taken(
+        "create",
+        "secret",
+        &row.name,
+        secrets::NAME_UNIQUE,
+    ))?;
     let target = Target::new("secret", row.id, &row.name);
     let record = audit::in_scope(&state, &scope, &origin, action::SECRET_CREATED, target);
     store::audit::append(&mut tx, &record).await?;
@@ -290,7 +293,14 @@ pub async fn update_secret(
                 return Ok(Json(rendered));
             }
             Err(StoreError::Concurrent) => continue,
-            Err(e) => return Err(name_taken("update", "secret", &row.name)(e)),
+            Err(e) => {
+                return Err(name_taken(
+                    "update",
+                    "secret",
+                    &row.name,
+                    secrets::NAME_UNIQUE,
+                )(e));
+            }
         }
     }
     Err(StoreError::Concurrent.into())

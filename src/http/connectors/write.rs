@@ -134,11 +134,13 @@ pub async fn create_connector(
         Target::new("service_connector", new.row.id, &new.row.name),
     );
     store::audit::push(&mut batch, &record);
-    state.store.write(batch).await.map_err(name_taken(
+    let taken = name_taken(
         "create",
         "service connector",
         &new.row.name,
-    ))?;
+        connectors::NAME_UNIQUE,
+    );
+    state.store.write(batch).await.map_err(taken)?;
     state.audit.written();
     Ok(Json(new.render(&scope, state.clock.now())))
 }
@@ -332,7 +334,12 @@ pub async fn update_connector(
     }
     connectors::update(&mut tx, &before, &row)
         .await
-        .map_err(name_taken("update", "service connector", &row.name))?;
+        .map_err(name_taken(
+            "update",
+            "service connector",
+            &row.name,
+            connectors::NAME_UNIQUE,
+        ))?;
     if let Some(old_secret) = before.secret_id {
         secrets::delete(&mut tx, scope.workspace_id, old_secret).await?;
     }

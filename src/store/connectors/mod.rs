@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::query::bind_args;
 use super::query::{Field, FieldKind, SqlBuilder};
 use super::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
-use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, parse_json, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, Unique, classify, parse_json, with_conn};
 
 mod counts;
 mod list;
@@ -183,6 +183,12 @@ pub static FIELDS: &[Field] = &[
     Field::new("created", FieldKind::Time, "c.created"),
     Field::new("updated", FieldKind::Time, "c.updated"),
 ];
+
+/// What keeps connector names apart within a workspace.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "service_connectors_workspace_id_name_key",
+    sqlite: "service_connectors.workspace_id, service_connectors.name",
+}];
 
 /// Filters outside the generic field conditions: they always narrow the result.
 #[derive(Debug, Clone, Default)]
