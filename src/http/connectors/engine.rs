@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    ConnectorPath, connector_type,
+    ConnectorPath, connector_type, may_read_secrets,
     model::{ConnectorRequest, ConnectorResponse},
     read::{LIST, connector_filter},
     view_secret, visible,
@@ -396,7 +396,7 @@ pub async fn connector_client(
             .iter()
             .any(|(_, stored)| stored == handed.as_str())
     });
-    if hands_out_stored_secret && !scope.may_read_secrets(view.connector.user_id) {
+    if hands_out_stored_secret && !may_read_secrets(&scope, view.connector.user_id) {
         let mut record = record.with_details(json!({
             "resource_type": client.resource_type,
             "resource_id": client.resource_id,

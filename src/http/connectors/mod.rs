@@ -2,6 +2,7 @@
 //! only for its owner; a shared one is visible to and usable by every member. Secret fields go
 //! to an internal encrypted secret and come back only to the owner and workspace admins.
 
+mod access;
 mod engine;
 mod model;
 mod read;
@@ -19,10 +20,10 @@ use super::time;
 use crate::connectors::ConnectorType;
 use crate::domain::Scope;
 use crate::domain::secret::SecretValues;
-use crate::store::Conn;
-use crate::store::connectors::{self, ConnectorView};
+use crate::store::connectors::ConnectorView;
 use crate::store::secrets::SecretRow;
 
+pub(in crate::http) use access::{may_read_secrets, visible, visible_to};
 pub use engine::{ResourcesResponse, require_allowed};
 pub(in crate::http) use engine::{Target, verify_request, verify_stored};
 pub(in crate::http) use model::Detail;
@@ -39,27 +40,6 @@ pub(in crate::http) fn connector_type<'a>(
              this server"
         ))
     })
-}
-
-/// The connector, if it exists for this caller.
-pub(super) async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
-    let found = connectors::get(conn, scope.workspace_id, id).await?;
-    visible_to(scope, id, found)
-}
-
-/// `found` if the scope's caller may see it; anyone else learns nothing about it.
-pub(in crate::http) fn visible_to(
-    scope: &Scope,
-    id: Uuid,
-    found: Option<ConnectorView>,
-) -> ApiResult<ConnectorView> {
-    found
-        .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "Unable to get service connector with ID '{id}': No service connector with this ID found"
-            ))
-        })
 }
 
 /// The secret values of a connector read with its encrypted secret (`get`, or a list asked
