@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod engine;
+pub mod expiry;
 pub mod spec;
 pub mod user_endpoints;
 pub mod validate;

@@ -339,16 +339,12 @@ pub(super) fn check_link_to(
     resource_id: Option<&str>,
 ) -> ApiResult<Option<String>> {
     let kind = connectors::connector_type(state, &row.connector_type)?;
-    let resource_types: Vec<String> = serde_json::from_str(&row.resource_types)
-        .map_err(|e| StoreError::Corrupt(format!("a connector's resource types: {e}")))?;
-    let settings: BTreeMap<String, Value> = serde_json::from_str(&row.configuration)
-        .map_err(|e| StoreError::Corrupt(format!("a connector's configuration: {e}")))?;
     let connector = LinkedConnector {
         name: &row.name,
         kind,
-        resource_types: &resource_types,
+        resource_types: &row.resource_types,
         resource_id: row.resource_id.as_deref(),
-        configuration: &settings,
+        configuration: &row.configuration,
     };
     Ok(link::resource_id(
         flavor,
@@ -395,7 +391,7 @@ fn name_taken(component_type: ComponentType, name: &str) -> impl FnOnce(StoreErr
          component with the same name and type."
     );
     move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
+        err if err.violates(components::NAME_UNIQUE) => ApiError::Conflict(message),
         other => other.into(),
     }
 }

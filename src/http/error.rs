@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use crate::crypto::CryptoError;
 use crate::domain::DomainError;
 use crate::domain::audit::AuditEvent;
-use crate::store::StoreError;
+use crate::store::{StoreError, Unique};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -109,14 +109,20 @@ impl ApiError {
 #[derive(Clone)]
 pub struct ToRecord(pub AuditEvent);
 
-/// Maps a uniqueness conflict to ZenML's 409 message, which names only the name itself.
-pub fn name_taken(action: &str, what: &str, name: &str) -> impl FnOnce(StoreError) -> ApiError {
+/// Maps a violation of `names` (the store's constraints that keep these names apart) to
+/// ZenML's 409 message, which names only the name itself; any other conflict is no taken name.
+pub fn name_taken(
+    action: &str,
+    what: &str,
+    name: &str,
+    names: &'static [Unique],
+) -> impl FnOnce(StoreError) -> ApiError {
     let message = format!(
         "Unable to {action} the requested {what} with name '{name}': Found another existing \
          {what} with the same name."
     );
     move |err| match err {
-        StoreError::Conflict(_) => ApiError::Conflict(message),
+        err if err.violates(names) => ApiError::Conflict(message),
         other => other.into(),
     }
 }
@@ -201,7 +207,7 @@ impl From<StoreError> for ApiError {
                 ApiError::NotFound("Unable to find the requested record".into())
             }
             StoreError::Conflict(_) => {
-                ApiError::Conflict("Another record with the same name already exists.".into())
+                ApiError::Conflict("Another record with the same unique values exists.".into())
             }
             StoreError::Concurrent => ApiError::Conflict(
                 "The record was changed by another request at the same time; try again.".into(),

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod rendered;
+mod sealing;
 pub mod secrets;
 pub mod serve;
 pub mod server;

@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult, name_taken};
 use super::extract::{Json, Query, ReadQuery, WorkspaceQuery};
 use super::openapi::workspace_form;
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
+use super::sealing::{self, Visibility};
 use super::time;
 use super::users::{UserResponse, owner_of};
 use super::{AppState, audit};
@@ -94,21 +95,8 @@ impl SecretResponse {
     }
 }
 
-async fn encrypt(state: &AppState, row: &mut SecretRow, values: &SecretValues) -> ApiResult<()> {
-    let aad = secret_aad(row.workspace_id, row.id);
-    let (key_id, ciphertext) = state.keyring.encrypt(&aad, &values.to_plaintext()).await?;
-    row.key_id = key_id;
-    row.ciphertext = ciphertext;
-    Ok(())
-}
-
-async fn decrypt(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
-    let plaintext = state
-        .keyring
-        .decrypt(&secret_aad(row.workspace_id, row.id), &row.ciphertext)
-        .await?;
-    SecretValues::from_plaintext(&plaintext)
-        .ok_or_else(|| ApiError::Integrity("a stored secret does not hold a key/value map".into()))
+async fn open(state: &AppState, row: &SecretRow) -> ApiResult<SecretValues> {
+    sealing::open(state, row.workspace_id, row.id, &row.ciphertext).await
 }
 
 /// The secret with its owner, if it exists for this caller.
@@ -151,25 +139,18 @@ pub async fn create_secret(
     Json(request): Json<SecretCreate>,
 ) -> ApiResult<Json<SecretResponse>> {
     let values = SecretValues::parse(request.values)?;
-    let now = state.clock.now();
-    let mut row = SecretRow {
-        id: Uuid::new_v4(),
-        workspace_id: scope.workspace_id,
-        user_id: Some(scope.user_id()),
-        name: request.name.into_inner(),
+    let visibility = Visibility::User {
         private: request.private,
-        internal: false,
-        key_id: Uuid::nil(),
-        ciphertext: Vec::new(),
-        revision: 1,
-        created: now,
-        updated: now,
     };
-    encrypt(&state, &mut row, &values).await?;
+    let name = request.name.into_inner();
+    let row = sealing::new_secret(&state, &scope, name, visibility, &values).await?;
     let mut tx = state.store.begin().await?;
-    secrets::insert(&mut tx, &row)
-        .await
-        .map_err(name_taken("create", "secret", &row.name))?;
+    secrets::insert(&mut tx, &row).await.map_err(name_taken(
+        "create",
+        "secret",
+        &row.name,
+        secrets::NAME_UNIQUE,
+    ))?;
     let target = Target::new("secret", row.id, &row.name);
     let record = audit::in_scope(&state, &scope, &origin, action::SECRET_CREATED, target);
     store::audit::append(&mut tx, &record).await?;
@@ -227,7 +208,7 @@ pub async fn get_secret(
     Query(query): Query<ReadQuery>,
 ) -> ApiResult<Json<SecretResponse>> {
     let view = visible(&state, &scope, id).await?;
-    let values = decrypt(&state, &view.secret).await?;
+    let values = open(&state, &view.secret).await?;
     let target = Target::new("secret", id, &view.secret.name);
     let record = audit::in_scope(&state, &scope, &origin, action::SECRET_READ, target);
     state.audit.record(&state.store, record).await?;
@@ -282,7 +263,7 @@ pub async fn update_secret(
             owner,
         } = visible(&state, &scope, id).await?;
         scope.require_owner_or_admin(row.user_id, "secret")?;
-        let mut values = decrypt(&state, &row).await?;
+        let mut values = open(&state, &row).await?;
         if let Some(new_values) = update.values.clone() {
             if query.patch_values.unwrap_or(false) {
                 values.patch(new_values)?;
@@ -297,7 +278,7 @@ pub async fn update_secret(
         row.updated = state.clock.now();
         let expected = row.revision;
         row.revision += 1;
-        encrypt(&state, &mut row, &values).await?;
+        sealing::seal(&state, &mut row, &values).await?;
         let mut tx = state.store.begin().await?;
         match secrets::update(&mut tx, &row, expected).await {
             Ok(()) => {
@@ -312,7 +293,14 @@ pub async fn update_secret(
                 return Ok(Json(rendered));
             }
             Err(StoreError::Concurrent) => continue,
-            Err(e) => return Err(name_taken("update", "secret", &row.name)(e)),
+            Err(e) => {
+                return Err(name_taken(
+                    "update",
+                    "secret",
+                    &row.name,
+                    secrets::NAME_UNIQUE,
+                )(e));
+            }
         }
     }
     Err(StoreError::Concurrent.into())

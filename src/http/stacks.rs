@@ -449,9 +449,12 @@ pub async fn create_stack(
         created: now,
         updated: now,
     };
-    stacks::insert(&mut tx, &stack)
-        .await
-        .map_err(name_taken("create", "stack", &stack.name))?;
+    stacks::insert(&mut tx, &stack).await.map_err(name_taken(
+        "create",
+        "stack",
+        &stack.name,
+        stacks::NAME_UNIQUE,
+    ))?;
     stacks::set_members(&mut tx, stack.id, &members).await?;
     let secret_ids = public_secrets(&mut tx, &scope, &request.secrets.unwrap_or_default()).await?;
     stacks::set_secrets(&mut tx, stack.id, &secret_ids).await?;
@@ -622,7 +625,12 @@ pub async fn update_stack(
     let read_updated = crate::store::touch(&mut stack.updated, state.clock.now());
     stacks::update(&mut tx, &stack, read_updated)
         .await
-        .map_err(name_taken("update", "stack", &stack.name))?;
+        .map_err(name_taken(
+            "update",
+            "stack",
+            &stack.name,
+            stacks::NAME_UNIQUE,
+        ))?;
     stacks::change_secrets(&mut tx, stack.id, &add, &remove).await?;
     let recorded = (&origin, action::STACK_UPDATED);
     written(&state, &scope, tx, stack.id, recorded).await

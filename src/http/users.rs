@@ -224,9 +224,12 @@ async fn insert_account(
     if let Some(reference) = &default_workspace {
         user.default_workspace_id = Some(workspace_id(&mut tx, reference).await?);
     }
-    users::insert(&mut tx, &user)
-        .await
-        .map_err(name_taken("create", what, &user.name))?;
+    users::insert(&mut tx, &user).await.map_err(name_taken(
+        "create",
+        what,
+        &user.name,
+        users::NAME_UNIQUE,
+    ))?;
     if let Some(ws) = user.default_workspace_id {
         workspaces::set_member(
             &mut tx,
@@ -388,7 +391,7 @@ pub async fn update_user(
     let read_updated = user.touch(state.clock.now());
     users::update(&mut tx, &user, read_updated)
         .await
-        .map_err(name_taken("update", "user", &user.name))?;
+        .map_err(name_taken("update", "user", &user.name, users::NAME_UNIQUE))?;
     if ends_sessions {
         let keep = Some(caller.session).filter(|id| user.id == caller.user_id && !id.is_nil());
         users::end_sessions(&mut tx, user.id, keep).await?;
@@ -613,7 +616,12 @@ pub async fn create_api_key(
     };
     users::insert_api_key(&mut tx, &key)
         .await
-        .map_err(name_taken("create", "API key", &key.name))?;
+        .map_err(name_taken(
+            "create",
+            "API key",
+            &key.name,
+            users::API_KEY_NAME_UNIQUE,
+        ))?;
     let target = Target::new("api_key", key.id, &key.name);
     let record = audit::by_caller(&state, &caller, &origin, action::API_KEY_CREATED)
         .on(target)

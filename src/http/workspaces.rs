@@ -118,9 +118,12 @@ pub async fn create_workspace(
         updated: now,
     };
     let mut tx = state.store.begin().await?;
-    workspaces::insert(&mut tx, &ws)
-        .await
-        .map_err(name_taken("create", "workspace", &ws.name))?;
+    workspaces::insert(&mut tx, &ws).await.map_err(name_taken(
+        "create",
+        "workspace",
+        &ws.name,
+        workspaces::NAME_UNIQUE,
+    ))?;
     stacks::insert_default(&mut tx, ws.id, now).await?;
     let target = Target::new("workspace", ws.id, &ws.name);
     let record = audit::by_caller(&state, &caller, &origin, action::WORKSPACE_CREATED)
@@ -205,9 +208,12 @@ pub async fn update_workspace(
         ws.description = description.into_inner();
     }
     ws.updated = state.clock.now();
-    workspaces::update(&mut tx, &ws)
-        .await
-        .map_err(name_taken("update", "workspace", &ws.name))?;
+    workspaces::update(&mut tx, &ws).await.map_err(name_taken(
+        "update",
+        "workspace",
+        &ws.name,
+        workspaces::NAME_UNIQUE,
+    ))?;
     let target = Target::new("workspace", ws.id, &ws.name);
     let record = audit::by_caller(&state, &caller, &origin, action::WORKSPACE_UPDATED)
         .on(target)

@@ -10,8 +10,8 @@ use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::secret_links::COMPONENT_SECRETS;
 use super::users::{OWNER_COLUMNS, Owner, OwnerColumns};
 use super::{
-    Arg, Conn, StoreError, StoreResult, classify, execute, fetch_all, fetch_page, parse_json,
-    with_conn,
+    Arg, Conn, StoreError, StoreResult, Unique, classify, execute, fetch_all, fetch_page,
+    parse_json, with_conn,
 };
 use crate::stacks::ComponentType;
 
@@ -100,6 +100,12 @@ pub(crate) const COLUMNS: &str = "k.id, k.workspace_id, k.user_id, k.name, k.com
     k.connector_resource_id, k.is_default, k.created, k.updated";
 
 const FROM: &str = "FROM stack_components k LEFT JOIN users u ON u.id = k.user_id";
+
+/// What keeps component names apart within a workspace and component type.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "stack_components_workspace_id_component_type_name_key",
+    sqlite: "stack_components.workspace_id, stack_components.component_type, stack_components.name",
+}];
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "k.id"),

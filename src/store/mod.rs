@@ -68,6 +68,36 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A unique constraint, as each backend names a violation of it (the payload of
+/// [`StoreError::Conflict`]): PostgreSQL by the constraint's or unique index's name (see the
+/// migrations), SQLite by the columns it covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Unique {
+    pub postgres: &'static str,
+    pub sqlite: &'static str,
+}
+
+impl StoreError {
+    /// Whether this is a violation of one of `constraints`, rather than of another rule.
+    pub fn violates(&self, constraints: &[Unique]) -> bool {
+        matches!(self, StoreError::Conflict(violated)
+            if constraints.iter().any(|u| u.postgres == violated || u.sqlite == violated))
+    }
+}
+
+/// Names the unique constraint a violation broke: PostgreSQL says which; SQLite's message
+/// lists its columns (`UNIQUE constraint failed: t.a, t.b`).
+fn violated_unique(db: &dyn sqlx::error::DatabaseError) -> String {
+    match db.constraint() {
+        Some(name) => name.to_owned(),
+        None => db
+            .message()
+            .strip_prefix("UNIQUE constraint failed: ")
+            .unwrap_or(db.message())
+            .to_owned(),
+    }
+}
+
 /// Maps a unique-constraint violation to [`StoreError::Conflict`], "no rows" to
 /// [`StoreError::NotFound`], text the database cannot hold to [`StoreError::InvalidValue`], and
 /// a lost or unobtainable connection to [`StoreError::Unavailable`]; everything else stays a
@@ -76,7 +106,7 @@ pub(crate) fn classify(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+            StoreError::Conflict(violated_unique(db.as_ref()))
         }
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
             StoreError::ForeignKey(db.message().to_owned())
@@ -762,5 +792,36 @@ mod tests {
                 .unwrap();
             transaction.commit().await.unwrap();
         });
+    }
+
+    /// A conflict says which constraint it broke: a name taken is told from, say, an id taken.
+    #[tokio::test]
+    async fn a_conflict_names_the_constraint_it_broke() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(None, dir.path(), 2).await.unwrap();
+        let now = chrono::Utc::now();
+        let first = workspaces::WorkspaceRow {
+            id: uuid::Uuid::new_v4(),
+            name: "first".into(),
+            display_name: "first".into(),
+            description: String::new(),
+            created: now,
+            updated: now,
+        };
+        let mut tx = store.begin().await.unwrap();
+        workspaces::insert(&mut tx, &first).await.unwrap();
+        let same_name = workspaces::WorkspaceRow {
+            id: uuid::Uuid::new_v4(),
+            ..first.clone()
+        };
+        let taken = workspaces::insert(&mut tx, &same_name).await.unwrap_err();
+        assert!(taken.violates(workspaces::NAME_UNIQUE), "{taken:?}");
+        let same_id = workspaces::WorkspaceRow {
+            name: "second".into(),
+            ..first.clone()
+        };
+        let other = workspaces::insert(&mut tx, &same_id).await.unwrap_err();
+        assert!(matches!(other, StoreError::Conflict(_)), "{other:?}");
+        assert!(!other.violates(workspaces::NAME_UNIQUE), "{other:?}");
     }
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::users::{OWNER_COLUMNS, Owner, OwnerColumns};
-use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, Unique, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecretRow {
@@ -48,6 +48,18 @@ impl From<SecretColumns> for SecretView {
 
 const COLUMNS: &str = "s.id, s.workspace_id, s.user_id, s.name, s.private, s.internal, s.key_id, \
                        s.ciphertext, s.revision, s.created, s.updated";
+
+/// What keeps secret names apart: public ones within a workspace, private ones per owner.
+pub const NAME_UNIQUE: &[Unique] = &[
+    Unique {
+        postgres: "secrets_public_name",
+        sqlite: "secrets.workspace_id, secrets.name",
+    },
+    Unique {
+        postgres: "secrets_private_name",
+        sqlite: "secrets.workspace_id, secrets.user_id, secrets.name",
+    },
+];
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "s.id"),

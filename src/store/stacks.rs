@@ -14,7 +14,7 @@ use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::secret_links::STACK_SECRETS;
 use super::users::{OWNER_COLUMNS, Owner, OwnerColumns};
 use super::{
-    Arg, Conn, Store, StoreError, StoreResult, classify, execute, fetch_all, fetch_page,
+    Arg, Conn, Store, StoreError, StoreResult, Unique, classify, execute, fetch_all, fetch_page,
     parse_json, with_conn,
 };
 use crate::stacks::{ComponentType, DEFAULT_NAME};
@@ -87,6 +87,12 @@ const COLUMNS: &str = "s.id, s.workspace_id, s.user_id, s.name, s.description, \
     s.stack_spec_path, s.environment, s.labels, s.is_default, s.created, s.updated";
 
 const FROM: &str = "FROM stacks s LEFT JOIN users u ON u.id = s.user_id";
+
+/// What keeps stack names apart within a workspace.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "stacks_workspace_id_name_key",
+    sqlite: "stacks.workspace_id, stacks.name",
+}];
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "s.id"),

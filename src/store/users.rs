@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder};
-use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Conn, StoreError, StoreResult, Unique, classify, fetch_page, with_conn};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
@@ -28,6 +28,18 @@ pub struct UserRow {
 const COLUMNS: &str = "u.id, u.name, u.full_name, u.email, u.password_hash, u.description, \
                        u.is_admin, u.is_service_account, u.active, u.default_workspace_id, \
                        u.created, u.updated, u.session_generation";
+
+/// What keeps account names (users and service accounts) apart.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "users_name_key",
+    sqlite: "users.name",
+}];
+
+/// What keeps a service account's API key names apart.
+pub const API_KEY_NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "api_keys_service_account_id_name_key",
+    sqlite: "api_keys.service_account_id, api_keys.name",
+}];
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "u.id"),

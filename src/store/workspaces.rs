@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::query::{Field, FieldKind, ListQuery, Listed, SqlBuilder, bind_args};
-use super::{Arg, Conn, StoreError, StoreResult, classify, fetch_page, with_conn};
+use super::{Arg, Conn, StoreError, StoreResult, Unique, classify, fetch_page, with_conn};
 use crate::domain::Role;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -18,6 +18,12 @@ pub struct WorkspaceRow {
 }
 
 const COLUMNS: &str = "w.id, w.name, w.display_name, w.description, w.created, w.updated";
+
+/// What keeps workspace names apart.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "workspaces_name_key",
+    sqlite: "workspaces.name",
+}];
 
 pub static FIELDS: &[Field] = &[
     Field::new("id", FieldKind::Uuid, "w.id"),

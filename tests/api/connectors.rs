@@ -1115,6 +1115,41 @@ async fn lists_show_every_change_at_once(backend: Backend) {
     app.stop().await;
 }
 
+/// A JSON column that does not parse is a corrupt record, answered as such: never read as
+/// empty labels, configuration, resource types or verification counts.
+async fn a_corrupt_row_is_an_integrity_error_not_empty(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let intact = create(&app, &app.admin, service_principal("intact")).await;
+    let columns = [
+        "labels",
+        "configuration",
+        "resource_types",
+        "last_verified_resources",
+    ];
+    let mut paths = Vec::new();
+    for column in columns {
+        let name = format!("broken-{}", column.replace('_', "-"));
+        let connector = create(&app, &app.admin, service_principal(&name)).await;
+        app.db
+            .execute(&format!(
+                "UPDATE service_connectors SET {column} = '{{not json' WHERE name = '{name}'"
+            ))
+            .await;
+        paths.push(format!("/api/v1/service_connectors/{}", id_of(&connector)));
+    }
+    let list = "/api/v1/service_connectors".to_owned();
+    for path in paths.iter().chain([&list]) {
+        let reply = app.get(path, &app.admin).await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        let (class, message) = reply.error();
+        assert_eq!(class, "RuntimeError", "{path}");
+        assert!(message.contains("corrupt"), "{path}: {message}");
+    }
+    let path = format!("/api/v1/service_connectors/{}", id_of(&intact));
+    app.get(&path, &app.admin).await.ok();
+    app.stop().await;
+}
+
 on_both_backends!(
     the_catalogue_serves_zenmls_azure_type,
     creates_racing_for_one_name_leave_exactly_one,
@@ -1128,4 +1163,5 @@ on_both_backends!(
     lists_filter_sort_and_page,
     workspace_paths_and_deleted_owners,
     lists_show_every_change_at_once,
+    a_corrupt_row_is_an_integrity_error_not_empty,
 );

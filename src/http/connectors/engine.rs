@@ -12,14 +12,15 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{
-    ConnectorPath, connector_type,
-    model::{ConnectorRequest, ConnectorResponse, expired_after, is_expired},
+    ConnectorPath, connector_type, may_read_secrets,
+    model::{ConnectorRequest, ConnectorResponse},
     read::{LIST, connector_filter},
     view_secret, visible,
-    write::{Identity, to_row, validated},
+    write::validated,
 };
-use crate::connectors::catalogue;
+use crate::connectors::ValidConnector;
 use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
+use crate::connectors::{catalogue, expiry};
 use crate::domain::Scope;
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target as AuditTarget, action};
 use crate::domain::secret::SecretValues;
@@ -129,24 +130,43 @@ pub fn require_allowed(state: &AppState, scope: &Scope, auth_method: &str) -> Ap
     Err(refusal.recorded(record))
 }
 
-/// A connector with its secret values, as the engine takes it.
+/// A stored connector with its secret values, as the engine takes it.
 pub(in crate::http) fn engine_connector(
     row: &ConnectorRow,
     secrets: SecretValues,
     now: DateTime<Utc>,
 ) -> EngineConnector {
+    let (expires_at, skew) = (row.expires_at, row.expires_skew_tolerance);
     EngineConnector {
         id: row.id,
         name: row.name.clone(),
         auth_method: row.auth_method.clone(),
-        resource_types: serde_json::from_str(&row.resource_types).unwrap_or_default(),
+        resource_types: row.resource_types.clone(),
         resource_id: row.resource_id.clone(),
-        configuration: serde_json::from_str(&row.configuration).unwrap_or_default(),
+        configuration: row.configuration.clone(),
         secrets,
-        expires_at: row.expires_at,
-        usable_until: expired_after(row),
-        expired: is_expired(row, now),
+        expires_at,
+        usable_until: expiry::expired_after(expires_at, skew),
+        expired: expiry::is_expired(expires_at, skew, now),
         expiration_seconds: row.expiration_seconds,
+    }
+}
+
+/// A connector that is not stored (its id is nil), as validated, the way the engine takes it.
+fn proposed_connector(name: String, valid: ValidConnector, now: DateTime<Utc>) -> EngineConnector {
+    let (expires_at, skew) = (valid.expires_at, valid.expires_skew_tolerance);
+    EngineConnector {
+        id: Uuid::nil(),
+        name,
+        usable_until: expiry::expired_after(expires_at, skew),
+        expired: expiry::is_expired(expires_at, skew, now),
+        expires_at,
+        expiration_seconds: valid.expiration_seconds,
+        auth_method: valid.auth_method,
+        resource_types: valid.resource_types,
+        resource_id: valid.resource_id,
+        configuration: valid.configuration,
+        secrets: valid.secrets,
     }
 }
 
@@ -291,19 +311,10 @@ pub(in crate::http) async fn verify_request(
     target: Target<'_>,
 ) -> ApiResult<ResourcesResponse> {
     let valid = validated(state, scope, &request)?;
-    let kind = connector_type(state, request.connector_type.name())?;
+    let type_name = request.connector_type.name();
+    let kind = connector_type(state, type_name)?;
     let now = state.clock.now();
-    let identity = Identity {
-        id: Uuid::nil(),
-        name: request.name.into_inner(),
-        description: request.description.into_inner(),
-        connector_type: request.connector_type.name().to_owned(),
-        shared: request.shared,
-        created: now,
-        updated: now,
-    };
-    let row = to_row(identity, scope, &valid, &request.labels, None);
-    let connector = engine_connector(&row, valid.secrets, now);
+    let connector = proposed_connector(request.name.into_inner(), valid, now);
     let found = state
         .engine
         .verify(
@@ -318,7 +329,7 @@ pub(in crate::http) async fn verify_request(
     Ok(ResourcesResponse::new(
         None,
         &connector.name,
-        &row.connector_type,
+        type_name,
         found,
     ))
 }
@@ -385,7 +396,7 @@ pub async fn connector_client(
             .iter()
             .any(|(_, stored)| stored == handed.as_str())
     });
-    if hands_out_stored_secret && !scope.may_read_secrets(view.connector.user_id) {
+    if hands_out_stored_secret && !may_read_secrets(&scope, view.connector.user_id) {
         let mut record = record.with_details(json!({
             "resource_type": client.resource_type,
             "resource_id": client.resource_id,
@@ -421,13 +432,13 @@ pub async fn connector_client(
         description: parent.description.clone(),
         connector_type: client.connector_type.to_owned(),
         auth_method: client.auth_method.to_owned(),
-        resource_types: serde_json::to_string(&[&client.resource_type]).expect("strings serialise"),
+        resource_types: vec![client.resource_type.clone()],
         resource_id: Some(client.resource_id.clone()),
         supports_instances: false,
         expires_at: client.expires_at,
         expiration_seconds: None,
-        configuration: serde_json::to_string(&client.configuration).expect("JSON values serialise"),
-        labels: "{}".into(),
+        configuration: client.configuration.clone(),
+        labels: BTreeMap::new(),
         secret_id: None,
         ..parent.clone()
     };

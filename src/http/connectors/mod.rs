@@ -2,6 +2,7 @@
 //! only for its owner; a shared one is visible to and usable by every member. Secret fields go
 //! to an internal encrypted secret and come back only to the owner and workspace admins.
 
+mod access;
 mod engine;
 mod model;
 mod read;
@@ -14,15 +15,15 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::openapi::{workspace_alias, workspace_form};
+use super::sealing::{self, Visibility};
 use super::time;
 use crate::connectors::ConnectorType;
-use crate::crypto::keyring::secret_aad;
 use crate::domain::Scope;
 use crate::domain::secret::SecretValues;
-use crate::store::Conn;
-use crate::store::connectors::{self, ConnectorView};
+use crate::store::connectors::ConnectorView;
 use crate::store::secrets::SecretRow;
 
+pub(in crate::http) use access::{may_read_secrets, visible, visible_to};
 pub use engine::{ResourcesResponse, require_allowed};
 pub(in crate::http) use engine::{Target, verify_request, verify_stored};
 pub(in crate::http) use model::Detail;
@@ -41,42 +42,6 @@ pub(in crate::http) fn connector_type<'a>(
     })
 }
 
-/// The connector, if it exists for this caller.
-pub(super) async fn visible(conn: &mut Conn, scope: &Scope, id: Uuid) -> ApiResult<ConnectorView> {
-    let found = connectors::get(conn, scope.workspace_id, id).await?;
-    visible_to(scope, id, found)
-}
-
-/// `found` if the scope's caller may see it; anyone else learns nothing about it.
-pub(in crate::http) fn visible_to(
-    scope: &Scope,
-    id: Uuid,
-    found: Option<ConnectorView>,
-) -> ApiResult<ConnectorView> {
-    found
-        .filter(|c| scope.can_see(c.connector.user_id, !c.connector.shared))
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "Unable to get service connector with ID '{id}': No service connector with this ID found"
-            ))
-        })
-}
-
-pub(super) async fn open_secret(
-    state: &AppState,
-    workspace_id: Uuid,
-    secret_id: Uuid,
-    ciphertext: &[u8],
-) -> ApiResult<SecretValues> {
-    let plaintext = state
-        .keyring
-        .decrypt(&secret_aad(workspace_id, secret_id), ciphertext)
-        .await?;
-    SecretValues::from_plaintext(&plaintext).ok_or_else(|| {
-        ApiError::Integrity("a connector's stored secret is not a key/value map".into())
-    })
-}
-
 /// The secret values of a connector read with its encrypted secret (`get`, or a list asked
 /// for secrets); `None` when it has none.
 pub(super) async fn view_secret(
@@ -85,13 +50,13 @@ pub(super) async fn view_secret(
 ) -> ApiResult<Option<SecretValues>> {
     match (view.connector.secret_id, &view.secret_ciphertext) {
         (Some(id), Some(ciphertext)) => Ok(Some(
-            open_secret(state, view.connector.workspace_id, id, ciphertext).await?,
+            sealing::open(state, view.connector.workspace_id, id, ciphertext).await?,
         )),
         _ => Ok(None),
     }
 }
 
-/// Encrypts a connector's secret fields into a new internal secret row.
+/// Encrypts a connector's secret fields into a new internal secret; `None` without any.
 pub(super) async fn seal_secret(
     state: &AppState,
     scope: &Scope,
@@ -101,25 +66,9 @@ pub(super) async fn seal_secret(
     if values.keys().next().is_none() {
         return Ok(None);
     }
-    let now = state.clock.now();
-    let id = Uuid::new_v4();
-    let (key_id, ciphertext) = state
-        .keyring
-        .encrypt(&secret_aad(scope.workspace_id, id), &values.to_plaintext())
-        .await?;
-    Ok(Some(SecretRow {
-        id,
-        workspace_id: scope.workspace_id,
-        user_id: Some(scope.user_id()),
-        name: format!("connector-{connector_id}"),
-        private: false,
-        internal: true,
-        key_id,
-        ciphertext,
-        revision: 1,
-        created: now,
-        updated: now,
-    }))
+    let name = format!("connector-{connector_id}");
+    let row = sealing::new_secret(state, scope, name, Visibility::Internal, values).await?;
+    Ok(Some(row))
 }
 
 /// The connector's id in the path (by name, so the workspace-scoped routes work too).

@@ -3,20 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::connectors::expiry;
 use crate::domain::secret::SecretValues;
 use crate::domain::{EntityName, LongText};
 use crate::http::time;
 use crate::http::users::UserResponse;
-use crate::store::connectors::{ConnectorRow, ConnectorView, LastVerification};
-
-/// ZenML's default tolerance: a connector counts as expired this long before `expires_at`.
-pub(super) const DEFAULT_SKEW_SECONDS: i64 = 300;
+use crate::store::connectors::{ConnectorView, LastVerification};
 
 /// The connector type in a request: its name, or (as ZenML clients may send) the whole type.
 #[derive(Debug, Clone, Deserialize)]
@@ -168,11 +166,7 @@ impl Verification {
         Some(Verification {
             verified_at: last.last_verified_at?,
             error: last.last_verification_error.clone(),
-            resources: last
-                .last_verified_resources
-                .as_deref()
-                .and_then(|counts| serde_json::from_str(counts).ok())
-                .unwrap_or_default(),
+            resources: last.last_verified_resources.clone(),
         })
     }
 }
@@ -180,22 +174,6 @@ impl Verification {
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ConnectorResources {
     user: Option<UserResponse>,
-}
-
-/// When the connector starts to count as expired: `expires_at` less the skew tolerance. Create
-/// and update bound both; a row stored before they did, whose difference is out of range,
-/// counts as expired always.
-pub(super) fn expired_after(row: &ConnectorRow) -> Option<DateTime<Utc>> {
-    let skew = row.expires_skew_tolerance.unwrap_or(DEFAULT_SKEW_SECONDS);
-    row.expires_at.map(|at| {
-        Duration::try_seconds(skew)
-            .and_then(|skew| at.checked_sub_signed(skew))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-    })
-}
-
-pub(super) fn is_expired(row: &ConnectorRow, now: DateTime<Utc>) -> bool {
-    expired_after(row).is_some_and(|after| after < now)
 }
 
 /// How much of a connector to render.
@@ -238,15 +216,14 @@ impl ConnectorResponse {
         let expanded = secret.filter(|_| detail.expand);
         // As ZenML does, expanded secrets come with the metadata even when not hydrating.
         let metadata = (detail.hydrate || expanded.is_some()).then(|| {
-            let mut configuration: BTreeMap<String, Value> =
-                serde_json::from_str(&row.configuration).unwrap_or_default();
+            let mut configuration = row.configuration.clone();
             for (key, value) in expanded.iter().flat_map(|s| s.iter()) {
                 configuration.insert(key.to_owned(), Value::String(value.to_owned()));
             }
             ConnectorMetadata {
                 configuration,
                 expiration_seconds: row.expiration_seconds,
-                labels: serde_json::from_str(&row.labels).unwrap_or_default(),
+                labels: row.labels.clone(),
                 last_verification: Verification::of(&view.verification),
             }
         });
@@ -254,14 +231,14 @@ impl ConnectorResponse {
             id: row.id,
             permission_denied: false,
             body: ConnectorBody {
-                expired: is_expired(&row, now),
+                expired: expiry::is_expired(row.expires_at, row.expires_skew_tolerance, now),
                 created: row.created,
                 updated: row.updated,
                 user_id: row.user_id,
                 description: row.description,
                 connector_type: row.connector_type,
                 auth_method: row.auth_method,
-                resource_types: serde_json::from_str(&row.resource_types).unwrap_or_default(),
+                resource_types: row.resource_types,
                 resource_id: row.resource_id,
                 supports_instances: row.supports_instances,
                 expires_at: row.expires_at,

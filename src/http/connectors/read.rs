@@ -11,10 +11,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{
-    ConnectorPath,
-    model::{ConnectorResponse, Detail, expired_after},
+    ConnectorPath, may_read_secrets,
+    model::{ConnectorResponse, Detail},
     view_secret, visible_to,
 };
+use crate::connectors::expiry;
 use crate::domain::Scope;
 use crate::domain::audit::{AuditEvent, Origin, Target, action};
 use crate::http::error::{ApiError, ApiResult};
@@ -119,7 +120,7 @@ pub async fn list_connectors(
     )
     .await?;
     drop(conn);
-    let readable = |row: &ConnectorRow| expand && scope.may_read_secrets(row.user_id);
+    let readable = |row: &ConnectorRow| expand && may_read_secrets(&scope, row.user_id);
     let mut values = BTreeMap::new();
     let mut reads = Vec::new();
     for view in listed.items.iter().filter(|v| readable(&v.connector)) {
@@ -134,7 +135,12 @@ pub async fn list_connectors(
     let fresh_until = listed
         .items
         .iter()
-        .filter_map(|view| expired_after(&view.connector))
+        .filter_map(|view| {
+            expiry::expired_after(
+                view.connector.expires_at,
+                view.connector.expires_skew_tolerance,
+            )
+        })
         .filter(|after| *after >= now)
         .min();
     let page = request.page(listed, |view| {
@@ -222,7 +228,7 @@ pub async fn get_connector(
     let scope = claim.scope(caller)?;
     let view = visible_to(&scope, connector_id, found.flatten())?;
     let expand =
-        query.expand_secrets.unwrap_or(true) && scope.may_read_secrets(view.connector.user_id);
+        query.expand_secrets.unwrap_or(true) && may_read_secrets(&scope, view.connector.user_id);
     // The secret came with the connector, in the same query.
     let secret = match expand {
         true => view_secret(&state, &view).await?,

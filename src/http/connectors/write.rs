@@ -84,14 +84,14 @@ pub(super) fn to_row(
         description: identity.description,
         connector_type: identity.connector_type,
         auth_method: valid.auth_method.clone(),
-        resource_types: serde_json::to_string(&valid.resource_types).expect("strings serialise"),
+        resource_types: valid.resource_types.clone(),
         resource_id: valid.resource_id.clone(),
         supports_instances: valid.supports_instances,
         expires_at: valid.expires_at,
         expires_skew_tolerance: valid.expires_skew_tolerance,
         expiration_seconds: valid.expiration_seconds,
-        configuration: serde_json::to_string(&valid.configuration).expect("JSON values serialise"),
-        labels: serde_json::to_string(labels).expect("strings serialise"),
+        configuration: valid.configuration.clone(),
+        labels: labels.clone(),
         secret_id,
         shared: identity.shared,
         created: identity.created,
@@ -134,11 +134,13 @@ pub async fn create_connector(
         Target::new("service_connector", new.row.id, &new.row.name),
     );
     store::audit::push(&mut batch, &record);
-    state.store.write(batch).await.map_err(name_taken(
+    let taken = name_taken(
         "create",
         "service connector",
         &new.row.name,
-    ))?;
+        connectors::NAME_UNIQUE,
+    );
+    state.store.write(batch).await.map_err(taken)?;
     state.audit.written();
     Ok(Json(new.render(&scope, state.clock.now())))
 }
@@ -147,8 +149,6 @@ pub async fn create_connector(
 pub(in crate::http) struct NewConnector {
     pub row: ConnectorRow,
     secret: Option<SecretRow>,
-    labels: BTreeMap<String, String>,
-    resource_types: Vec<String>,
     values: SecretValues,
 }
 
@@ -184,8 +184,6 @@ impl NewConnector {
         Ok(NewConnector {
             row,
             secret,
-            labels: request.labels,
-            resource_types: valid.resource_types,
             values: valid.secrets,
         })
     }
@@ -195,7 +193,7 @@ impl NewConnector {
         if let Some(secret) = &self.secret {
             secrets::push_insert(batch, secret);
         }
-        connectors::push_insert(batch, &self.row, &self.labels, &self.resource_types);
+        connectors::push_insert(batch, &self.row);
     }
 
     /// The connector as stored, with its owner and secret values: what its creator is shown.
@@ -261,7 +259,7 @@ pub async fn update_connector(
         (None, None) => {
             let stored = view_secret(&state, &view).await?;
             let mut configuration: Map<String, Value> =
-                serde_json::from_str(&before.configuration).unwrap_or_default();
+                before.configuration.clone().into_iter().collect();
             for (key, value) in stored.iter().flat_map(|s| s.iter()) {
                 configuration.insert(key.to_owned(), Value::String(value.to_owned()));
             }
@@ -287,16 +285,13 @@ pub async fn update_connector(
         .auth_method
         .unwrap_or_else(|| before.auth_method.clone());
     require_allowed(&state, &scope, &auth_method)?;
-    let labels = match update.labels {
-        Some(labels) => labels,
-        None => serde_json::from_str(&before.labels).unwrap_or_default(),
-    };
+    let labels = update.labels.unwrap_or_else(|| before.labels.clone());
     validate::validate_labels(&labels)?;
     let draft = ConnectorDraft {
         auth_method,
         resource_types: update
             .resource_types
-            .unwrap_or_else(|| serde_json::from_str(&before.resource_types).unwrap_or_default()),
+            .unwrap_or_else(|| before.resource_types.clone()),
         resource_id: update.resource_id,
         expires_at: update.expires_at.or(before.expires_at),
         expires_skew_tolerance: update
@@ -337,9 +332,14 @@ pub async fn update_connector(
     if let Some(secret) = &secret {
         secrets::insert(&mut tx, secret).await?;
     }
-    connectors::update(&mut tx, &before, &row, &labels, &valid.resource_types)
+    connectors::update(&mut tx, &before, &row)
         .await
-        .map_err(name_taken("update", "service connector", &row.name))?;
+        .map_err(name_taken(
+            "update",
+            "service connector",
+            &row.name,
+            connectors::NAME_UNIQUE,
+        ))?;
     if let Some(old_secret) = before.secret_id {
         secrets::delete(&mut tx, scope.workspace_id, old_secret).await?;
     }

@@ -16,6 +16,7 @@ use super::view::{self, Connector, Expiry, Page, Reached};
 use super::{Dashboard, Frame, PageError, PageResult, render, see_other};
 use crate::connectors::spec::config_fields;
 use crate::domain::Scope;
+use crate::http::connectors;
 
 const PAGE_SIZE: u64 = 20;
 
@@ -347,7 +348,7 @@ async fn detail_page(
             .unwrap_or_default(),
         created: view::show_time(&connector.body.created),
         updated: view::show_time(&connector.body.updated),
-        can_edit: scope.may_read_secrets(connector.body.user_id),
+        can_edit: connectors::may_read_secrets(&scope, connector.body.user_id),
         components: components.items,
         row: row_of(dashboard, connector, dashboard.state.clock.now()),
         settings,

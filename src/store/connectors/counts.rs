@@ -3,7 +3,6 @@
 //! spread over shards so that concurrent writers seldom wait for one row.
 
 use super::ConnectorRow;
-use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -47,11 +46,9 @@ pub(super) fn label_facet(key: &str, value: Option<&str>) -> String {
 /// Every facet a connector is counted under, sorted (so that concurrent writers take row
 /// locks in the same order).
 pub(super) fn facets(row: &ConnectorRow) -> Vec<String> {
-    let resource_types: Vec<String> = serde_json::from_str(&row.resource_types).unwrap_or_default();
-    let labels: BTreeMap<String, String> = serde_json::from_str(&row.labels).unwrap_or_default();
     let mut facets = vec![String::new()];
-    facets.extend(resource_types.iter().map(|t| type_facet(t)));
-    for (key, value) in &labels {
+    facets.extend(row.resource_types.iter().map(|t| type_facet(t)));
+    for (key, value) in &row.labels {
         facets.push(label_facet(key, None));
         facets.push(label_facet(key, Some(value)));
     }
@@ -129,15 +126,11 @@ pub(super) async fn delete_side_tables(conn: &mut Conn, row: &ConnectorRow) -> S
 }
 
 /// Fills `sql` with the insert of a connector's labels (not empty) into their filter table.
-pub(super) fn labels_sql(
-    mut sql: SqlBuilder,
-    row: &ConnectorRow,
-    labels: &BTreeMap<String, String>,
-) -> SqlBuilder {
+pub(super) fn labels_sql(mut sql: SqlBuilder, row: &ConnectorRow) -> SqlBuilder {
     sql.push(
         "INSERT INTO service_connector_labels (connector_id, workspace_id, key, value, created) VALUES ",
     );
-    sql.bind_rows(labels.iter().map(|(key, value)| {
+    sql.bind_rows(row.labels.iter().map(|(key, value)| {
         [
             Arg::Uuid(row.id),
             Arg::Uuid(row.workspace_id),
@@ -151,16 +144,12 @@ pub(super) fn labels_sql(
 
 /// Fills `sql` with the insert of a connector's resource types (not empty) into their filter
 /// table.
-pub(super) fn resource_types_sql(
-    mut sql: SqlBuilder,
-    row: &ConnectorRow,
-    resource_types: &[String],
-) -> SqlBuilder {
+pub(super) fn resource_types_sql(mut sql: SqlBuilder, row: &ConnectorRow) -> SqlBuilder {
     sql.push(
         "INSERT INTO service_connector_resource_types \
          (connector_id, workspace_id, resource_type, created) VALUES ",
     );
-    sql.bind_rows(resource_types.iter().map(|resource_type| {
+    sql.bind_rows(row.resource_types.iter().map(|resource_type| {
         [
             Arg::Uuid(row.id),
             Arg::Uuid(row.workspace_id),
@@ -172,18 +161,12 @@ pub(super) fn resource_types_sql(
 }
 
 /// Writes a connector's labels and resource types to the filter tables (one statement each).
-pub(super) async fn insert_side_tables(
-    conn: &mut Conn,
-    row: &ConnectorRow,
-    labels: &BTreeMap<String, String>,
-    resource_types: &[String],
-) -> StoreResult<()> {
-    if !labels.is_empty() {
-        execute(conn, labels_sql(SqlBuilder::new(""), row, labels)).await?;
+pub(super) async fn insert_side_tables(conn: &mut Conn, row: &ConnectorRow) -> StoreResult<()> {
+    if !row.labels.is_empty() {
+        execute(conn, labels_sql(SqlBuilder::new(""), row)).await?;
     }
-    if !resource_types.is_empty() {
-        let sql = resource_types_sql(SqlBuilder::new(""), row, resource_types);
-        execute(conn, sql).await?;
+    if !row.resource_types.is_empty() {
+        execute(conn, resource_types_sql(SqlBuilder::new(""), row)).await?;
     }
     Ok(())
 }

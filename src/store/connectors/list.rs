@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::counts::{label_facet, type_facet};
-use super::{COLUMNS, ConnectorFilter, ConnectorView, FROM};
+use super::{COLUMNS, ConnectorColumns, ConnectorFilter, ConnectorView, FROM};
 use crate::store::query::bind_args;
 use crate::store::query::{ListQuery, Listed, Order, SqlBuilder};
 use crate::store::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
@@ -168,12 +168,13 @@ pub async fn list(
         total.bind(Arg::Uuid(viewer)).push(")");
         total
     });
-    if with_secrets {
+    let listed: Listed<ConnectorColumns> = if with_secrets {
         let columns = format!("{COLUMNS}, s.ciphertext AS secret_ciphertext");
-        fetch_page(conn, &columns, from, query, order, total).await
+        fetch_page(conn, &columns, from, query, order, total).await?
     } else {
-        fetch_page(conn, COLUMNS, from, query, order, total).await
-    }
+        fetch_page(conn, COLUMNS, from, query, order, total).await?
+    };
+    listed.try_map(ConnectorColumns::parse)
 }
 
 /// The one maintained count that answers this filter's total, if there is one.

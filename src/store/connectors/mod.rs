@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::query::bind_args;
 use super::query::{Field, FieldKind, SqlBuilder};
 use super::workspaces::{CALLER_COLUMNS, CALLER_FROM, CallerInWorkspace, CallerKey};
-use super::{Arg, Batch, Conn, StoreError, StoreResult, classify, with_conn};
+use super::{Arg, Batch, Conn, StoreError, StoreResult, Unique, classify, parse_json, with_conn};
 
 mod counts;
 mod list;
@@ -20,7 +22,7 @@ use counts::{
 };
 pub use list::{ListVersion, caller_and_list_version, list};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ConnectorRow {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -29,17 +31,15 @@ pub struct ConnectorRow {
     pub description: String,
     pub connector_type: String,
     pub auth_method: String,
-    /// A JSON array.
-    pub resource_types: String,
+    pub resource_types: Vec<String>,
     pub resource_id: Option<String>,
     pub supports_instances: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub expires_skew_tolerance: Option<i64>,
     pub expiration_seconds: Option<i64>,
-    /// A JSON object of the non-secret configuration.
-    pub configuration: String,
-    /// A JSON object.
-    pub labels: String,
+    /// The non-secret configuration.
+    pub configuration: BTreeMap<String, Value>,
+    pub labels: BTreeMap<String, String>,
     pub secret_id: Option<Uuid>,
     pub shared: bool,
     pub created: DateTime<Utc>,
@@ -47,9 +47,8 @@ pub struct ConnectorRow {
 }
 
 /// A connector with its owner's account, as lists and reads render it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ConnectorView {
-    #[sqlx(flatten)]
     pub connector: ConnectorRow,
     pub owner_name: Option<String>,
     pub owner_is_admin: Option<bool>,
@@ -57,20 +56,107 @@ pub struct ConnectorView {
     pub owner_created: Option<DateTime<Utc>>,
     pub owner_updated: Option<DateTime<Utc>>,
     /// The encrypted secret values, when the query asked for them.
-    #[sqlx(default)]
     pub secret_ciphertext: Option<Vec<u8>>,
-    #[sqlx(flatten)]
     pub verification: LastVerification,
 }
 
 /// The outcome of the last verification of a stored connector, if it was ever verified.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub struct LastVerification {
     pub last_verified_at: Option<DateTime<Utc>>,
     /// The engine's error; `None` when the verification succeeded.
     pub last_verification_error: Option<String>,
-    /// A JSON object: resource type to the number of resources reached.
-    pub last_verified_resources: Option<String>,
+    /// Resource type to the number of resources reached.
+    pub last_verified_resources: BTreeMap<String, usize>,
+}
+
+/// A connector's row as read, before its JSON columns are parsed.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ConnectorColumns {
+    id: Uuid,
+    workspace_id: Uuid,
+    user_id: Option<Uuid>,
+    name: String,
+    description: String,
+    connector_type: String,
+    auth_method: String,
+    resource_types: String,
+    resource_id: Option<String>,
+    supports_instances: bool,
+    expires_at: Option<DateTime<Utc>>,
+    expires_skew_tolerance: Option<i64>,
+    expiration_seconds: Option<i64>,
+    configuration: String,
+    labels: String,
+    secret_id: Option<Uuid>,
+    shared: bool,
+    created: DateTime<Utc>,
+    updated: DateTime<Utc>,
+    owner_name: Option<String>,
+    owner_is_admin: Option<bool>,
+    owner_is_service_account: Option<bool>,
+    owner_created: Option<DateTime<Utc>>,
+    owner_updated: Option<DateTime<Utc>>,
+    #[sqlx(default)]
+    secret_ciphertext: Option<Vec<u8>>,
+    last_verified_at: Option<DateTime<Utc>>,
+    last_verification_error: Option<String>,
+    last_verified_resources: Option<String>,
+}
+
+/// A JSON column of the connector `id`, parsed.
+fn json<T: DeserializeOwned>(id: Uuid, column: &str, text: &str) -> StoreResult<T> {
+    parse_json(column, text).map_err(|e| match e {
+        StoreError::Corrupt(why) => StoreError::Corrupt(format!("service connector {id}: {why}")),
+        other => other,
+    })
+}
+
+impl ConnectorColumns {
+    /// The connector with its JSON columns parsed; one that does not parse is corrupt (and
+    /// logged as such where the error is answered), never read as empty.
+    pub(crate) fn parse(self) -> StoreResult<ConnectorView> {
+        let id = self.id;
+        let connector = ConnectorRow {
+            resource_types: json(id, "resource_types", &self.resource_types)?,
+            configuration: json(id, "configuration", &self.configuration)?,
+            labels: json(id, "labels", &self.labels)?,
+            id: self.id,
+            workspace_id: self.workspace_id,
+            user_id: self.user_id,
+            name: self.name,
+            description: self.description,
+            connector_type: self.connector_type,
+            auth_method: self.auth_method,
+            resource_id: self.resource_id,
+            supports_instances: self.supports_instances,
+            expires_at: self.expires_at,
+            expires_skew_tolerance: self.expires_skew_tolerance,
+            expiration_seconds: self.expiration_seconds,
+            secret_id: self.secret_id,
+            shared: self.shared,
+            created: self.created,
+            updated: self.updated,
+        };
+        let verification = LastVerification {
+            last_verified_resources: match &self.last_verified_resources {
+                Some(counts) => json(id, "last_verified_resources", counts)?,
+                None => BTreeMap::new(),
+            },
+            last_verified_at: self.last_verified_at,
+            last_verification_error: self.last_verification_error,
+        };
+        Ok(ConnectorView {
+            connector,
+            owner_name: self.owner_name,
+            owner_is_admin: self.owner_is_admin,
+            owner_is_service_account: self.owner_is_service_account,
+            owner_created: self.owner_created,
+            owner_updated: self.owner_updated,
+            secret_ciphertext: self.secret_ciphertext,
+            verification,
+        })
+    }
 }
 
 const COLUMNS: &str = "c.id, c.workspace_id, c.user_id, c.name, c.description, c.connector_type, \
@@ -98,6 +184,12 @@ pub static FIELDS: &[Field] = &[
     Field::new("updated", FieldKind::Time, "c.updated"),
 ];
 
+/// What keeps connector names apart within a workspace.
+pub const NAME_UNIQUE: &[Unique] = &[Unique {
+    postgres: "service_connectors_workspace_id_name_key",
+    sqlite: "service_connectors.workspace_id, service_connectors.name",
+}];
+
 /// Filters outside the generic field conditions: they always narrow the result.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorFilter {
@@ -106,21 +198,12 @@ pub struct ConnectorFilter {
     pub labels: Vec<(String, Option<String>)>,
 }
 
-/// Adds to `batch` the insert of a connector with its labels, resource types and counts.
-pub fn push_insert(
-    batch: &mut Batch,
-    row: &ConnectorRow,
-    labels: &BTreeMap<String, String>,
-    resource_types: &[String],
-) {
-    let mut insert = batch.statement();
-    insert.push(
-        "INSERT INTO service_connectors (id, workspace_id, user_id, name, description, \
-         connector_type, auth_method, resource_types, resource_id, supports_instances, \
-         expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
-         secret_id, shared, created, updated) VALUES ",
-    );
-    insert.bind_tuple([
+/// A connector's columns, in table order.
+fn column_args(row: &ConnectorRow) -> [Arg; 19] {
+    // Maps with string keys and plain values always serialise.
+    let json =
+        |value: Result<String, serde_json::Error>| Arg::Text(value.expect("JSON serialises"));
+    [
         Arg::Uuid(row.id),
         Arg::Uuid(row.workspace_id),
         Arg::opt_uuid(row.user_id),
@@ -128,25 +211,37 @@ pub fn push_insert(
         Arg::Text(row.description.clone()),
         Arg::Text(row.connector_type.clone()),
         Arg::Text(row.auth_method.clone()),
-        Arg::Text(row.resource_types.clone()),
+        json(serde_json::to_string(&row.resource_types)),
         Arg::opt_text(row.resource_id.as_deref()),
         Arg::Bool(row.supports_instances),
         Arg::opt_time(row.expires_at),
         Arg::opt_int(row.expires_skew_tolerance),
         Arg::opt_int(row.expiration_seconds),
-        Arg::Text(row.configuration.clone()),
-        Arg::Text(row.labels.clone()),
+        json(serde_json::to_string(&row.configuration)),
+        json(serde_json::to_string(&row.labels)),
         Arg::opt_uuid(row.secret_id),
         Arg::Bool(row.shared),
         Arg::Time(row.created),
         Arg::Time(row.updated),
-    ]);
+    ]
+}
+
+/// Adds to `batch` the insert of a connector with its labels, resource types and counts.
+pub fn push_insert(batch: &mut Batch, row: &ConnectorRow) {
+    let mut insert = batch.statement();
+    insert.push(
+        "INSERT INTO service_connectors (id, workspace_id, user_id, name, description, \
+         connector_type, auth_method, resource_types, resource_id, supports_instances, \
+         expires_at, expires_skew_tolerance, expiration_seconds, configuration, labels, \
+         secret_id, shared, created, updated) VALUES ",
+    );
+    insert.bind_tuple(column_args(row));
     batch.push(insert);
-    if !labels.is_empty() {
-        batch.push(labels_sql(batch.statement(), row, labels));
+    if !row.labels.is_empty() {
+        batch.push(labels_sql(batch.statement(), row));
     }
-    if !resource_types.is_empty() {
-        batch.push(resource_types_sql(batch.statement(), row, resource_types));
+    if !row.resource_types.is_empty() {
+        batch.push(resource_types_sql(batch.statement(), row));
     }
     let owner = count_owner(row.shared, row.user_id);
     let counts = counts_sql(
@@ -169,26 +264,7 @@ async fn write_row(
     expected_updated: Option<DateTime<Utc>>,
 ) -> StoreResult<u64> {
     with_conn!(conn, |c| {
-        let query = sqlx::query(sql)
-            .bind(row.id)
-            .bind(row.workspace_id)
-            .bind(row.user_id)
-            .bind(&row.name)
-            .bind(&row.description)
-            .bind(&row.connector_type)
-            .bind(&row.auth_method)
-            .bind(&row.resource_types)
-            .bind(&row.resource_id)
-            .bind(row.supports_instances)
-            .bind(row.expires_at)
-            .bind(row.expires_skew_tolerance)
-            .bind(row.expiration_seconds)
-            .bind(&row.configuration)
-            .bind(&row.labels)
-            .bind(row.secret_id)
-            .bind(row.shared)
-            .bind(row.created)
-            .bind(row.updated);
+        let query = bind_args!(sqlx::query(sql), column_args(row));
         match expected_updated {
             Some(updated) => query.bind(updated),
             None => query,
@@ -202,13 +278,7 @@ async fn write_row(
 
 /// Rewrites a connector (the row as read, `before`, keeps the counts right). Run inside a
 /// transaction.
-pub async fn update(
-    conn: &mut Conn,
-    before: &ConnectorRow,
-    row: &ConnectorRow,
-    labels: &BTreeMap<String, String>,
-    resource_types: &[String],
-) -> StoreResult<()> {
+pub async fn update(conn: &mut Conn, before: &ConnectorRow, row: &ConnectorRow) -> StoreResult<()> {
     let sql = "UPDATE service_connectors SET user_id = $3, name = $4, description = $5, \
                connector_type = $6, auth_method = $7, resource_types = $8, resource_id = $9, \
                supports_instances = $10, expires_at = $11, expires_skew_tolerance = $12, \
@@ -220,7 +290,7 @@ pub async fn update(
         return Err(StoreError::Concurrent);
     }
     delete_side_tables(conn, row).await?;
-    insert_side_tables(conn, row, labels, resource_types).await?;
+    insert_side_tables(conn, row).await?;
     let old_owner = count_owner(before.shared, before.user_id);
     let new_owner = count_owner(row.shared, row.user_id);
     let (old, new) = (facets(before), facets(row));
@@ -318,14 +388,15 @@ pub async fn get_for_link(
         "SELECT {COLUMNS} {FROM} WHERE c.workspace_id = $1 AND c.id = $2{}",
         conn.dialect().row_lock(" FOR SHARE OF c")
     );
-    with_conn!(conn, |c| {
+    let found: Option<ConnectorColumns> = with_conn!(conn, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(c)
             .await
     })
-    .map_err(classify)
+    .map_err(classify)?;
+    found.map(ConnectorColumns::parse).transpose()
 }
 
 /// Locks a connector against links being made to it until the transaction ends (on
@@ -358,7 +429,8 @@ pub async fn get_many(
     let mut sql = SqlBuilder::new(format!("SELECT {COLUMNS} {FROM} WHERE c.workspace_id = "));
     sql.bind(Arg::Uuid(workspace_id)).push(" AND c.id IN ");
     sql.bind_tuple(ids.iter().map(|id| Arg::Uuid(*id)));
-    super::fetch_all(conn, sql).await
+    let rows: Vec<ConnectorColumns> = super::fetch_all(conn, sql).await?;
+    rows.into_iter().map(ConnectorColumns::parse).collect()
 }
 
 /// Whether the workspace has a connector of this name.
@@ -384,14 +456,15 @@ pub async fn get(
          LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
          WHERE c.workspace_id = $1 AND c.id = $2"
     );
-    with_conn!(conn, repeatable, |c| {
+    let found: Option<ConnectorColumns> = with_conn!(conn, repeatable, |c| {
         sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(c)
             .await
     })
-    .map_err(classify)
+    .map_err(classify)?;
+    found.map(ConnectorColumns::parse).transpose()
 }
 
 /// The caller's standing in a workspace and, only if they are a member of it, one of its
@@ -409,7 +482,7 @@ pub async fn get_as(
          LEFT JOIN secrets s ON s.id = c.secret_id AND s.workspace_id = c.workspace_id \
          WHERE cu.id = $1"
     );
-    with_conn!(conn, repeatable, |c| {
+    let found = with_conn!(conn, repeatable, |c| {
         let row = bind_args!(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), caller.args())
             .bind(id)
             .fetch_optional(c)
@@ -417,14 +490,17 @@ pub async fn get_as(
         row.map(|row| {
             let found = CallerInWorkspace::from_row(&row)?;
             let connector: Option<Uuid> = sqlx::Row::try_get(&row, "id")?;
-            let view = connector
-                .map(|_| ConnectorView::from_row(&row))
+            let columns = connector
+                .map(|_| ConnectorColumns::from_row(&row))
                 .transpose()?;
-            Ok((found, view))
+            Ok((found, columns))
         })
         .transpose()
     })
-    .map_err(classify)
+    .map_err(classify)?;
+    found
+        .map(|(caller, columns)| Ok((caller, columns.map(ConnectorColumns::parse).transpose()?)))
+        .transpose()
 }
 
 /// Deletes a user's private connectors (with their secrets), unlinking the components that
@@ -481,7 +557,6 @@ mod tests {
         let mut tx = store.begin().await.unwrap();
         workspaces::insert(&mut tx, &workspace).await.unwrap();
         tx.commit().await.unwrap();
-        let types = ["azure-generic".to_owned()];
         let read = ConnectorRow {
             id: Uuid::new_v4(),
             workspace_id: workspace.id,
@@ -490,32 +565,30 @@ mod tests {
             description: String::new(),
             connector_type: "azure".into(),
             auth_method: "implicit".into(),
-            resource_types: r#"["azure-generic"]"#.into(),
+            resource_types: vec!["azure-generic".to_owned()],
             resource_id: None,
             supports_instances: false,
             expires_at: None,
             expires_skew_tolerance: None,
             expiration_seconds: None,
-            configuration: "{}".into(),
-            labels: r#"{"team":"a"}"#.into(),
+            configuration: BTreeMap::new(),
+            labels: team("a"),
             secret_id: None,
             shared: true,
             created: now,
             updated: now,
         };
         let mut batch = store.batch();
-        push_insert(&mut batch, &read, &team("a"), &types);
+        push_insert(&mut batch, &read);
         store.write(batch).await.unwrap();
 
         let relabelled = ConnectorRow {
-            labels: r#"{"team":"b"}"#.into(),
+            labels: team("b"),
             updated: now + chrono::Duration::microseconds(1),
             ..read.clone()
         };
         let mut tx = store.begin().await.unwrap();
-        update(&mut tx, &read, &relabelled, &team("b"), &types)
-            .await
-            .unwrap();
+        update(&mut tx, &read, &relabelled).await.unwrap();
         tx.commit().await.unwrap();
 
         let mut tx = store.begin().await.unwrap();
