@@ -15,7 +15,6 @@ use crate::config::{LogFormat, ServeConfig, StorageConfig};
 use crate::connectors::Catalogue;
 use crate::connectors::catalogue::Setup;
 use crate::connectors::connector_types;
-use crate::connectors::engine::Engine;
 use crate::crypto::{CryptoError, Keyring, KeyringSettings, MasterKey};
 use crate::domain::clock::Clock;
 use crate::domain::{Password, Role};
@@ -283,7 +282,6 @@ impl Server {
                 config.implicit_auth_workspaces.clone(),
             )),
             flavors: Arc::new(Flavors::new()),
-            engine: Arc::new(Engine),
             pages: Arc::new(RenderedPages::new(config.list_cache_bytes)),
             logins,
             audit,

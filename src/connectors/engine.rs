@@ -142,10 +142,6 @@ pub trait Session: Send + Sync {
     async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String>;
 }
 
-/// What every connector type shares around its sessions: which resources a request is about,
-/// expiry, and the wording of results. Types are reached through the catalogue.
-pub struct Engine;
-
 /// What a request is about: the resource types to look at, and one resource if named.
 struct Target {
     types: Vec<String>,
@@ -159,170 +155,166 @@ fn authorization_failure(connector: &Connector, error: String) -> String {
     )
 }
 
-impl Engine {
-    fn target(
-        kind: &dyn ConnectorType,
-        connector: &Connector,
-        resource_type: Option<&str>,
-        resource_id: Option<&str>,
-    ) -> Result<Target, EngineError> {
-        let resource_type = match (
-            resource_type,
-            resource_id,
-            connector.resource_types.as_slice(),
-        ) {
-            (Some(wanted), _, configured) if !configured.iter().any(|t| t == wanted) => {
+fn target(
+    kind: &dyn ConnectorType,
+    connector: &Connector,
+    resource_type: Option<&str>,
+    resource_id: Option<&str>,
+) -> Result<Target, EngineError> {
+    let resource_type = match (
+        resource_type,
+        resource_id,
+        connector.resource_types.as_slice(),
+    ) {
+        (Some(wanted), _, configured) if !configured.iter().any(|t| t == wanted) => {
+            return Err(EngineError::Invalid(format!(
+                "the connector is configured for the resource types {configured:?}, but a \
+                 different resource type was requested: '{wanted}'."
+            )));
+        }
+        (Some(wanted), _, _) => Some(wanted.to_owned()),
+        (None, Some(_), [only]) => Some(only.clone()),
+        (None, Some(_), _) => {
+            return Err(EngineError::Invalid(
+                "the connector reaches multiple resource types, and only a resource name was \
+                 specified: a resource type must be specified too."
+                    .into(),
+            ));
+        }
+        (None, None, [only]) => Some(only.clone()),
+        (None, None, _) => None,
+    };
+    let resource_id = match (&resource_type, resource_id) {
+        (Some(resource_type), Some(id)) => {
+            let canonical = kind
+                .canonical_resource_id(resource_type, id, &connector.configuration)
+                .map_err(EngineError::Invalid)?;
+            if let Some(configured) = &connector.resource_id
+                && *configured != canonical
+            {
                 return Err(EngineError::Invalid(format!(
-                    "the connector is configured for the resource types {configured:?}, but a \
-                     different resource type was requested: '{wanted}'."
+                    "the connector is configured to access a single {resource_type} resource \
+                     with a resource name of '{configured}', but a different resource name was \
+                     requested: '{canonical}'."
                 )));
             }
-            (Some(wanted), _, _) => Some(wanted.to_owned()),
-            (None, Some(_), [only]) => Some(only.clone()),
-            (None, Some(_), _) => {
-                return Err(EngineError::Invalid(
-                    "the connector reaches multiple resource types, and only a resource name was \
-                     specified: a resource type must be specified too."
-                        .into(),
-                ));
-            }
-            (None, None, [only]) => Some(only.clone()),
-            (None, None, _) => None,
-        };
-        let resource_id = match (&resource_type, resource_id) {
-            (Some(resource_type), Some(id)) => {
-                let canonical = kind
-                    .canonical_resource_id(resource_type, id, &connector.configuration)
-                    .map_err(EngineError::Invalid)?;
-                if let Some(configured) = &connector.resource_id
-                    && *configured != canonical
-                {
-                    return Err(EngineError::Invalid(format!(
-                        "the connector is configured to access a single {resource_type} resource \
-                         with a resource name of '{configured}', but a different resource name was \
-                         requested: '{canonical}'."
-                    )));
-                }
-                Some(canonical)
-            }
-            (Some(_), None) => connector.resource_id.clone(),
-            (None, _) => None,
-        };
-        Ok(Target {
-            types: resource_type.map_or_else(|| connector.resource_types.clone(), |t| vec![t]),
-            resource_id,
-        })
-    }
-
-    /// ZenML's verify: authenticate, then list each resource type's resources (or check the
-    /// one named). Cloud failures are reported in the result, not as errors.
-    pub async fn verify(
-        &self,
-        kind: &dyn ConnectorType,
-        connector: &Connector,
-        resource_type: Option<&str>,
-        resource_id: Option<&str>,
-        list_resources: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Resources, EngineError> {
-        let target = Self::target(kind, connector, resource_type, resource_id)?;
-        let mut result = Resources::unlisted(&target.types);
-        if connector.expired {
-            result.fail(EXPIRED.into());
-            return Ok(result);
+            Some(canonical)
         }
-        let session = match kind.session(connector, now) {
-            Ok(session) => session,
-            Err(error) => {
-                result.fail(authorization_failure(connector, error));
-                return Ok(result);
-            }
-        };
-        if let Err(error) = session.authenticate().await {
+        (Some(_), None) => connector.resource_id.clone(),
+        (None, _) => None,
+    };
+    Ok(Target {
+        types: resource_type.map_or_else(|| connector.resource_types.clone(), |t| vec![t]),
+        resource_id,
+    })
+}
+
+/// ZenML's verify: authenticate, then list each resource type's resources (or check the
+/// one named). Cloud failures are reported in the result, not as errors.
+pub async fn verify(
+    kind: &dyn ConnectorType,
+    connector: &Connector,
+    resource_type: Option<&str>,
+    resource_id: Option<&str>,
+    list_resources: bool,
+    now: DateTime<Utc>,
+) -> Result<Resources, EngineError> {
+    let target = target(kind, connector, resource_type, resource_id)?;
+    let mut result = Resources::unlisted(&target.types);
+    if connector.expired {
+        result.fail(EXPIRED.into());
+        return Ok(result);
+    }
+    let session = match kind.session(connector, now) {
+        Ok(session) => session,
+        Err(error) => {
             result.fail(authorization_failure(connector, error));
             return Ok(result);
         }
-        if !list_resources && target.resource_id.is_none() {
-            return Ok(result);
-        }
-        let listings = futures::future::join_all(
-            target
-                .types
-                .iter()
-                .map(|t| session.list(t, target.resource_id.as_deref())),
-        )
-        .await;
-        for (entry, listing) in result.resources.iter_mut().zip(listings) {
-            match listing {
-                Ok(ids) if ids.is_empty() => {
-                    let type_name = kind
-                        .spec()
-                        .resource_type(&entry.resource_type)
-                        .map_or(entry.resource_type.as_str(), |t| t.name.as_str());
-                    entry.error = Some(nothing_listed(&connector.name, type_name));
-                }
-                Ok(ids) => entry.resource_ids = Some(ids),
-                Err(error) => entry.error = Some(authorization_failure(connector, error)),
-            }
-        }
-        if let [only] = result.resources.as_slice() {
-            result.error = only.error.clone();
-        }
-        Ok(result)
+    };
+    if let Err(error) = session.authenticate().await {
+        result.fail(authorization_failure(connector, error));
+        return Ok(result);
     }
+    if !list_resources && target.resource_id.is_none() {
+        return Ok(result);
+    }
+    let listings = futures::future::join_all(
+        target
+            .types
+            .iter()
+            .map(|t| session.list(t, target.resource_id.as_deref())),
+    )
+    .await;
+    for (entry, listing) in result.resources.iter_mut().zip(listings) {
+        match listing {
+            Ok(ids) if ids.is_empty() => {
+                let type_name = kind
+                    .spec()
+                    .resource_type(&entry.resource_type)
+                    .map_or(entry.resource_type.as_str(), |t| t.name.as_str());
+                entry.error = Some(nothing_listed(&connector.name, type_name));
+            }
+            Ok(ids) => entry.resource_ids = Some(ids),
+            Err(error) => entry.error = Some(authorization_failure(connector, error)),
+        }
+    }
+    if let [only] = result.resources.as_slice() {
+        result.error = only.error.clone();
+    }
+    Ok(result)
+}
 
-    /// Short-lived credentials for one resource of the connector.
-    pub async fn client(
-        &self,
-        kind: &dyn ConnectorType,
-        connector: &Connector,
-        resource_type: Option<&str>,
-        resource_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<ClientConnector, EngineError> {
-        let target = Self::target(kind, connector, resource_type, resource_id)?;
-        let [resource_type] = target.types.as_slice() else {
-            return Err(EngineError::Invalid(
-                "the connector reaches multiple resource types: a resource type must be specified."
-                    .into(),
-            ));
-        };
-        let spec = kind.spec().resource_type(resource_type);
-        if connector.expired {
-            return Err(EngineError::Cloud(EXPIRED.into()));
-        }
-        let session = kind
-            .session(connector, now)
-            .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
-        let resource_id = match target.resource_id {
-            Some(id) => id,
-            None if spec.is_some_and(|s| s.supports_instances) => {
-                return Err(EngineError::Invalid(format!(
-                    "the connector reaches multiple {} resources: a resource name must be specified.",
-                    spec.map_or(resource_type.as_str(), |s| s.name.as_str())
-                )));
-            }
-            // A single-instance type's one resource.
-            None => session
-                .list(resource_type, None)
-                .await
-                .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?
-                .into_iter()
-                .next()
-                .unwrap_or_default(),
-        };
-        let mut client = session
-            .client(resource_type, &resource_id)
-            .await
-            .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
-        // Where the issuer fixes the lifetime (Azure AD, ACR), clients are told to stop using
-        // the credentials when the connector expires.
-        client.expires_at = match (client.expires_at, connector.usable_until) {
-            (Some(issued), Some(until)) => Some(issued.min(until)),
-            (issued, until) => issued.or(until),
-        };
-        Ok(client)
+/// Short-lived credentials for one resource of the connector.
+pub async fn client(
+    kind: &dyn ConnectorType,
+    connector: &Connector,
+    resource_type: Option<&str>,
+    resource_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<ClientConnector, EngineError> {
+    let target = target(kind, connector, resource_type, resource_id)?;
+    let [resource_type] = target.types.as_slice() else {
+        return Err(EngineError::Invalid(
+            "the connector reaches multiple resource types: a resource type must be specified."
+                .into(),
+        ));
+    };
+    let spec = kind.spec().resource_type(resource_type);
+    if connector.expired {
+        return Err(EngineError::Cloud(EXPIRED.into()));
     }
+    let session = kind
+        .session(connector, now)
+        .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
+    let resource_id = match target.resource_id {
+        Some(id) => id,
+        None if spec.is_some_and(|s| s.supports_instances) => {
+            return Err(EngineError::Invalid(format!(
+                "the connector reaches multiple {} resources: a resource name must be specified.",
+                spec.map_or(resource_type.as_str(), |s| s.name.as_str())
+            )));
+        }
+        // A single-instance type's one resource.
+        None => session
+            .list(resource_type, None)
+            .await
+            .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+    };
+    let mut client = session
+        .client(resource_type, &resource_id)
+        .await
+        .map_err(|e| EngineError::Cloud(authorization_failure(connector, e)))?;
+    // Where the issuer fixes the lifetime (Azure AD, ACR), clients are told to stop using
+    // the credentials when the connector expires.
+    client.expires_at = match (client.expires_at, connector.usable_until) {
+        (Some(issued), Some(until)) => Some(issued.min(until)),
+        (issued, until) => issued.or(until),
+    };
+    Ok(client)
 }
 
 /// The resource types' error when a listing comes back empty.

@@ -48,7 +48,6 @@ use uuid::Uuid;
 
 use crate::auth::{LoginLimiter, TokenSigner};
 use crate::connectors::Catalogue;
-use crate::connectors::engine::Engine;
 use crate::crypto::Keyring;
 use crate::domain::clock::Clock;
 use crate::metrics::Metrics;
@@ -67,7 +66,6 @@ pub struct AppState {
     pub logins: Arc<LoginLimiter>,
     pub catalogue: Arc<Catalogue>,
     pub flavors: Arc<Flavors>,
-    pub engine: Arc<Engine>,
     pub pages: Arc<RenderedPages>,
     pub clock: Clock,
     pub server: Arc<ServerIdentity>,

@@ -19,7 +19,7 @@ use super::{
     write::validated,
 };
 use crate::connectors::ValidConnector;
-use crate::connectors::engine::{Connector as EngineConnector, EngineError, Resources};
+use crate::connectors::engine::{self, Connector as EngineConnector, EngineError, Resources};
 use crate::connectors::{catalogue, expiry};
 use crate::domain::Scope;
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target as AuditTarget, action};
@@ -240,17 +240,15 @@ pub(in crate::http) async fn verify_stored(
     let (view, connector) = usable(state, scope, connector_id).await?;
     let kind = connector_type(state, &view.connector.connector_type)?;
     let now = state.clock.now();
-    let outcome = state
-        .engine
-        .verify(
-            kind,
-            &connector,
-            target.resource_type,
-            target.resource_id,
-            target.list_resources,
-            now,
-        )
-        .await;
+    let outcome = engine::verify(
+        kind,
+        &connector,
+        target.resource_type,
+        target.resource_id,
+        target.list_resources,
+        now,
+    )
+    .await;
     // A request that does not fit the connector says nothing about its credentials.
     if !matches!(outcome, Err(EngineError::Invalid(_))) {
         let (error, counts) = match &outcome {
@@ -315,17 +313,15 @@ pub(in crate::http) async fn verify_request(
     let kind = connector_type(state, type_name)?;
     let now = state.clock.now();
     let connector = proposed_connector(request.name.into_inner(), valid, now);
-    let found = state
-        .engine
-        .verify(
-            kind,
-            &connector,
-            target.resource_type,
-            target.resource_id,
-            target.list_resources,
-            now,
-        )
-        .await?;
+    let found = engine::verify(
+        kind,
+        &connector,
+        target.resource_type,
+        target.resource_id,
+        target.list_resources,
+        now,
+    )
+    .await?;
     Ok(ResourcesResponse::new(
         None,
         &connector.name,
@@ -366,16 +362,14 @@ pub async fn connector_client(
     let now = state.clock.now();
     let on = AuditTarget::new("service_connector", connector_id, &view.connector.name);
     let record = audit::in_scope(&state, &scope, &origin, action::CONNECTOR_CLIENT_ISSUED, on);
-    let client = match state
-        .engine
-        .client(
-            kind,
-            &connector,
-            query.resource_type.as_deref(),
-            query.resource_id.as_deref(),
-            now,
-        )
-        .await
+    let client = match engine::client(
+        kind,
+        &connector,
+        query.resource_type.as_deref(),
+        query.resource_id.as_deref(),
+        now,
+    )
+    .await
     {
         Ok(client) => client,
         Err(EngineError::Cloud(message)) => {
@@ -488,18 +482,16 @@ pub(super) async fn verify_listed(
             found.fail(refusal.to_string());
             found
         }
-        Ok(()) => state
-            .engine
-            .verify(
-                kind,
-                &connector,
-                resource_type.as_deref(),
-                resource_id.as_deref(),
-                true,
-                now,
-            )
-            .await
-            .ok()?,
+        Ok(()) => engine::verify(
+            kind,
+            &connector,
+            resource_type.as_deref(),
+            resource_id.as_deref(),
+            true,
+            now,
+        )
+        .await
+        .ok()?,
     };
     Some(ResourcesResponse::new(
         Some(connector.id),
