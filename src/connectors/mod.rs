@@ -19,6 +19,8 @@ use std::collections::BTreeMap;
 pub use catalogue::Catalogue;
 use catalogue::Setup;
 use engine::{Connector, Session};
+pub use spec::ConnectorTypeSpec;
+pub use validate::{ConnectorDraft, ValidConnector};
 
 /// Declares each connector type's module and builds the types in the order they are listed;
 /// each type has `start(&Setup) -> Result<Self, String>`.
@@ -40,8 +42,6 @@ connector_types! {
     kubernetes => Kubernetes,
     docker => Docker,
 }
-pub use spec::ConnectorTypeSpec;
-pub use validate::{ConnectorDraft, ValidConnector};
 
 /// One kind of connector (`azure`, …).
 pub trait ConnectorType: Send + Sync {
