@@ -59,6 +59,21 @@ pub async fn verify_stored(app: &TestApp, id: &str) -> Value {
     app.put(&path, &app.admin, json!({})).await.ok()
 }
 
+/// A verify result's error, if any, and the ids its first resource type reached.
+pub fn verify_outcome(verified: &Value) -> (Option<String>, Value) {
+    (
+        verified["error"].as_str().map(str::to_owned),
+        verified["resources"][0]["resource_ids"].clone(),
+    )
+}
+
+/// How many requests `surface` of the fake has received so far.
+pub fn requests_to(azure: &FakeAzure, surface: Surface) -> usize {
+    (azure.requests().iter())
+        .filter(|r| r.surface == surface)
+        .count()
+}
+
 /// Verifies an unsaved configuration as the admin, with `query` (e.g. `?list_resources=false`).
 pub async fn verify_draft(app: &TestApp, query: &str, body: Value) -> Value {
     let path = format!("/api/v1/service_connectors/verify{query}");

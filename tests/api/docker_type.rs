@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
-use crate::azure::{register, verify_stored};
+use crate::azure::{register, requests_to, verify_outcome, verify_stored};
 use crate::connectors::zenml_fields;
 use crate::fakes::azure::{
     DEFAULT_SUBSCRIPTION_ID, FakeAzure, FakeAzureConfig, FakeRegistry, Surface,
@@ -68,19 +68,6 @@ fn loopback() -> Option<Vec<String>> {
     Some(vec!["127.0.0.0/8".into()])
 }
 
-fn outcome(verified: &Value) -> (Option<String>, Value) {
-    (
-        verified["error"].as_str().map(str::to_owned),
-        verified["resources"][0]["resource_ids"].clone(),
-    )
-}
-
-fn registry_requests(azure: &FakeAzure) -> usize {
-    (azure.requests().iter())
-        .filter(|r| r.surface == Surface::ContainerRegistry)
-        .count()
-}
-
 async fn the_catalogue_serves_zenmls_docker_type(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let served = app
@@ -107,7 +94,7 @@ async fn logins_verify_with_the_registrys_handshake(backend: Backend) {
     let id = register(&app, registry_connector("acr-admin", &url, ADMIN_PASSWORD)).await;
     let verified = verify_stored(&app, &id).await;
     assert_eq!(
-        outcome(&verified),
+        verify_outcome(&verified),
         (None, json!([login_server])),
         "{verified}"
     );
@@ -119,7 +106,7 @@ async fn logins_verify_with_the_registrys_handshake(backend: Backend) {
     }));
 
     let id = register(&app, registry_connector("acr-wrong", &login_server, "nope")).await;
-    let (error, reached) = outcome(&verify_stored(&app, &id).await);
+    let (error, reached) = verify_outcome(&verify_stored(&app, &id).await);
     let error = error.unwrap();
     assert!(
         error.contains("refused the username and password"),
@@ -163,7 +150,7 @@ async fn logins_verify_with_the_registrys_handshake(backend: Backend) {
         registry_connector("acr-untrusted", &login_server, ADMIN_PASSWORD),
     )
     .await;
-    let (error, _) = outcome(&verify_stored(&untrusting, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&untrusting, &id).await);
     let error = error.unwrap();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     untrusting.stop().await;
@@ -191,7 +178,7 @@ async fn redirects_pass_the_host_guard_too(backend: Backend) {
     listener.serve(router, &authority, &mut servers);
     let redirecting = format!("localhost:{redirector_port}");
 
-    let before = registry_requests(&azure);
+    let before = requests_to(&azure, Surface::ContainerRegistry);
     let (named_only, _dir) = trusting(
         backend,
         &[azure.ca_pem(), &authority.ca_pem()],
@@ -203,11 +190,11 @@ async fn redirects_pass_the_host_guard_too(backend: Backend) {
         registry_connector("redirected", &redirecting, ADMIN_PASSWORD),
     )
     .await;
-    let (error, _) = outcome(&verify_stored(&named_only, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&named_only, &id).await);
     let error = error.unwrap();
     assert!(error.contains("does not call '127.0.0.1'"), "{error}");
     assert_eq!(
-        registry_requests(&azure),
+        requests_to(&azure, Surface::ContainerRegistry),
         before,
         "the redirect was not followed"
     );
@@ -231,22 +218,22 @@ async fn redirects_pass_the_host_guard_too(backend: Backend) {
         "{verified}"
     );
     assert!(
-        registry_requests(&azure) > before,
+        requests_to(&azure, Surface::ContainerRegistry) > before,
         "the redirect was followed"
     );
     both.stop().await;
 
     // By default, a registry on this machine is refused before any request is sent.
     let (guarded, _dir) = trusting(backend, &[azure.ca_pem()], None).await;
-    let before = registry_requests(&azure);
+    let before = requests_to(&azure, Surface::ContainerRegistry);
     let id = register(
         &guarded,
         registry_connector("local", &login_server, ADMIN_PASSWORD),
     )
     .await;
-    let (error, _) = outcome(&verify_stored(&guarded, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&guarded, &id).await);
     assert!(error.unwrap().contains("--allowed-target-hosts"));
-    assert_eq!(registry_requests(&azure), before);
+    assert_eq!(requests_to(&azure, Surface::ContainerRegistry), before);
     guarded.stop().await;
 }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::azure::{register, verify_stored};
+use crate::azure::{register, requests_to, verify_outcome, verify_stored};
 use crate::connectors::zenml_fields;
 use crate::fakes::azure::{
     DEFAULT_SUBSCRIPTION_ID, FakeAzure, FakeAzureConfig, FakeCluster, Surface,
@@ -65,19 +65,6 @@ fn password_connector(azure: &FakeAzure, name: &str, password: &str) -> Value {
 }
 
 /// The verify result's one error, if any, and the ids it reached.
-fn outcome(verified: &Value) -> (Option<String>, Value) {
-    (
-        verified["error"].as_str().map(str::to_owned),
-        verified["resources"][0]["resource_ids"].clone(),
-    )
-}
-
-fn cluster_requests(azure: &FakeAzure) -> usize {
-    (azure.requests().iter())
-        .filter(|r| r.surface == Surface::Kubernetes)
-        .count()
-}
-
 async fn the_catalogue_serves_zenmls_kubernetes_type(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let served = app
@@ -128,7 +115,11 @@ async fn tokens_and_passwords_verify_against_the_cluster(backend: Backend) {
 
     let id = register(&app, token_connector(&azure, "k8s-token", &admin_token)).await;
     let verified = verify_stored(&app, &id).await;
-    assert_eq!(outcome(&verified), (None, json!(["c1"])), "{verified}");
+    assert_eq!(
+        verify_outcome(&verified),
+        (None, json!(["c1"])),
+        "{verified}"
+    );
     // A cluster name other than the configured one is another cluster.
     let other = app
         .put(
@@ -138,7 +129,7 @@ async fn tokens_and_passwords_verify_against_the_cluster(backend: Backend) {
         )
         .await
         .ok();
-    let (error, _) = outcome(&other);
+    let (error, _) = verify_outcome(&other);
     assert!(
         error
             .unwrap()
@@ -148,7 +139,11 @@ async fn tokens_and_passwords_verify_against_the_cluster(backend: Backend) {
 
     let id = register(&app, password_connector(&azure, "k8s-password", PASSWORD)).await;
     let verified = verify_stored(&app, &id).await;
-    assert_eq!(outcome(&verified), (None, json!(["c1"])), "{verified}");
+    assert_eq!(
+        verify_outcome(&verified),
+        (None, json!(["c1"])),
+        "{verified}"
+    );
 
     // Refusals name what was refused.
     let id = register(
@@ -156,7 +151,7 @@ async fn tokens_and_passwords_verify_against_the_cluster(backend: Backend) {
         password_connector(&azure, "k8s-wrong-password", "nope"),
     )
     .await;
-    let (error, reached) = outcome(&verify_stored(&app, &id).await);
+    let (error, reached) = verify_outcome(&verify_stored(&app, &id).await);
     let error = error.unwrap();
     assert!(
         error.contains("refused the credentials") && error.contains("401"),
@@ -168,12 +163,12 @@ async fn tokens_and_passwords_verify_against_the_cluster(backend: Backend) {
         token_connector(&azure, "k8s-wrong-token", "not-a-token"),
     )
     .await;
-    let (error, _) = outcome(&verify_stored(&app, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&app, &id).await);
     assert!(error.unwrap().contains("401"));
 
     azure.deny_cluster_admin("c1", "list", "namespaces");
     let id = register(&app, token_connector(&azure, "k8s-no-list", &admin_token)).await;
-    let (error, _) = outcome(&verify_stored(&app, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&app, &id).await);
     let error = error.unwrap();
     assert!(error.contains("may not list namespaces"), "{error}");
 
@@ -265,7 +260,7 @@ async fn the_host_guard_refuses_local_addresses_by_default(backend: Backend) {
         c.user_endpoints.allowed_target_hosts = None;
     })
     .await;
-    let before = cluster_requests(&azure);
+    let before = requests_to(&azure, Surface::Kubernetes);
     for (name, server) in [
         ("loopback", azure.cluster_server_url("c1")),
         (
@@ -281,7 +276,7 @@ async fn the_host_guard_refuses_local_addresses_by_default(backend: Backend) {
         let mut connector = token_connector(&azure, name, &admin_token);
         connector["configuration"]["server"] = json!(server);
         let id = register(&guarded, connector).await;
-        let (error, reached) = outcome(&verify_stored(&guarded, &id).await);
+        let (error, reached) = verify_outcome(&verify_stored(&guarded, &id).await);
         let error = error.unwrap_or_else(|| panic!("{server} was reached"));
         assert!(
             error.contains("does not call") && error.contains("--allowed-target-hosts"),
@@ -290,7 +285,7 @@ async fn the_host_guard_refuses_local_addresses_by_default(backend: Backend) {
         assert_eq!(reached, Value::Null);
     }
     assert_eq!(
-        cluster_requests(&azure),
+        requests_to(&azure, Surface::Kubernetes),
         before,
         "no request reached the cluster"
     );
@@ -308,7 +303,7 @@ async fn the_host_guard_refuses_local_addresses_by_default(backend: Backend) {
     );
     let id = register(&by_name, named).await;
     assert_eq!(
-        outcome(&verify_stored(&by_name, &id).await),
+        verify_outcome(&verify_stored(&by_name, &id).await),
         (None, json!(["c1"]))
     );
     let id = register(
@@ -316,7 +311,7 @@ async fn the_host_guard_refuses_local_addresses_by_default(backend: Backend) {
         token_connector(&azure, "by-address", &admin_token),
     )
     .await;
-    let (error, _) = outcome(&verify_stored(&by_name, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&by_name, &id).await);
     assert!(
         error
             .unwrap()
@@ -338,7 +333,7 @@ async fn added_cas_are_trusted_for_clusters(backend: Backend) {
 
     let app = TestApp::spawn(backend).await;
     let id = register(&app, without_ca.clone()).await;
-    let (error, _) = outcome(&verify_stored(&app, &id).await);
+    let (error, _) = verify_outcome(&verify_stored(&app, &id).await);
     let error = error.unwrap();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     app.stop().await;
@@ -352,7 +347,7 @@ async fn added_cas_are_trusted_for_clusters(backend: Backend) {
     .await;
     let id = register(&trusting, without_ca).await;
     assert_eq!(
-        outcome(&verify_stored(&trusting, &id).await),
+        verify_outcome(&verify_stored(&trusting, &id).await),
         (None, json!(["c1"]))
     );
     trusting.stop().await;
