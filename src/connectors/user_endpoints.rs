@@ -190,7 +190,7 @@ impl UserEndpoints {
 
     /// An HTTP client for user-named endpoints: every name it resolves and every redirect it
     /// follows passes the host guard.
-    pub fn http_client(&self, accept_invalid_certs: bool) -> Result<reqwest::Client, String> {
+    pub fn http_client(&self) -> Result<reqwest::Client, String> {
         let hosts = Arc::clone(&self.hosts);
         let redirect_hosts = Arc::clone(&self.hosts);
         let mut builder = reqwest::Client::builder()
@@ -210,8 +210,7 @@ impl UserEndpoints {
                     Err(refused) => attempt.error(refused),
                 }
             }))
-            .user_agent(concat!("connector-hub/", env!("CARGO_PKG_VERSION")))
-            .tls_danger_accept_invalid_certs(accept_invalid_certs);
+            .user_agent(concat!("connector-hub/", env!("CARGO_PKG_VERSION")));
         if !self.extra_roots.is_empty() {
             let roots = self
                 .extra_roots

@@ -31,7 +31,7 @@ impl Docker {
             .expect("the Docker connector spec shipped with the server is valid");
         Ok(Docker {
             spec,
-            http: setup.user_endpoints.http_client(false)?,
+            http: setup.user_endpoints.http_client()?,
             endpoints: Arc::clone(&setup.user_endpoints),
         })
     }
