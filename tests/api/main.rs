@@ -30,3 +30,4 @@ mod users;
 mod workspaces;
 mod zenml_cli;
 mod zenml_stacks;
+mod zenml_types;

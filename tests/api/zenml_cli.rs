@@ -55,6 +55,8 @@ pub(crate) struct Zenml {
     home: tempfile::TempDir,
     store_url: String,
     login: Option<(String, String)>,
+    /// Set for zenml and the tools it runs, such as `DOCKER_HOST`.
+    extra_env: Vec<(String, String)>,
 }
 
 pub(crate) struct Ran {
@@ -69,6 +71,7 @@ impl Zenml {
             home: tempfile::tempdir().unwrap(),
             store_url: app.base.clone(),
             login: Some((username.to_owned(), password.to_owned())),
+            extra_env: Vec::new(),
         }
     }
 
@@ -78,7 +81,14 @@ impl Zenml {
             home: tempfile::tempdir().unwrap(),
             store_url: app.base.clone(),
             login: None,
+            extra_env: Vec::new(),
         }
+    }
+
+    /// The same client with `name` set to `value` in its environment.
+    pub(crate) fn with_env(mut self, name: &str, value: &str) -> Zenml {
+        self.extra_env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> Command {
@@ -110,6 +120,7 @@ impl Zenml {
             .env("NO_COLOR", "1")
             .env("COLUMNS", "250")
             .env("BROWSER", "true")
+            .envs(self.extra_env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some((username, password)) = &self.login {

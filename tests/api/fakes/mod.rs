@@ -4,4 +4,6 @@
 //! against the real thing.
 
 pub mod azure;
+pub mod docker_daemon;
+pub mod registry_handshake;
 pub mod tls;

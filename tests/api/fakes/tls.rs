@@ -166,4 +166,24 @@ impl BoundListener {
             }
         });
     }
+
+    /// Serves `router` over plain HTTP, for fakes of local services reached without TLS (a
+    /// Docker daemon on `tcp://`); aborting the task added to `tasks` ends every connection.
+    pub fn serve_plain(self, router: Router, tasks: &mut JoinSet<()>) {
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((tcp, _)) = self.listener.accept().await else {
+                    continue;
+                };
+                let service = TowerToHyperService::new(router.clone());
+                connections.spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+    }
 }

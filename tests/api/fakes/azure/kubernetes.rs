@@ -5,7 +5,8 @@
 //! Who may do what follows Kubernetes' rules in small: the admin kubeconfig's credentials may
 //! do everything (unless a test denies it something), a service-account token may do what a
 //! ClusterRoleBinding to `cluster-admin` grants it and otherwise only discovery, and such a
-//! token stops working at its `expirationTimestamp` or when its account is deleted.
+//! token stops working at its `expirationTimestamp` or when its account is deleted. Without
+//! credentials, only `/version` answers, as the default `system:public-info-viewer` allows.
 
 // The checks below return the API server's ready answer as their error, as its handlers do.
 #![allow(clippy::result_large_err)]
@@ -232,9 +233,13 @@ fn authorize(
     Err(status(StatusCode::FORBIDDEN, "Forbidden", &message))
 }
 
-/// `GET /version`, for any authenticated caller (as `system:discovery` allows).
+/// `GET /version`, for any authenticated caller (as `system:discovery` allows) and for a
+/// request with no credentials at all, as the default `system:public-info-viewer` binding
+/// allows `system:unauthenticated` (kubectl and the Python client call it so). Credentials
+/// that do not authenticate are refused as anywhere else.
 async fn version(State((shared, index)): ClusterRoute, headers: HeaderMap) -> Response {
-    if let Err(refusal) = authenticate(&shared, index, &headers) {
+    let anonymous = !headers.contains_key(header::AUTHORIZATION);
+    if let (false, Err(refusal)) = (anonymous, authenticate(&shared, index, &headers)) {
         return refusal;
     }
     let version = &shared.clusters[index].cluster.kubernetes_version;

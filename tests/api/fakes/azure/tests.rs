@@ -394,7 +394,11 @@ async fn aks_admin_kubeconfig_reaches_the_fake_api_server() {
     assert_eq!(version["minor"], "30");
     assert_eq!(version["gitVersion"], "v1.30.3");
 
+    // Without credentials, `/version` is public (`system:public-info-viewer`); with
+    // credentials that do not authenticate, it is refused.
     let response = client(&azure).get(&version_url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = get_as(&azure, &version_url, "not-a-token").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let status: Value = response.json().await.unwrap();
     assert_eq!(status["kind"], "Status");
