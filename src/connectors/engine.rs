@@ -113,6 +113,30 @@ pub struct ClientConnector {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl ClientConnector {
+    /// The connector itself, for types whose stored credentials are all there is to hand out
+    /// (so only those who may read its secrets receive it).
+    pub fn itself(
+        connector: &Connector,
+        connector_type: &'static str,
+        auth_method: &'static str,
+        resource_type: &str,
+        resource_id: String,
+    ) -> ClientConnector {
+        ClientConnector {
+            connector_type,
+            auth_method,
+            resource_type: resource_type.to_owned(),
+            resource_id,
+            configuration: connector.configuration.clone(),
+            secrets: (connector.secrets.iter())
+                .map(|(k, v)| (k.to_owned(), Zeroizing::new(v.to_owned())))
+                .collect(),
+            expires_at: None,
+        }
+    }
+}
+
 /// Why a request to the engine could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

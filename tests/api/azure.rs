@@ -59,6 +59,30 @@ pub async fn verify_stored(app: &TestApp, id: &str) -> Value {
     app.put(&path, &app.admin, json!({})).await.ok()
 }
 
+/// Registers `connector` shared, as the admin, and returns its client as the admin gets it,
+/// after checking that a member, who sees the connector, is refused the client and is never
+/// shown `secret`: for types whose client is the connector itself.
+pub async fn client_only_for_secret_readers(
+    app: &TestApp,
+    mut connector: Value,
+    secret: &str,
+) -> Value {
+    connector["shared"] = json!(true);
+    let id = register(app, connector).await;
+    let member = app.create_user("bob", "default", "member").await;
+    let sees = app
+        .get(&format!("/api/v1/service_connectors/{id}"), &member)
+        .await;
+    assert_eq!(sees.status, StatusCode::OK);
+    let refused = app
+        .get(&format!("/api/v1/service_connectors/{id}/client"), &member)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(!refused.body.to_string().contains(secret));
+    let path = format!("/api/v1/service_connectors/{id}/client");
+    app.get(&path, &app.admin).await.ok()
+}
+
 /// A verify result's error, if any, and the ids its first resource type reached.
 pub fn verify_outcome(verified: &Value) -> (Option<String>, Value) {
     (

@@ -1140,7 +1140,12 @@ async fn a_corrupt_row_is_an_integrity_error_not_empty(backend: Backend) {
     let list = "/api/v1/service_connectors".to_owned();
     for path in paths.iter().chain([&list]) {
         let reply = app.get(path, &app.admin).await;
-        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {}",
+            reply.body
+        );
         let (class, message) = reply.error();
         assert_eq!(class, "RuntimeError", "{path}");
         assert!(message.contains("corrupt"), "{path}: {message}");

@@ -136,20 +136,13 @@ impl Session for RegistrySession<'_> {
     /// The connector itself: a registry password is all there is to hand out.
     async fn client(&self, resource_type: &str, id: &str) -> Result<ClientConnector, String> {
         let resource_id = self.list(resource_type, Some(id)).await?.remove(0);
-        Ok(ClientConnector {
-            connector_type: "docker",
-            auth_method: "password",
-            resource_type: DOCKER_REGISTRY.to_owned(),
+        Ok(ClientConnector::itself(
+            self.connector,
+            "docker",
+            "password",
+            DOCKER_REGISTRY,
             resource_id,
-            configuration: self.connector.configuration.clone(),
-            secrets: self
-                .connector
-                .secrets
-                .iter()
-                .map(|(k, v)| (k.to_owned(), zeroize::Zeroizing::new(v.to_owned())))
-                .collect(),
-            expires_at: None,
-        })
+        ))
     }
 }
 

@@ -120,19 +120,12 @@ impl Session for ClusterSession<'_> {
             PASSWORD => PASSWORD,
             _ => TOKEN,
         };
-        Ok(ClientConnector {
-            connector_type: "kubernetes",
+        Ok(ClientConnector::itself(
+            self.connector,
+            "kubernetes",
             auth_method,
-            resource_type: KUBERNETES_CLUSTER.to_owned(),
+            KUBERNETES_CLUSTER,
             resource_id,
-            configuration: self.connector.configuration.clone(),
-            secrets: self
-                .connector
-                .secrets
-                .iter()
-                .map(|(k, v)| (k.to_owned(), zeroize::Zeroizing::new(v.to_owned())))
-                .collect(),
-            expires_at: None,
-        })
+        ))
     }
 }
