@@ -110,19 +110,77 @@ impl AzureCalls {
         service: AzureService,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        let started = Instant::now();
-        let result = call.await;
-        let outcome = match result {
-            Ok(_) => CallOutcome::success,
-            Err(_) => CallOutcome::error,
-        };
-        self.latency
-            .get_or_create(&ServiceLabels { service })
-            .observe(started.elapsed().as_secs_f64());
-        self.calls
-            .get_or_create(&AzureCallLabels { service, outcome })
+        timed(call, |outcome, seconds| {
+            (self.latency.get_or_create(&ServiceLabels { service })).observe(seconds);
+            (self
+                .calls
+                .get_or_create(&AzureCallLabels { service, outcome }))
             .inc();
-        result
+        })
+        .await
+    }
+}
+
+/// Runs `call`, then hands its outcome and duration in seconds to `record`.
+async fn timed<T, E>(
+    call: impl Future<Output = Result<T, E>>,
+    record: impl FnOnce(CallOutcome, f64),
+) -> Result<T, E> {
+    let started = Instant::now();
+    let result = call.await;
+    let outcome = match result {
+        Ok(_) => CallOutcome::success,
+        Err(_) => CallOutcome::error,
+    };
+    record(outcome, started.elapsed().as_secs_f64());
+    result
+}
+
+/// The connector types that call endpoints their users name.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum TargetType {
+    kubernetes,
+    docker,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetCallLabels {
+    pub connector_type: TargetType,
+    pub outcome: CallOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetTypeLabels {
+    pub connector_type: TargetType,
+}
+
+/// Checks of user-named endpoints (a cluster's API server, a registry's login handshake), by
+/// connector type and outcome, with their latency.
+#[derive(Clone)]
+pub struct TargetCalls {
+    calls: Family<TargetCallLabels, Counter>,
+    latency: Histograms<TargetTypeLabels>,
+}
+
+impl TargetCalls {
+    pub async fn timed<T, E>(
+        &self,
+        connector_type: TargetType,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        timed(call, |outcome, seconds| {
+            (self
+                .latency
+                .get_or_create(&TargetTypeLabels { connector_type }))
+            .observe(seconds);
+            let labels = TargetCallLabels {
+                connector_type,
+                outcome,
+            };
+            self.calls.get_or_create(&labels).inc();
+        })
+        .await
     }
 }
 
@@ -214,6 +272,7 @@ pub struct Metrics {
     registry: Registry,
     pub http: HttpMetrics,
     pub azure: AzureCalls,
+    pub targets: TargetCalls,
     pub token_cache: TokenCacheMetrics,
     pub crypto: CryptoMetrics,
     pub logins: LoginMetrics,
@@ -259,6 +318,21 @@ impl Metrics {
             "azure_call_duration_seconds",
             "Time a call to Azure took, retries included, by service",
             azure.latency.clone(),
+        );
+        let targets = TargetCalls {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+        };
+        registry.register(
+            "target_calls",
+            "Checks of user-named endpoints (cluster API servers, registries), by connector \
+             type and outcome",
+            targets.calls.clone(),
+        );
+        registry.register(
+            "target_call_duration_seconds",
+            "Time a check of a user-named endpoint took, by connector type",
+            targets.latency.clone(),
         );
         let token_cache = TokenCacheMetrics::default();
         registry.register(
@@ -331,6 +405,7 @@ impl Metrics {
             registry,
             http,
             azure,
+            targets,
             token_cache,
             crypto,
             logins,

@@ -35,6 +35,7 @@ impl<'a> Setup<'a> {
             trusted_ca.as_deref(),
             Duration::from_secs(settings.target_connect_timeout_seconds),
             Duration::from_secs(settings.target_request_timeout_seconds),
+            metrics.targets.clone(),
         )?;
         Ok(Setup {
             config,

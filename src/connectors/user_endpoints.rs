@@ -12,6 +12,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
+use crate::metrics::{TargetCalls, TargetType};
+
 /// Which hosts calls to user-named endpoints may reach.
 #[derive(Debug, Clone)]
 pub enum TargetHosts {
@@ -135,6 +137,7 @@ pub struct UserEndpoints {
     pub connect_timeout: Duration,
     /// For one call, from sending the request to the end of the response body.
     pub request_timeout: Duration,
+    calls: TargetCalls,
 }
 
 impl UserEndpoints {
@@ -143,6 +146,7 @@ impl UserEndpoints {
         trusted_ca_pem: Option<&[u8]>,
         connect_timeout: Duration,
         request_timeout: Duration,
+        calls: TargetCalls,
     ) -> Result<UserEndpoints, String> {
         let extra_roots = match trusted_ca_pem {
             None => Vec::new(),
@@ -161,7 +165,17 @@ impl UserEndpoints {
             extra_roots,
             connect_timeout,
             request_timeout,
+            calls,
         })
+    }
+
+    /// Runs `check` of a `connector_type` endpoint, counted in the metrics.
+    pub async fn counted<T>(
+        &self,
+        connector_type: TargetType,
+        check: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
+        self.calls.timed(connector_type, check).await
     }
 
     /// Resolves `host` and checks every address it has (one refused address refuses the host,

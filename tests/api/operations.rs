@@ -406,8 +406,55 @@ async fn start_up_is_quiet_about_implicit_credentials_while_they_are_off() {
     assert!(!logged.is_empty(), "the trace log was read");
 }
 
+/// Each verify of a `kubernetes` or `docker` connector is one check of its endpoint, counted
+/// by connector type and outcome, and timed.
+async fn checks_of_user_named_endpoints_are_counted(backend: Backend) {
+    use crate::docker_type::{ADMIN_PASSWORD, one_registry, registry_connector};
+    use crate::kubernetes_type::{one_cluster, token_connector};
+    let cluster = one_cluster().await;
+    let registry = one_registry().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("registry-ca.pem");
+    std::fs::write(&ca_file, registry.ca_pem()).unwrap();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.user_endpoints.trusted_ca_file = Some(ca_file.clone());
+    })
+    .await;
+    let login_server = registry.registry_login_server("reg1");
+    let admin_token = cluster.cluster_admin_token("c1");
+    let connectors = [
+        token_connector(&cluster, "k8s-ok", &admin_token),
+        token_connector(&cluster, "k8s-refused", "not-a-token"),
+        registry_connector("docker-ok", &login_server, ADMIN_PASSWORD),
+        registry_connector("docker-refused", &login_server, "nope"),
+    ];
+    let mut ids = Vec::new();
+    for connector in connectors {
+        ids.push(register(&app, connector).await);
+    }
+    let before = scrape(&app).await;
+    for id in &ids {
+        verify_stored(&app, id).await;
+    }
+    let after = scrape(&app).await;
+    for connector_type in ["kubernetes", "docker"] {
+        for outcome in ["success", "error"] {
+            let series = format!(
+                "connector_hub_target_calls_total{{connector_type=\"{connector_type}\",outcome=\"{outcome}\"}}"
+            );
+            assert_eq!(moved(&before, &after, &series), 1.0, "{series}");
+        }
+        let timed = format!(
+            "connector_hub_target_call_duration_seconds_count{{connector_type=\"{connector_type}\"}}"
+        );
+        assert_eq!(moved(&before, &after, &timed), 2.0, "{timed}");
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
     metrics_move_with_requests_azure_calls_and_logins,
+    checks_of_user_named_endpoints_are_counted,
     rate_limited_logins_are_counted,
     only_admins_and_the_scrape_token_read_metrics,
     ready_and_the_health_probe,

@@ -15,6 +15,7 @@ use super::engine::{ClientConnector, Connector, Session};
 use super::spec::ConnectorTypeSpec;
 use super::user_endpoints::UserEndpoints;
 use super::ConnectorType;
+use crate::metrics::TargetType;
 
 const DOCKER_REGISTRY: &str = "docker-registry";
 const DOCKER_HUB: &str = "docker.io";
@@ -108,14 +109,15 @@ struct RegistrySession<'a> {
 #[async_trait::async_trait]
 impl Session for RegistrySession<'_> {
     async fn authenticate(&self) -> Result<(), String> {
-        handshake::log_in(
+        let endpoints = &self.docker.endpoints;
+        let log_in = handshake::log_in(
             &self.docker.http,
-            &self.docker.endpoints,
+            endpoints,
             &self.registry,
             self.username,
             self.password,
-        )
-        .await
+        );
+        endpoints.counted(TargetType::docker, log_in).await
     }
 
     async fn list(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String> {

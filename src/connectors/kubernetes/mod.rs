@@ -15,6 +15,7 @@ use super::engine::{ClientConnector, Connector, Session};
 use super::spec::ConnectorTypeSpec;
 use super::user_endpoints::UserEndpoints;
 use super::{ConnectorType, ValidConnector};
+use crate::metrics::TargetType;
 use cluster::ClusterSettings;
 
 pub const KUBERNETES_CLUSTER: &str = "kubernetes-cluster";
@@ -95,7 +96,8 @@ struct ClusterSession<'a> {
 #[async_trait::async_trait]
 impl Session for ClusterSession<'_> {
     async fn authenticate(&self) -> Result<(), String> {
-        self.settings.check(self.endpoints).await
+        let check = self.settings.check(self.endpoints);
+        self.endpoints.counted(TargetType::kubernetes, check).await
     }
 
     async fn list(&self, resource_type: &str, id: Option<&str>) -> Result<Vec<String>, String> {
