@@ -349,3 +349,19 @@ fn nothing_listed(connector: &str, type_name: &str) -> String {
          access resources of this type."
     )
 }
+
+/// An error and its causes in one line: reqwest and kube wrap the reason a call failed (a
+/// refused host, a certificate) several levels down.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

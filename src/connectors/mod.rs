@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod engine;
 pub mod expiry;
+pub mod kube_config;
 pub mod spec;
 pub mod user_endpoints;
 pub mod validate;

@@ -54,14 +54,7 @@ impl TargetHosts {
                 if let Ok(address) = entry.parse::<IpAddr>() {
                     return Ok(AllowedTarget::Network(IpNet::from(address)));
                 }
-                let valid_name = entry.len() <= 253
-                    && entry.split('.').all(|label| {
-                        (1..=63).contains(&label.len())
-                            && label
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    });
-                match valid_name {
+                match is_host_name(entry) {
                     true => Ok(AllowedTarget::Name(entry.to_ascii_lowercase())),
                     false => Err(format!(
                         "--allowed-target-hosts: '{entry}' is not a host name, an address or a CIDR"
@@ -102,6 +95,36 @@ impl TargetHosts {
     }
 }
 
+/// A DNS name: dot-separated labels of letters, digits and hyphens.
+pub fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// The address a URL's host names literally (`[::1]` included), if it is one.
+pub fn literal_address(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// The certificates of a PEM bundle; `what` names it in errors.
+pub fn pem_certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what} is not valid PEM: {e}"))?;
+    match certificates.is_empty() {
+        true => Err(format!("{what} holds no certificate")),
+        false => Ok(certificates),
+    }
+}
+
 /// Not loopback, private, link-local, shared, unspecified, multicast or broadcast.
 fn is_public(address: IpAddr) -> bool {
     match address {
@@ -134,6 +157,8 @@ pub struct UserEndpoints {
     hosts: Arc<TargetHosts>,
     /// CAs trusted on top of the system roots (`--trusted-ca-file`).
     extra_roots: Vec<CertificateDer<'static>>,
+    /// The system roots with them, read once; `None` when no CA was added.
+    system_and_extra_roots: Option<Vec<CertificateDer<'static>>>,
     pub connect_timeout: Duration,
     /// For one call, from sending the request to the end of the response body.
     pub request_timeout: Duration,
@@ -150,19 +175,17 @@ impl UserEndpoints {
     ) -> Result<UserEndpoints, String> {
         let extra_roots = match trusted_ca_pem {
             None => Vec::new(),
-            Some(pem) => {
-                let roots = CertificateDer::pem_slice_iter(pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("--trusted-ca-file is not valid PEM: {e}"))?;
-                if roots.is_empty() {
-                    return Err("--trusted-ca-file holds no certificate".into());
-                }
-                roots
-            }
+            Some(pem) => pem_certificates(pem, "--trusted-ca-file")?,
         };
+        let system_and_extra_roots = (!extra_roots.is_empty()).then(|| {
+            let mut roots = rustls_native_certs::load_native_certs().certs;
+            roots.extend(extra_roots.iter().cloned());
+            roots
+        });
         Ok(UserEndpoints {
             hosts: Arc::new(hosts),
             extra_roots,
+            system_and_extra_roots,
             connect_timeout,
             request_timeout,
             calls,
@@ -193,13 +216,8 @@ impl UserEndpoints {
 
     /// The system roots plus the added CAs, for clients that replace the system roots when
     /// given any root at all; `None` when no CA was added.
-    pub fn system_and_extra_roots(&self) -> Option<Vec<CertificateDer<'static>>> {
-        if self.extra_roots.is_empty() {
-            return None;
-        }
-        let mut roots = rustls_native_certs::load_native_certs().certs;
-        roots.extend(self.extra_roots.iter().cloned());
-        Some(roots)
+    pub fn system_and_extra_roots(&self) -> Option<&[CertificateDer<'static>]> {
+        self.system_and_extra_roots.as_deref()
     }
 
     /// An HTTP client for user-named endpoints: every name it resolves and every redirect it
@@ -250,10 +268,9 @@ fn literal_address_allowed(hosts: &TargetHosts, url: &reqwest::Url) -> Result<()
     let host = url
         .host_str()
         .ok_or_else(|| format!("the URL '{url}' names no host"))?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<IpAddr>() {
-        Ok(address) => hosts.check(bare, address),
-        Err(_) => Ok(()),
+    match literal_address(host) {
+        Some(address) => hosts.check(&address.to_string(), address),
+        None => Ok(()),
     }
 }
 
@@ -263,9 +280,8 @@ async fn resolve_checked(
     port: u16,
     timeout: Duration,
 ) -> Result<Vec<SocketAddr>, String> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(address) = bare.parse::<IpAddr>() {
-        hosts.check(bare, address)?;
+    if let Some(address) = literal_address(host) {
+        hosts.check(&address.to_string(), address)?;
         return Ok(vec![SocketAddr::new(address, port)]);
     }
     let addresses: Vec<SocketAddr> =
@@ -298,22 +314,6 @@ impl Resolve for GuardedResolver {
             Ok(Box::new(addresses.into_iter()) as Addrs)
         })
     }
-}
-
-/// An error and its causes in one line: reqwest and kube wrap the reason a call failed (a
-/// refused host, a certificate) several levels down.
-pub fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

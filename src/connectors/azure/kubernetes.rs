@@ -11,13 +11,11 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
-use kube::config::{
-    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
-    NamedContext,
-};
+use kube::config::{AuthInfo, Kubeconfig};
 use zeroize::Zeroizing;
 
 use super::outbound::OutboundLimits;
+use crate::connectors::kube_config::{ClusterEndpoint, kube_config};
 
 /// The Azure AD application of AKS API servers: the audience of tokens for AAD clusters.
 pub const AKS_AAD_SERVER_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
@@ -76,45 +74,20 @@ impl ClusterAccess {
 
     /// A client for the API server with these credentials, bounded by the outbound limits.
     async fn kube_client(&self, limits: OutboundLimits) -> Result<kube::Client, String> {
-        let kubeconfig = Kubeconfig {
-            clusters: vec![NamedCluster {
-                name: self.cluster_name.clone(),
-                cluster: Some(Cluster {
-                    server: Some(self.server.clone()),
-                    certificate_authority_data: self.certificate_authority.clone(),
-                    ..Cluster::default()
-                }),
-                other: Default::default(),
-            }],
-            auth_infos: vec![NamedAuthInfo {
-                name: "connector".into(),
-                auth_info: Some(AuthInfo {
-                    token: self.token.as_ref().map(|t| t.to_string().into()),
-                    client_certificate_data: self.client_certificate.clone(),
-                    client_key_data: self.client_key.as_ref().map(|k| k.to_string().into()),
-                    ..AuthInfo::default()
-                }),
-                other: Default::default(),
-            }],
-            contexts: vec![NamedContext {
-                name: "connector".into(),
-                context: Some(Context {
-                    cluster: self.cluster_name.clone(),
-                    user: Some("connector".into()),
-                    ..Context::default()
-                }),
-                other: Default::default(),
-            }],
-            current_context: Some("connector".into()),
-            ..Kubeconfig::default()
+        let cluster = ClusterEndpoint {
+            name: &self.cluster_name,
+            server: &self.server,
+            certificate_authority: self.certificate_authority.clone(),
+            connect_timeout: limits.connect_timeout,
+            request_timeout: limits.request_timeout,
         };
-        let mut config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("the cluster credentials are not usable: {e}"))?;
-        config.connect_timeout = Some(limits.connect_timeout);
-        config.read_timeout = Some(limits.request_timeout);
-        config.write_timeout = Some(limits.request_timeout);
+        let user = AuthInfo {
+            token: self.token.as_ref().map(|t| t.to_string().into()),
+            client_certificate_data: self.client_certificate.clone(),
+            client_key_data: self.client_key.as_ref().map(|k| k.to_string().into()),
+            ..AuthInfo::default()
+        };
+        let config = kube_config(cluster, user).await?;
         kube::Client::try_from(config)
             .map_err(|e| format!("cannot build a client for the cluster: {e}"))
     }

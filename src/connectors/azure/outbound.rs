@@ -7,6 +7,7 @@ use std::time::Duration;
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
+use crate::connectors::engine::with_causes;
 use crate::metrics::{AzureCalls, AzureService};
 
 /// Timeouts and retry bounds for calls to Azure.
@@ -164,16 +165,7 @@ fn retry_after(response: &Response) -> Duration {
 
 /// A transport error with its causes, which reqwest keeps in the source chain.
 pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let mut message = with_causes(error);
     if message.contains("operation timed out") || message.contains("timed out") {
         message.push_str(" (Azure did not answer in time)");
     }

@@ -7,7 +7,8 @@ use reqwest::{Client, StatusCode, Url, header};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::connectors::user_endpoints::{UserEndpoints, with_causes};
+use crate::connectors::engine::with_causes;
+use crate::connectors::user_endpoints::UserEndpoints;
 
 /// Docker Hub's API is not served at `docker.io` itself.
 fn api_host(registry: &str) -> &str {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::catalogue::Setup;
 use super::engine::{ClientConnector, Connector, Session};
 use super::spec::ConnectorTypeSpec;
-use super::user_endpoints::UserEndpoints;
+use super::user_endpoints::{UserEndpoints, is_host_name};
 use super::ConnectorType;
 use crate::metrics::TargetType;
 
@@ -50,10 +50,7 @@ fn registry_host(id: &str) -> Result<String, String> {
         Some((name, port)) => (name, Some(port)),
         None => (host, None),
     };
-    let valid_name = !name.is_empty()
-        && name
-            .split('.')
-            .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let valid_name = is_host_name(name);
     let valid_port = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
     if !valid_name || !valid_port {
         return Err(format!(

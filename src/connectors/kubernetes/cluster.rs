@@ -5,17 +5,15 @@
 use base64::Engine;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
-use kube::config::{
-    AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
-    NamedContext,
-};
+use kube::config::AuthInfo;
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::connectors::engine::Connector;
-use crate::connectors::user_endpoints::{UserEndpoints, with_causes};
+use crate::connectors::kube_config::{ClusterEndpoint, kube_config};
+use crate::connectors::engine::with_causes;
+use crate::connectors::user_endpoints::{UserEndpoints, literal_address, pem_certificates};
 
 /// The connector's cluster settings and credentials, read once per session.
 pub struct ClusterSettings {
@@ -123,14 +121,15 @@ impl ClusterSettings {
             .port_or_known_default()
             .ok_or("the server URL has no port")?;
         let address = endpoints.resolve(&host, port).await?;
-        let mut config = kube::Config::from_custom_kubeconfig(
-            self.kubeconfig(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .map_err(|e| format!("the cluster credentials are not usable: {e}"))?;
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if bare.parse::<std::net::IpAddr>().is_err() {
+        let cluster = ClusterEndpoint {
+            name: &self.cluster_name,
+            server: self.server.as_str(),
+            certificate_authority: None,
+            connect_timeout: endpoints.connect_timeout,
+            request_timeout: endpoints.request_timeout,
+        };
+        let mut config = kube_config(cluster, self.user()).await?;
+        if literal_address(&host).is_none() {
             let mut pinned = self.server.clone();
             pinned
                 .set_ip_host(address.ip())
@@ -144,67 +143,32 @@ impl ClusterSettings {
         config.root_cert = self.roots(endpoints)?;
         config.accept_invalid_certs = self.insecure;
         config.proxy_url = None;
-        config.connect_timeout = Some(endpoints.connect_timeout);
-        config.read_timeout = Some(endpoints.request_timeout);
-        config.write_timeout = Some(endpoints.request_timeout);
         kube::Client::try_from(config)
             .map_err(|e| format!("cannot build a client for the cluster: {e}"))
     }
 
     /// The cluster's own CA with the added ones; else the system roots with the added ones.
     fn roots(&self, endpoints: &UserEndpoints) -> Result<Option<Vec<Vec<u8>>>, String> {
-        let der = |certs: Vec<CertificateDer<'static>>| {
-            certs.into_iter().map(|c| c.to_vec()).collect::<Vec<_>>()
-        };
+        let der = |certs: &[CertificateDer<'static>]| certs.iter().map(|c| c.to_vec()).collect();
         match &self.certificate_authority {
             Some(pem) => {
-                let mut roots = CertificateDer::pem_slice_iter(pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("the certificate_authority is not PEM: {e}"))?;
-                if roots.is_empty() {
-                    return Err("the certificate_authority holds no certificate".into());
-                }
+                let mut roots = pem_certificates(pem, "the certificate_authority")?;
                 roots.extend(endpoints.extra_roots().iter().cloned());
-                Ok(Some(der(roots)))
+                Ok(Some(der(&roots)))
             }
             None => Ok(endpoints.system_and_extra_roots().map(der)),
         }
     }
 
-    fn kubeconfig(&self) -> Kubeconfig {
-        let name = self.cluster_name.clone();
-        Kubeconfig {
-            clusters: vec![NamedCluster {
-                name: name.clone(),
-                cluster: Some(Cluster {
-                    server: Some(self.server.to_string()),
-                    ..Cluster::default()
-                }),
-                other: Default::default(),
-            }],
-            auth_infos: vec![NamedAuthInfo {
-                name: name.clone(),
-                auth_info: Some(AuthInfo {
-                    token: self.token.as_ref().map(|t| t.to_string().into()),
-                    client_certificate_data: self.client_certificate.clone(),
-                    client_key_data: self.client_key.as_ref().map(|k| k.to_string().into()),
-                    username: self.username.clone(),
-                    password: self.password.as_ref().map(|p| p.to_string().into()),
-                    ..AuthInfo::default()
-                }),
-                other: Default::default(),
-            }],
-            contexts: vec![NamedContext {
-                name: name.clone(),
-                context: Some(Context {
-                    cluster: name.clone(),
-                    user: Some(name.clone()),
-                    ..Context::default()
-                }),
-                other: Default::default(),
-            }],
-            current_context: Some(name),
-            ..Kubeconfig::default()
+    /// The credentials, as a kubeconfig user; the CA is handled by [`Self::roots`].
+    fn user(&self) -> AuthInfo {
+        AuthInfo {
+            token: self.token.as_ref().map(|t| t.to_string().into()),
+            client_certificate_data: self.client_certificate.clone(),
+            client_key_data: self.client_key.as_ref().map(|k| k.to_string().into()),
+            username: self.username.clone(),
+            password: self.password.as_ref().map(|p| p.to_string().into()),
+            ..AuthInfo::default()
         }
     }
 }
