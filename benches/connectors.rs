@@ -208,7 +208,7 @@ async fn catch_up_audit_chain(server: &Server, data_dir: &std::path::Path) {
     let store = Store::open(url, data_dir, 2)
         .await
         .expect("the store opens");
-    audit::chain_pending(&store, |_| {})
+    audit::chain_pending(&store, audit::Queued::All, |_| {})
         .await
         .expect("the audit records are chained");
 }

@@ -262,6 +262,7 @@ impl Server {
             &store,
             config.audit_log_file.as_deref(),
             metrics.audit_records.clone(),
+            clock.clone(),
         )
         .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
         let logins = Arc::new(login_limiter(&store, &config));

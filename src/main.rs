@@ -114,7 +114,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             // The operator's records are chained now rather than by the next server's sweep.
-            audit::chain_pending(&store, |_| {})
+            audit::chain_pending(&store, audit::Queued::All, |_| {})
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(())
@@ -162,7 +162,7 @@ async fn audit_command(store: &Store, action: AuditAction) -> Result<(), String>
             serde_json::to_string_pretty(&value).expect("JSON prints")
         );
     };
-    audit::chain_pending(store, |_| {})
+    audit::chain_pending(store, audit::Queued::All, |_| {})
         .await
         .map_err(|e| e.to_string())?;
     match action {
@@ -199,7 +199,7 @@ async fn audit_command(store: &Store, action: AuditAction) -> Result<(), String>
             let removed = audit::purge(store, before, event)
                 .await
                 .map_err(|e| e.to_string())?;
-            audit::chain_pending(store, |_| {})
+            audit::chain_pending(store, audit::Queued::All, |_| {})
                 .await
                 .map_err(|e| e.to_string())?;
             report(serde_json::json!({ "removed": removed }));

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -272,27 +272,27 @@ impl AuditEvent {
     /// place in the chain.
     pub fn canonical(&self, chain_seq: i64) -> Vec<u8> {
         let target = self.target.as_ref();
-        json!([
-            chain_seq,
-            self.id,
-            self.created.timestamp_micros(),
-            self.actor.id,
-            self.actor.name,
-            self.actor.kind,
-            self.actor.api_key_id,
-            self.workspace_id,
-            self.action,
-            target.map(|t| &t.kind),
-            target.and_then(|t| t.id.as_ref()),
-            target.and_then(|t| t.name.as_ref()),
-            self.outcome.as_str(),
-            self.status,
-            self.origin.client_address,
-            self.origin.request_id,
-            self.details,
-        ])
-        .to_string()
-        .into_bytes()
+        let mut encoded = Vec::with_capacity(256 + self.details.len());
+        let mut fields = CanonicalArray::open(&mut encoded);
+        fields.push(&chain_seq);
+        fields.push(&self.id);
+        fields.push(&self.created.timestamp_micros());
+        fields.push(&self.actor.id);
+        fields.push(&self.actor.name);
+        fields.push(&self.actor.kind);
+        fields.push(&self.actor.api_key_id);
+        fields.push(&self.workspace_id);
+        fields.push(&self.action);
+        fields.push(&target.map(|t| &t.kind));
+        fields.push(&target.and_then(|t| t.id.as_ref()));
+        fields.push(&target.and_then(|t| t.name.as_ref()));
+        fields.push(&self.outcome.as_str());
+        fields.push(&self.status);
+        fields.push(&self.origin.client_address);
+        fields.push(&self.origin.request_id);
+        fields.push(&self.details);
+        fields.close();
+        encoded
     }
 
     /// SHA-256 over the previous record's hash and this record's content, hex.
@@ -309,7 +309,39 @@ impl AuditEvent {
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    hex
+}
+
+/// A compact JSON array written element by element: the bytes `serde_json` writes for the
+/// same values as one array, without building it first (chaining encodes every record).
+struct CanonicalArray<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> CanonicalArray<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'[');
+        CanonicalArray { out, first: true }
+    }
+
+    fn push(&mut self, value: &impl Serialize) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        serde_json::to_writer(&mut *self.out, value).expect("audit fields serialise");
+    }
+
+    fn close(self) {
+        self.out.push(b']');
+    }
 }
 
 pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -318,6 +350,8 @@ pub fn truncate_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn event() -> AuditEvent {
@@ -329,6 +363,55 @@ mod tests {
         )
         .with_status(401)
         .with_details(json!({"method": "password"}))
+    }
+
+    /// The encoding is the one chains were first written with (a `serde_json` array of the
+    /// fields): records chained then still verify.
+    #[test]
+    fn the_canonical_encoding_is_the_original_one() {
+        let full = AuditEvent {
+            workspace_id: Some(Uuid::now_v7()),
+            target: Some(Target {
+                kind: "secret".into(),
+                id: Some("an \"id\"".into()),
+                name: Some("näme".into()),
+            }),
+            status: Some(200),
+            origin: Origin {
+                client_address: Some("127.0.0.1".into()),
+                request_id: Some("r-1".into()),
+            },
+            actor: Actor {
+                api_key_id: Some(Uuid::now_v7()),
+                ..Actor::account(Uuid::now_v7(), "alice", false)
+            },
+            ..event()
+        };
+        for record in [event(), full] {
+            let target = record.target.as_ref();
+            let original = json!([
+                -3_i64,
+                record.id,
+                record.created.timestamp_micros(),
+                record.actor.id,
+                record.actor.name,
+                record.actor.kind,
+                record.actor.api_key_id,
+                record.workspace_id,
+                record.action,
+                target.map(|t| &t.kind),
+                target.and_then(|t| t.id.as_ref()),
+                target.and_then(|t| t.name.as_ref()),
+                record.outcome.as_str(),
+                record.status,
+                record.origin.client_address,
+                record.origin.request_id,
+                record.details,
+            ])
+            .to_string();
+            assert_eq!(String::from_utf8(record.canonical(-3)).unwrap(), original);
+        }
+        assert_eq!(hex(&[0x00, 0x9f, 0xff]), "009fff");
     }
 
     #[test]

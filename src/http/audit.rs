@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::extract::{FromRequestParts, RawQuery, State};
@@ -25,6 +25,7 @@ use super::error::{ApiError, ApiResult, ToRecord};
 use super::extract::Json;
 use super::page::{ListRequest, ListSpec, Page, list_parameters};
 use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target};
+use crate::domain::clock::Clock;
 use crate::domain::{Caller, Scope};
 use crate::store::{self, Store, audit};
 
@@ -36,6 +37,10 @@ const CHAIN_SWEEP: Duration = Duration::from_secs(5);
 /// short transaction chains many of them rather than one each.
 const CHAIN_GATHER: Duration = Duration::from_millis(200);
 
+/// How far back a chainer told of new records looks for them: a record whose transaction
+/// commits later than this after it was made is chained by the next sweep.
+const RECENT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// The audit log's side of the server: shared by every request.
 pub struct AuditLog {
     store: Store,
@@ -44,6 +49,8 @@ pub struct AuditLog {
     file: Arc<Option<Mutex<std::fs::File>>>,
     /// Records this process chained: every committed record is chained by exactly one process.
     chained: Counter,
+    /// The server's clock, which records are made by.
+    clock: Clock,
 }
 
 impl AuditLog {
@@ -53,6 +60,7 @@ impl AuditLog {
         store: &Store,
         file: Option<&Path>,
         chained: Counter,
+        clock: Clock,
     ) -> std::io::Result<Arc<AuditLog>> {
         let file = match file {
             Some(path) => Some(Mutex::new(
@@ -68,8 +76,15 @@ impl AuditLog {
             chain: Arc::new(Notify::new()),
             file: Arc::new(file),
             chained,
+            clock,
         });
         tokio::spawn(chain_records(Arc::downgrade(&log)));
+        let writer_chained = Arc::downgrade(&log);
+        store.when_writer_chains(move |chained| {
+            if let Some(log) = writer_chained.upgrade() {
+                log.append(chained);
+            }
+        });
         Ok(log)
     }
 
@@ -103,7 +118,11 @@ impl AuditLog {
 
     /// Chains every committed record now (appending them to the file); how many.
     pub async fn chain_now(&self) -> store::StoreResult<usize> {
-        audit::chain_pending(&self.store, |chained| self.append(chained)).await
+        self.chain(audit::Queued::All).await
+    }
+
+    async fn chain(&self, queued: audit::Queued) -> store::StoreResult<usize> {
+        audit::chain_pending(&self.store, queued, |chained| self.append(chained)).await
     }
 
     fn append(&self, chained: &[audit::Chained]) {
@@ -131,6 +150,7 @@ impl AuditLog {
 /// Chains records as they are written, and sweeps for stragglers now and then. Ends when the
 /// log is dropped.
 async fn chain_records(log: std::sync::Weak<AuditLog>) {
+    let mut swept = Instant::now();
     loop {
         let Some(notify) = log.upgrade().map(|log| log.chain.clone()) else {
             return;
@@ -144,7 +164,14 @@ async fn chain_records(log: std::sync::Weak<AuditLog>) {
         let Some(log) = log.upgrade() else {
             return;
         };
-        if let Err(e) = log.chain_now().await {
+        let queued = match swept.elapsed() >= CHAIN_SWEEP {
+            true => {
+                swept = Instant::now();
+                audit::Queued::All
+            }
+            false => audit::Queued::CreatedSince(log.clock.now() - RECENT),
+        };
+        if let Err(e) = log.chain(queued).await {
             tracing::warn!(error = %e, "audit records could not be chained yet");
         }
     }

@@ -1,14 +1,18 @@
-//! The audit log's table: records written with the changes they record, chained afterwards
-//! into one hash chain per database, listed, verified and purged.
+//! The audit log's tables: records written with the changes they record, each given its
+//! place in one hash chain per database, listed, verified and purged.
 //!
-//! Chaining after the commit (rather than in it) keeps the chain's lock out of every audited
-//! transaction: concurrent writes commit side by side, and one short transaction chains whatever
-//! has committed since, in any process.
+//! A record is never rewritten: its place in the chain is a row of `audit_links`. SQLite's
+//! single writer chains the records of the batches it commits as it commits them, under the
+//! write lock that its transaction holds anyway ([`ChainEnd`]). Other records (those of
+//! longer transactions, and every record on PostgreSQL) are queued in `audit_unchained` in the
+//! transaction that writes them and chained right after it commits ([`chain_pending`]): that
+//! keeps the chain's lock out of every audited transaction, so concurrent writes commit side by
+//! side, and one short transaction chains whatever has committed since, in any process.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::query::{Arg, Field, FieldKind, ListQuery, Listed, SqlBuilder};
+use super::query::{Arg, Dialect, Field, FieldKind, ListQuery, Listed, SqlBuilder};
 use super::{
     Batch, Conn, Store, StoreError, StoreResult, classify, execute, execute_unprepared, fetch_page,
     with_conn,
@@ -22,9 +26,15 @@ const INSERT: &str = "INSERT INTO audit_events (id, created, actor_id, actor_nam
     api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, status, \
     client_address, request_id, details) VALUES ";
 
-const COLUMNS: &str = "id, created, actor_id, actor_name, actor_kind, api_key_id, workspace_id, \
-    action, target_type, target_id, target_name, outcome, status, client_address, request_id, \
-    details, chain_seq, prev_hash, hash";
+/// A record's columns, qualified: the queries that read them join other tables.
+const EVENT_COLUMNS: &str = "audit_events.id, audit_events.created, actor_id, actor_name, \
+    actor_kind, api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, \
+    status, client_address, request_id, details";
+
+/// A record's columns and its link in the chain.
+const LINKED_COLUMNS: &str = "audit_events.id, audit_events.created, actor_id, actor_name, \
+    actor_kind, api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, \
+    status, client_address, request_id, details, chain_seq, prev_hash, hash";
 
 fn insert_statement(statement: &mut SqlBuilder, event: &AuditEvent) {
     let target = event.target.as_ref();
@@ -48,7 +58,8 @@ fn insert_statement(statement: &mut SqlBuilder, event: &AuditEvent) {
     ]);
 }
 
-/// Adds the record to `batch`, to commit with the batch's other writes.
+/// Adds the record to `batch`, to commit with the batch's other writes. The batch chains it or
+/// queues it for chaining as it is written.
 pub fn push(batch: &mut Batch, event: &AuditEvent) {
     if !batch.audited {
         return;
@@ -56,21 +67,36 @@ pub fn push(batch: &mut Batch, event: &AuditEvent) {
     let mut statement = batch.statement();
     insert_statement(&mut statement, event);
     batch.push(statement);
+    batch.audit_events.push(event.clone());
 }
 
-/// Writes the record on `conn`: inside its transaction, if it holds one.
+/// Writes the record on `conn` (inside its transaction, if it holds one), queued for chaining.
 pub async fn append(conn: &mut Conn, event: &AuditEvent) -> StoreResult<()> {
     if !conn.audited {
         return Ok(());
     }
     let mut statement = SqlBuilder::new("");
     insert_statement(&mut statement, event);
-    execute(conn, statement).await.map(|_| ())
+    execute(conn, statement).await?;
+    let mut queued = SqlBuilder::new("");
+    queue_statement(&mut queued, std::slice::from_ref(event));
+    execute(conn, queued).await.map(|_| ())
 }
 
-/// A record as stored, with its place in the chain once it has one.
+/// Queues `events` for the chainer: the statement to write with them.
+pub(super) fn queue_statement(statement: &mut SqlBuilder, events: &[AuditEvent]) {
+    statement
+        .push("INSERT INTO audit_unchained (created, id) VALUES ")
+        .bind_rows(
+            events
+                .iter()
+                .map(|event| [Arg::Time(event.created), Arg::Uuid(event.id)]),
+        );
+}
+
+/// A record as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuditRow {
+pub struct EventRow {
     id: Uuid,
     created: DateTime<Utc>,
     actor_id: Option<Uuid>,
@@ -87,6 +113,13 @@ pub struct AuditRow {
     client_address: Option<String>,
     request_id: Option<String>,
     details: String,
+}
+
+/// A record as stored, with its place in the chain once it has one.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    #[sqlx(flatten)]
+    row: EventRow,
     pub chain_seq: Option<i64>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
@@ -95,6 +128,12 @@ pub struct AuditRow {
 impl AuditRow {
     /// The record's content; a value no writer produces is a corrupt record.
     pub fn event(&self) -> StoreResult<AuditEvent> {
+        self.row.event()
+    }
+}
+
+impl EventRow {
+    fn event(&self) -> StoreResult<AuditEvent> {
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("the audit record {} has {what}", self.id));
         Ok(AuditEvent {
@@ -137,11 +176,11 @@ struct ChainHead {
     anchor_hash: String,
 }
 
+const READ_HEAD: &str =
+    "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chain WHERE id = 1";
+
 async fn locked_head(conn: &mut Conn) -> StoreResult<ChainHead> {
-    let sql = format!(
-        "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chain WHERE id = 1{}",
-        conn.dialect().row_lock(" FOR UPDATE")
-    );
+    let sql = format!("{READ_HEAD}{}", conn.dialect().row_lock(" FOR UPDATE"));
     with_conn!(conn, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .fetch_one(c)
         .await)
@@ -155,16 +194,104 @@ pub struct Chained {
     pub hash: String,
 }
 
-/// Chains every committed record that is not chained yet, oldest first, in transactions of
-/// up to [`CHAIN_BATCH`], handing each committed batch to `on_chained`; how many it chained.
-/// Safe to run in any number of processes: each record is chained by exactly one.
+/// The end of the chain, as records are linked to it inside the transaction that holds its
+/// lock.
+#[derive(Debug, Clone)]
+pub(super) struct ChainEnd {
+    seq: i64,
+    hash: String,
+}
+
+impl ChainEnd {
+    /// Links `events` after the end: the statement that writes their links, and the records
+    /// with their places.
+    pub(super) fn link(
+        &mut self,
+        statement: &mut SqlBuilder,
+        events: impl IntoIterator<Item = AuditEvent>,
+    ) -> Vec<Chained> {
+        let mut rows = Vec::new();
+        let mut chained = Vec::new();
+        for event in events {
+            self.seq += 1;
+            let hash = event.chain_hash(self.seq, &self.hash);
+            let previous = std::mem::replace(&mut self.hash, hash.clone());
+            rows.push([
+                Arg::Int(self.seq),
+                Arg::Uuid(event.id),
+                Arg::Text(previous),
+                Arg::Text(hash.clone()),
+            ]);
+            chained.push(Chained {
+                event,
+                seq: self.seq,
+                hash,
+            });
+        }
+        if !rows.is_empty() {
+            statement
+                .push("INSERT INTO audit_links (chain_seq, event_id, prev_hash, hash) VALUES ")
+                .bind_rows(rows);
+        }
+        chained
+    }
+
+    /// The statement that moves the head to the end. On SQLite each link moves the head
+    /// itself (a trigger), and this is not needed.
+    fn head_update(&self) -> SqlBuilder {
+        let mut statement = SqlBuilder::new("UPDATE audit_chain SET last_seq = ");
+        statement
+            .bind(Arg::Int(self.seq))
+            .push(", last_hash = ")
+            .bind(Arg::Text(self.hash.clone()))
+            .push(" WHERE id = 1");
+        statement
+    }
+}
+
+impl From<ChainHead> for ChainEnd {
+    fn from(head: ChainHead) -> ChainEnd {
+        ChainEnd {
+            seq: head.last_seq,
+            hash: head.last_hash,
+        }
+    }
+}
+
+/// On SQLite's writer, inside a transaction that has just begun: the end of the chain, for the
+/// writer to link the records it commits.
+pub(super) async fn read_chain_end(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<ChainEnd, sqlx::Error> {
+    sqlx::query_as::<_, ChainHead>(READ_HEAD)
+        .fetch_one(conn)
+        .await
+        .map(ChainEnd::from)
+}
+
+/// Which queued records a chaining pass looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Queued {
+    /// Every one.
+    All,
+    /// Those created at or after this time. Records leave the queue as they are chained, and on
+    /// PostgreSQL the queue's index keeps their entries until the next vacuum: a pass over
+    /// recent records skips them, where a pass over all of them walks them each time.
+    CreatedSince(DateTime<Utc>),
+}
+
+/// Chains every committed record that is queued (of those `queued` names), oldest first, in
+/// transactions of up to [`CHAIN_BATCH`], handing each committed batch to `on_chained`; how
+/// many it chained. Safe to run in any number of processes: each record is chained by exactly
+/// one.
 pub async fn chain_pending(
     store: &Store,
+    queued: Queued,
     mut on_chained: impl FnMut(&[Chained]),
 ) -> StoreResult<usize> {
     let mut total = 0;
     loop {
-        let chained = chain_some(store).await?;
+        let chained = chain_some(store, queued).await?;
         on_chained(&chained);
         total += chained.len();
         if chained.len() < CHAIN_BATCH {
@@ -173,57 +300,64 @@ pub async fn chain_pending(
     }
 }
 
-async fn chain_some(store: &Store) -> StoreResult<Vec<Chained>> {
+async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> {
     let mut tx = store.begin().await?;
-    let head = locked_head(&mut tx).await?;
+    let mut end = ChainEnd::from(locked_head(&mut tx).await?);
+    let since = match queued {
+        Queued::All => None,
+        Queued::CreatedSince(since) => Some(since),
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE chain_seq IS NULL \
-         ORDER BY created, id LIMIT {CHAIN_BATCH}"
+        "SELECT {EVENT_COLUMNS} FROM audit_unchained \
+         JOIN audit_events ON audit_events.id = audit_unchained.id {} \
+         ORDER BY audit_unchained.created, audit_unchained.id LIMIT {CHAIN_BATCH}",
+        match since {
+            Some(_) => "WHERE audit_unchained.created >= $1",
+            None => "",
+        }
     );
-    let pending: Vec<AuditRow> = with_conn!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
-        sql.clone()
-    ))
-    .fetch_all(c)
-    .await)
+    let pending: Vec<EventRow> = with_conn!(&mut tx, |c| {
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        match since {
+            Some(since) => query.bind(since),
+            None => query,
+        }
+        .fetch_all(c)
+        .await
+    })
     .map_err(classify)?;
     if pending.is_empty() {
         return Ok(Vec::new());
     }
-    let (mut seq, mut hash) = (head.last_seq, head.last_hash);
-    let mut rows = Vec::with_capacity(pending.len());
-    let mut chained = Vec::with_capacity(pending.len());
-    for row in &pending {
-        let event = row.event()?;
-        seq += 1;
-        let next = event.chain_hash(seq, &hash);
-        rows.push([
-            Arg::Uuid(event.id),
-            Arg::Int(seq),
-            Arg::Text(hash),
-            Arg::Text(next.clone()),
-        ]);
-        chained.push(Chained {
-            event,
-            seq,
-            hash: next.clone(),
-        });
-        hash = next;
+    let events = pending
+        .iter()
+        .map(EventRow::event)
+        .collect::<StoreResult<Vec<_>>>()?;
+    // Unprepared: their text changes with the number of records, and kept prepared they
+    // would fill each connection's statement cache with large statements.
+    let mut links = SqlBuilder::new("");
+    let chained = end.link(&mut links, events);
+    execute_unprepared(&mut tx, links).await?;
+    // Bounded by the oldest and newest chained, so that the queue's index finds them without
+    // walking what earlier passes removed (until a vacuum clears it).
+    let oldest = chained.iter().map(|c| c.event.created).min();
+    let newest = chained.iter().map(|c| c.event.created).max();
+    let mut dequeue = SqlBuilder::new("DELETE FROM audit_unchained WHERE created >= ");
+    dequeue
+        .bind(Arg::opt_time(oldest))
+        .push(" AND created <= ")
+        .bind(Arg::opt_time(newest))
+        .push(" AND (created, id) IN (VALUES ")
+        .bind_rows(
+            chained
+                .iter()
+                .map(|c| [Arg::Time(c.event.created), Arg::Uuid(c.event.id)]),
+        )
+        .push(")");
+    execute_unprepared(&mut tx, dequeue).await?;
+    if tx.dialect() == Dialect::Postgres {
+        execute(&mut tx, end.head_update()).await?;
     }
-    let mut update = SqlBuilder::new(
-        "UPDATE audit_events SET chain_seq = v.column2, prev_hash = v.column3, \
-         hash = v.column4 FROM (VALUES ",
-    );
-    update
-        .bind_rows(rows)
-        .push(") AS v WHERE audit_events.id = v.column1");
-    execute_unprepared(&mut tx, update).await?;
-    let mut head_update = SqlBuilder::new("UPDATE audit_chain SET last_seq = ");
-    head_update
-        .bind(Arg::Int(seq))
-        .push(", last_hash = ")
-        .bind(Arg::Text(hash))
-        .push(" WHERE id = 1");
-    execute(&mut tx, head_update).await?;
     tx.commit().await?;
     Ok(chained)
 }
@@ -249,12 +383,8 @@ pub struct Mismatch {
 /// Walks the chain from its anchor to its head, recomputing every hash.
 pub async fn verify(store: &Store) -> StoreResult<Verification> {
     let mut conn = store.conn().await?;
-    let head: ChainHead = with_conn!(&mut conn, |c| sqlx::query_as(
-        "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chain WHERE id = 1"
-    )
-    .fetch_one(c)
-    .await)
-    .map_err(classify)?;
+    let head: ChainHead = with_conn!(&mut conn, |c| sqlx::query_as(READ_HEAD).fetch_one(c).await)
+        .map_err(classify)?;
     let (mut seq, mut hash) = (head.anchor_seq, head.anchor_hash.clone());
     let mut checked = 0;
     let mismatch = |chain_seq, id, reason: String| Mismatch {
@@ -264,8 +394,9 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
     };
     loop {
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE chain_seq > $1 AND chain_seq <= $2 \
-             ORDER BY chain_seq LIMIT 1000"
+            "SELECT {LINKED_COLUMNS} FROM audit_links \
+             JOIN audit_events ON audit_events.id = audit_links.event_id \
+             WHERE chain_seq > $1 AND chain_seq <= $2 ORDER BY chain_seq LIMIT 1000"
         );
         // Up to the head as read: records chained meanwhile are the next walk's.
         let rows: Vec<AuditRow> = with_conn!(&mut conn, repeatable, |c| sqlx::query_as(
@@ -284,7 +415,7 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
             let found = |reason: String| {
                 Ok(Verification {
                     checked,
-                    first_mismatch: Some(mismatch(at, Some(row.id), reason)),
+                    first_mismatch: Some(mismatch(at, Some(row.row.id), reason)),
                     unchained: 0,
                 })
             };
@@ -330,7 +461,7 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
         )
     });
     let unchained = with_conn!(&mut conn, repeatable, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_events WHERE chain_seq IS NULL"
+        "SELECT COUNT(*) FROM audit_unchained"
     )
     .fetch_one(c)
     .await)
@@ -349,7 +480,8 @@ pub async fn purge(store: &Store, before: DateTime<Utc>, event: AuditEvent) -> S
     let mut tx = store.begin().await?;
     let head = locked_head(&mut tx).await?;
     let newer: Option<i64> = with_conn!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT MIN(chain_seq) FROM audit_events WHERE chain_seq IS NOT NULL AND created >= $1"
+        "SELECT MIN(chain_seq) FROM audit_links \
+         JOIN audit_events ON audit_events.id = audit_links.event_id WHERE created >= $1"
     )
     .bind(before)
     .fetch_one(c)
@@ -359,15 +491,21 @@ pub async fn purge(store: &Store, before: DateTime<Utc>, event: AuditEvent) -> S
     let mut removed = 0;
     if through > head.anchor_seq {
         let anchor_hash: String = with_conn!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT hash FROM audit_events WHERE chain_seq = $1"
+            "SELECT hash FROM audit_links WHERE chain_seq = $1"
         )
         .bind(through)
         .fetch_one(c)
         .await)
         .map_err(classify)?;
-        let mut delete = SqlBuilder::new("DELETE FROM audit_events WHERE chain_seq <= ");
-        delete.bind(Arg::Int(through));
+        let mut delete = SqlBuilder::new(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT event_id FROM audit_links WHERE chain_seq <= ",
+        );
+        delete.bind(Arg::Int(through)).push(")");
         removed = execute(&mut tx, delete).await?;
+        let mut unlink = SqlBuilder::new("DELETE FROM audit_links WHERE chain_seq <= ");
+        unlink.bind(Arg::Int(through));
+        execute(&mut tx, unlink).await?;
         let mut anchor = SqlBuilder::new("UPDATE audit_chain SET anchor_seq = ");
         anchor
             .bind(Arg::Int(through))
@@ -404,7 +542,10 @@ pub async fn list(
     workspaces: Option<&[Uuid]>,
 ) -> StoreResult<Listed<AuditRow>> {
     let dialect = conn.dialect();
-    let mut from = SqlBuilder::new("FROM audit_events WHERE 1 = 1");
+    let mut from = SqlBuilder::new(
+        "FROM audit_events LEFT JOIN audit_links ON audit_links.event_id = audit_events.id \
+         WHERE 1 = 1",
+    );
     if let Some(workspaces) = workspaces {
         from.push(" AND workspace_id IN (");
         for (i, id) in workspaces.iter().enumerate() {
@@ -419,5 +560,5 @@ pub async fn list(
         from.push(")");
     }
     from.push_conditions(dialect, &query.conditions, query.any);
-    fetch_page(conn, COLUMNS, from, query, query.order("id"), None).await
+    fetch_page(conn, LINKED_COLUMNS, from, query, query.order("id"), None).await
 }

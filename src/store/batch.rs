@@ -10,13 +10,21 @@
 //! SQLite lets one writer in at a time, and handing the writer from one request to the next
 //! (returning the connection, waking the next request's task) was the limit on creates per
 //! second; a group pays for that once.
+//!
+//! The writer also links the audit records of the batches it commits into the audit chain, in
+//! their transaction: it holds the write lock anyway, so reading and moving the chain's head
+//! there costs no one a wait. Elsewhere (PostgreSQL, or a batch applied inside a longer
+//! transaction) a batch queues its records for the chainer.
+
+use std::sync::{Arc, Mutex};
 
 use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::checkpoint::Checkpointer;
 use super::query::{self, Arg, Dialect, bind_args};
-use super::{Pools, Store, StoreError, StoreResult, classify, pool, with_conn};
+use super::{Pools, Store, StoreError, StoreResult, audit, classify, pool, with_conn};
+use crate::domain::audit::AuditEvent;
 
 /// Writes to apply together: take one from [`super::Store::batch`], build with
 /// [`Batch::statement`] and [`Batch::push`], then hand to [`super::Store::write`].
@@ -26,6 +34,8 @@ pub struct Batch {
     args: Vec<Arg>,
     /// Whether audit records are written in it (see [`Store::unaudited`]).
     pub(super) audited: bool,
+    /// The audit records written in it, to chain or queue for chaining as it commits.
+    pub(super) audit_events: Vec<AuditEvent>,
 }
 
 impl Batch {
@@ -35,6 +45,7 @@ impl Batch {
             statements: Vec::new(),
             args: Vec::new(),
             audited: true,
+            audit_events: Vec::new(),
         }
     }
 
@@ -55,6 +66,20 @@ impl Batch {
 
     fn is_empty(&self) -> bool {
         self.statements.is_empty()
+    }
+
+    fn is_audited(&self) -> bool {
+        !self.audit_events.is_empty()
+    }
+
+    /// Queues its audit records for the chainer, as a write of its own.
+    fn queue_audit_events(&mut self) {
+        if self.audit_events.is_empty() {
+            return;
+        }
+        let mut queued = self.statement();
+        audit::queue_statement(&mut queued, &self.audit_events);
+        self.push(queued);
     }
 
     /// The batch as one PostgreSQL statement: every write but the last a `WITH` part.
@@ -87,15 +112,41 @@ impl Batch {
         script
     }
 
+    /// The batch as a SQLite query whose audit records are linked after `end` (each link
+    /// moves the chain's head: a trigger), opening the transaction it runs in if `begin` and
+    /// committing it if `commit`. The records linked join `chained`.
+    fn sqlite_chained_query(
+        &self,
+        end: &mut audit::ChainEnd,
+        (begin, commit): (bool, bool),
+        chained: &mut Vec<audit::Chained>,
+    ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        let mut script = self.sqlite_script(begin, false);
+        let mut links = query::SqlBuilder::numbered_after(self.args.len());
+        chained.extend(end.link(&mut links, self.audit_events.iter().cloned()));
+        if !links.sql.is_empty() {
+            script.push_str("; ");
+            script.push_str(&links.sql);
+        }
+        if commit {
+            script.push_str("; COMMIT");
+        }
+        sqlite_query(script, self.args.iter().cloned().chain(links.args))
+    }
+
     fn query(
         &self,
         sql: String,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        bind_args!(
-            sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(sql)),
-            self.args.iter().cloned()
-        )
+        sqlite_query(sql, self.args.iter().cloned())
     }
+}
+
+fn sqlite_query(
+    sql: String,
+    args: impl IntoIterator<Item = Arg>,
+) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    bind_args!(sqlx::query::<sqlx::Sqlite>(sqlx::AssertSqlSafe(sql)), args)
 }
 
 /// At most this many batches share a transaction, so that one group's commit (and its share
@@ -108,10 +159,17 @@ struct Queued {
     outcome: oneshot::Sender<StoreResult<()>>,
 }
 
+/// Told of the audit records the writer chains (see [`Store::when_writer_chains`]).
+pub(super) type OnChained = Arc<dyn Fn(&[audit::Chained]) + Send + Sync>;
+
+/// Where the writer finds the listener, which may be set after it started.
+type ChainListener = Arc<Mutex<Option<OnChained>>>;
+
 /// The queue in front of SQLite's writer connection.
 #[derive(Clone)]
 pub(super) struct GroupCommit {
     queue: mpsc::Sender<Queued>,
+    listener: ChainListener,
     #[cfg_attr(not(test), allow(dead_code))]
     checkpoints: watch::Receiver<u64>,
 }
@@ -125,8 +183,18 @@ impl GroupCommit {
     ) -> GroupCommit {
         let (queue, queued) = mpsc::channel(MAX_GROUP * 4);
         let checkpoints = checkpointer.completed();
-        tokio::spawn(commit_queued(writer, checkpointer, queued));
-        GroupCommit { queue, checkpoints }
+        let listener = ChainListener::default();
+        tokio::spawn(commit_queued(
+            writer,
+            checkpointer,
+            queued,
+            listener.clone(),
+        ));
+        GroupCommit {
+            queue,
+            listener,
+            checkpoints,
+        }
     }
 
     /// The number of checkpoints completed so far (see [`Checkpointer`]).
@@ -147,20 +215,39 @@ impl GroupCommit {
             .await
             .map_err(|_| StoreError::Database(sqlx::Error::WorkerCrashed))?
     }
+
+    /// From now on, the writer hands the audit records it chains to `listener` (and no longer
+    /// to any listener set before).
+    pub(super) fn when_chained(&self, listener: OnChained) {
+        *self.listener.lock().expect("not poisoned") = Some(listener);
+    }
 }
 
 async fn commit_queued(
     writer: pool::Pool<SqliteConnection>,
     mut checkpointer: Checkpointer,
     mut queued: mpsc::Receiver<Queued>,
+    listener: ChainListener,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
+    // The end of the audit chain as this writer last left it. The next group links its records
+    // after it without reading the head first: the database refuses a link that does not
+    // follow the head, should another process (or this one's chainer) have moved it.
+    let mut chain_end = None;
     while queued.recv_many(&mut group, MAX_GROUP).await > 0 {
-        let outcomes = match pool::get(&writer).await {
-            Ok(mut session) => commit_group(&mut session, &group).await,
-            Err(err) => failed_group(&err, group.len()),
+        let (outcomes, chained) = match pool::get(&writer).await {
+            Ok(mut session) => commit_group(&mut session, &group, &mut chain_end).await,
+            Err(err) => (failed_group(&err, group.len()), Vec::new()),
         };
         checkpointer.committed(outcomes.iter().filter(|o| o.is_ok()).count() as u32);
+        // Before the writes' callers learn their outcome: a response never precedes the
+        // record of it reaching the listener.
+        if !chained.is_empty() {
+            let listener = listener.lock().expect("not poisoned").clone();
+            if let Some(listener) = listener {
+                listener(&chained);
+            }
+        }
         for (queued, outcome) in group.drain(..).zip(outcomes) {
             // The caller may have stopped waiting; the write stands.
             let _ = queued.outcome.send(outcome);
@@ -168,37 +255,75 @@ async fn commit_queued(
     }
 }
 
-/// Commits `group` on the writer and gives each batch its outcome.
+/// Commits `group` on the writer and gives each batch its outcome, with the audit records
+/// chained in the batches that committed.
 async fn commit_group(
     session: &mut pool::Session<SqliteConnection>,
     group: &[Queued],
-) -> Vec<StoreResult<()>> {
-    if group.len() > 1 {
-        match commit_together(session, group).await {
-            Ok(()) => return group.iter().map(|_| Ok(())).collect(),
-            // Nothing was written: each batch is tried alone, to learn which one failed.
+    chain_end: &mut Option<audit::ChainEnd>,
+) -> (Vec<StoreResult<()>>, Vec<audit::Chained>) {
+    let batches: Vec<&Batch> = group.iter().map(|q| &q.batch).collect();
+    let cached = chain_end.take();
+    let after_cached_end = cached.is_some() && batches.iter().any(|b| b.is_audited());
+    if batches.len() > 1 || after_cached_end {
+        match commit_together(session, &batches, cached).await {
+            Ok((chained, end)) => {
+                *chain_end = end;
+                return (group.iter().map(|_| Ok(())).collect(), chained);
+            }
+            // Nothing was written: a batch failed, or the chain's head had moved. Each batch
+            // is tried alone, reading the head afresh, to learn which one failed.
             Err(err) => tracing::debug!(error = %err, "a group of writes was rolled back"),
         }
     }
     let mut outcomes = Vec::with_capacity(group.len());
-    for queued in group {
-        outcomes.push(commit_alone(session, &queued.batch).await);
+    let mut chained = Vec::new();
+    for batch in batches {
+        match commit_together(session, &[batch], None).await {
+            Ok((mut linked, end)) => {
+                if end.is_some() {
+                    *chain_end = end;
+                }
+                chained.append(&mut linked);
+                outcomes.push(Ok(()));
+            }
+            Err(err) => outcomes.push(Err(classify(err))),
+        }
     }
-    outcomes
+    (outcomes, chained)
 }
 
-/// Every batch of `group` in one transaction, one round trip each, or none of them.
+/// Every batch in one transaction, one round trip each, or none of them. Their audit records
+/// are linked after `end`, or, without one, after the head read in the transaction (one more
+/// round trip). The records linked, and the chain's end after them.
 async fn commit_together(
     session: &mut pool::Session<SqliteConnection>,
-    group: &[Queued],
-) -> Result<(), sqlx::Error> {
+    batches: &[&Batch],
+    end: Option<audit::ChainEnd>,
+) -> Result<(Vec<audit::Chained>, Option<audit::ChainEnd>), sqlx::Error> {
     // Marked first: should anything below fail half-way, the pool rolls the connection back
     // before its next use.
     session.state.in_transaction = true;
-    let last = group.len() - 1;
-    for (i, queued) in group.iter().enumerate() {
-        let sql = queued.batch.sqlite_script(i == 0, i == last);
-        let result = queued.batch.query(sql).execute(&mut session.conn).await;
+    let audited = batches.iter().any(|b| b.is_audited());
+    let (mut end, mut begun) = (end, false);
+    if audited && end.is_none() {
+        match begin_chaining(session).await {
+            Ok(head) => (end, begun) = (Some(head), true),
+            Err(err) => {
+                roll_back(session).await;
+                return Err(err);
+            }
+        }
+    }
+    let mut chained = Vec::new();
+    let last = batches.len() - 1;
+    for (i, batch) in batches.iter().enumerate() {
+        let (begin, commit) = (i == 0 && !begun, i == last);
+        let query = match end.as_mut() {
+            Some(end) if audited => batch.sqlite_chained_query(end, (begin, commit), &mut chained),
+            _ => batch.query(batch.sqlite_script(begin, commit)),
+        };
+        let result = query.execute(&mut session.conn).await;
         session.state.observe(&result);
         if let Err(err) = result {
             roll_back(session).await;
@@ -206,28 +331,17 @@ async fn commit_together(
         }
     }
     session.state.in_transaction = false;
-    Ok(())
+    Ok((chained, end))
 }
 
-/// One batch in a transaction of its own: one round trip.
-async fn commit_alone(
+/// Begins the writer's transaction on its own, to read the end of the audit chain in it.
+async fn begin_chaining(
     session: &mut pool::Session<SqliteConnection>,
-    batch: &Batch,
-) -> StoreResult<()> {
-    // The script opens a transaction: should any statement in it fail, the transaction is
-    // rolled back here, or else by the pool before the connection's next use.
-    session.state.in_transaction = true;
-    let result = batch
-        .query(batch.sqlite_script(true, true))
-        .execute(&mut session.conn)
-        .await;
-    session.state.observe(&result);
-    if let Err(err) = result {
-        roll_back(session).await;
-        return Err(classify(err));
-    }
-    session.state.in_transaction = false;
-    Ok(())
+) -> Result<audit::ChainEnd, sqlx::Error> {
+    run_control(session, "BEGIN IMMEDIATE").await?;
+    let end = audit::read_chain_end(&mut session.conn).await;
+    session.state.observe(&end);
+    end
 }
 
 /// Ends the transaction a failed script left open, if it began one: the next batch on this
@@ -265,6 +379,8 @@ impl super::Conn {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut batch = batch;
+        batch.queue_audit_events();
         let sql = match batch.dialect {
             Dialect::Postgres => batch.postgres_statement(),
             Dialect::Sqlite => batch.sqlite_script(false, false),
@@ -284,13 +400,14 @@ impl super::Conn {
 
 impl Store {
     /// Applies every write in `batch`, or none of them.
-    pub async fn write(&self, batch: Batch) -> StoreResult<()> {
+    pub async fn write(&self, mut batch: Batch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         if let Pools::Sqlite { batches, .. } = &self.pools {
             return batches.write(batch).await;
         }
+        batch.queue_audit_events();
         let mut conn = self.write_conn().await?;
         let sql = batch.postgres_statement();
         with_conn!(&mut conn, |c| {
@@ -352,6 +469,16 @@ mod tests {
         batch
     }
 
+    /// [`insert`], with an audit record of it (its action the name).
+    fn audited(name: &str) -> Batch {
+        use crate::domain::audit::{Actor, AuditEvent, Outcome};
+
+        let mut batch = insert(name);
+        let event = AuditEvent::new(Actor::system(), name, Outcome::Success, chrono::Utc::now());
+        audit::push(&mut batch, &event);
+        batch
+    }
+
     async fn names(store: &Store) -> Vec<String> {
         let mut conn = store.conn().await.unwrap();
         sqlx::query_scalar("SELECT name FROM names ORDER BY name")
@@ -389,6 +516,93 @@ mod tests {
             "{outcomes:?}"
         );
         assert_eq!(names(&store).await, ["b", "c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_fails_links_only_the_records_that_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let listener = told.clone();
+        store.when_writer_chains(move |chained| {
+            let mut told = listener.lock().unwrap();
+            told.extend(chained.iter().map(|c| (c.seq, c.event.action.clone())));
+        });
+        let held = store.begin().await.unwrap();
+        let mut writes = Box::pin(futures::future::join_all(
+            ["b", "c", "b", "d"].map(|name| store.write(audited(name))),
+        ));
+        std::future::poll_fn(|cx| {
+            assert!(writes.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        held.commit().await.unwrap();
+        let outcomes = writes.await;
+        assert!(
+            matches!(outcomes[2], Err(StoreError::Conflict(_))),
+            "{outcomes:?}"
+        );
+
+        // The group was rolled back and its batches committed alone: the failed one's record
+        // took no place in the chain, and the listener heard of exactly the three that stand.
+        let told = told.lock().unwrap().clone();
+        assert_eq!(told, [(1, "b".into()), (2, "c".into()), (3, "d".into())]);
+        let verification = audit::verify(&store).await.unwrap();
+        assert_eq!(verification.checked, 3);
+        assert!(verification.first_mismatch.is_none());
+        assert_eq!(verification.unchained, 0);
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_chain_end_is_stale_reads_the_head_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sqlite_store(dir.path()).await;
+        // A second process on the same database file.
+        let second = Store::open(None, dir.path(), 4).await.unwrap();
+        // Each writer links after the head it last saw; the other has moved it since.
+        for (i, store) in [&first, &second, &first, &second, &first]
+            .iter()
+            .enumerate()
+        {
+            store.write(audited(&format!("n{i}"))).await.unwrap();
+        }
+        assert_eq!(names(&first).await, ["n0", "n1", "n2", "n3", "n4"]);
+        let verification = audit::verify(&first).await.unwrap();
+        assert_eq!(verification.checked, 5);
+        assert!(verification.first_mismatch.is_none(), "{verification:?}");
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_a_link_that_does_not_follow_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let mut conn = store.write_conn().await.unwrap();
+        let genesis = crate::domain::audit::GENESIS_HASH;
+        let link = |seq: i64, prev: &str| {
+            format!(
+                "INSERT INTO audit_links (chain_seq, event_id, prev_hash, hash) \
+                 VALUES ({seq}, randomblob(16), '{prev}', 'h{seq}')"
+            )
+        };
+        for (sql, follows) in [
+            (link(2, genesis), false),
+            (link(1, "not the head's hash"), false),
+            (link(1, genesis), true),
+            (link(2, "h1"), true),
+            (link(2, "h1"), false),
+        ] {
+            let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(sqlite(&mut conn))
+                .await;
+            assert_eq!(result.is_ok(), follows, "{sql}: {result:?}");
+        }
+        let head: (i64, String) =
+            sqlx::query_as("SELECT last_seq, last_hash FROM audit_chain WHERE id = 1")
+                .fetch_one(sqlite(&mut conn))
+                .await
+                .unwrap();
+        assert_eq!(head, (2, "h2".to_owned()));
     }
 
     #[tokio::test]

@@ -502,6 +502,15 @@ impl Store {
         batch
     }
 
+    /// Hands `listener` the audit records that SQLite's writer chains as it commits them,
+    /// from now on, group by group, before the writes' callers learn their outcome. Records
+    /// chained otherwise come from [`audit::chain_pending`]; on PostgreSQL, all of them.
+    pub fn when_writer_chains(&self, listener: impl Fn(&[audit::Chained]) + Send + Sync + 'static) {
+        if let Pools::Sqlite { batches, .. } = &self.pools {
+            batches.when_chained(std::sync::Arc::new(listener));
+        }
+    }
+
     /// This store, writing no audit records: only to measure what the audit log costs.
     pub fn unaudited(mut self) -> Store {
         self.audited = false;

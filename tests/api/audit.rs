@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use connector_hub::domain::audit::{Actor, AuditEvent, GENESIS_HASH, Outcome, action};
+
 use crate::azure::{estate, register, service_principal};
 use crate::fakes::azure::{DEFAULT_CLIENT_SECRET, FakeAzure};
 use crate::harness::{ADMIN_PASSWORD, Backend, TestApp, id_of, on_both_backends, test_master_key};
@@ -430,9 +432,10 @@ async fn verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable(bac
         .find(|r| r["action"] == "secret.created" && r["target"]["name"] == "d")
         .unwrap();
     let seq = altered["chain"]["seq"].as_i64().unwrap();
+    let record = format!("id = (SELECT event_id FROM audit_links WHERE chain_seq = {seq})");
     app.db
         .execute(&format!(
-            "UPDATE audit_events SET actor_name = 'mallory' WHERE chain_seq = {seq}"
+            "UPDATE audit_events SET actor_name = 'mallory' WHERE {record}"
         ))
         .await;
     let (ok, report, stderr) = audit_cli(&app, &["verify"]);
@@ -448,12 +451,12 @@ async fn verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable(bac
     // So is a record removed from the middle.
     app.db
         .execute(&format!(
-            "UPDATE audit_events SET actor_name = 'default' WHERE chain_seq = {seq}"
+            "UPDATE audit_events SET actor_name = 'default' WHERE {record}"
         ))
         .await;
     assert!(audit_cli(&app, &["verify"]).0);
     app.db
-        .execute(&format!("DELETE FROM audit_events WHERE chain_seq = {seq}"))
+        .execute(&format!("DELETE FROM audit_events WHERE {record}"))
         .await;
     let (ok, report, _) = audit_cli(&app, &["verify"]);
     assert!(!ok);
@@ -552,7 +555,124 @@ async fn a_second_process_continues_the_same_chain(backend: Backend) {
     app.stop().await;
 }
 
+/// A log that release 0013's schema held (each record's place in the chain in its own row)
+/// keeps its chain once the places move to their own table: the chained records keep their
+/// places and hashes, and the record still waiting is chained after them.
+async fn a_log_kept_before_the_links_table_goes_on_verifiable(backend: Backend) {
+    let events: Vec<AuditEvent> = (0..4)
+        .map(|i| {
+            let at = format!("2026-12-01T10:00:0{i}Z").parse().unwrap();
+            AuditEvent::new(
+                Actor::anonymous("alice"),
+                action::LOGIN_FAILED,
+                Outcome::Denied,
+                at,
+            )
+            .with_status(401)
+        })
+        .collect();
+    let mut hashes = Vec::new();
+    let app = TestApp::spawn_after(backend, async |db| {
+        db.migrate_to(13).await;
+        let mut hash = GENESIS_HASH.to_owned();
+        for (i, event) in events.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let link = match seq {
+                4 => "NULL, NULL, NULL".to_owned(),
+                _ => {
+                    let next = event.chain_hash(seq, &hash);
+                    let link = format!("{seq}, '{hash}', '{next}'");
+                    hashes.push(next.clone());
+                    hash = next;
+                    link
+                }
+            };
+            db.execute(&format!(
+                "INSERT INTO audit_events (id, created, actor_name, actor_kind, action, \
+                 outcome, status, details, chain_seq, prev_hash, hash) VALUES \
+                 ({}, '2026-12-01T10:00:0{i}+00:00', 'alice', 'anonymous', \
+                 'auth.login_failed', 'denied', 401, '{{}}', {link})",
+                db.uuid_literal(event.id)
+            ))
+            .await;
+        }
+        db.execute(&format!(
+            "UPDATE audit_chain SET last_seq = 3, last_hash = '{hash}' WHERE id = 1"
+        ))
+        .await;
+    })
+    .await;
+
+    let all = records(&app, "").await;
+    let listed = |event: &AuditEvent| {
+        all.iter()
+            .find(|r| r["id"] == event.id.to_string())
+            .unwrap_or_else(|| panic!("{} is listed: {all:#?}", event.id))
+    };
+    for (i, event) in events[..3].iter().enumerate() {
+        let record = listed(event);
+        assert_eq!(record["chain"]["seq"], i as i64 + 1);
+        assert_eq!(record["chain"]["hash"], hashes[i]);
+    }
+    let waiting = listed(&events[3])["chain"]["seq"].as_i64().unwrap();
+    assert!(waiting > 3, "chained after the others: {waiting}");
+
+    let (ok, report, stderr) = audit_cli(&app, &["verify"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(report["checked"], all.len() as u64, "{report}");
+    assert_eq!(report["first_mismatch"], Value::Null);
+    app.stop().await;
+}
+
+/// On SQLite the writer chains the records of the writes it commits, in the same transaction:
+/// concurrent creates are linked without gaps, and each is chained (and in the JSON lines file)
+/// before its response is sent, with no chainer run.
+#[tokio::test]
+async fn sqlite_chains_records_as_it_commits_them() {
+    let log_file = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log_file.path().to_owned();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.audit_log_file = Some(log_path.clone());
+    })
+    .await;
+    let creates = (0..12).map(|i| register(&app, service_principal(&format!("az{i}"), "s")));
+    let ids: BTreeSet<String> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .collect();
+
+    let page = app
+        .get(
+            "/api/v1/audit_events?size=1000&action=connector.created",
+            &app.admin,
+        )
+        .await
+        .ok();
+    let created: Vec<&Value> = page["items"].as_array().unwrap().iter().collect();
+    let targets: BTreeSet<String> = created
+        .iter()
+        .map(|r| r["target"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(targets, ids);
+    let mut seqs: Vec<i64> = created
+        .iter()
+        .map(|r| r["chain"]["seq"].as_i64().expect("chained as it committed"))
+        .collect();
+    seqs.sort();
+    assert_eq!(seqs.len(), 12);
+    assert_eq!(seqs[11] - seqs[0], 11, "linked without gaps: {seqs:?}");
+
+    let in_file = std::fs::read_to_string(&log_path).unwrap();
+    for record in &created {
+        assert!(in_file.contains(record["id"].as_str().unwrap()));
+    }
+    let (ok, _, stderr) = audit_cli(&app, &["verify"]);
+    assert!(ok, "{stderr}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_log_kept_before_the_links_table_goes_on_verifiable,
     each_listed_action_writes_its_record,
     a_record_that_cannot_be_written_fails_the_request,
     verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable,

@@ -153,6 +153,47 @@ impl TestDatabase {
             .unwrap()
     }
 
+    /// Brings the new database to the schema of migration `version` and no further, as the
+    /// release that ended there left it.
+    pub async fn migrate_to(&self, version: i64) {
+        let dialect = match self.backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        };
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect);
+        let older = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(source).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let number: i64 = name[..4].parse().unwrap();
+            if number <= version {
+                std::fs::copy(entry.path(), older.path().join(&name)).unwrap();
+            }
+        }
+        let migrator = sqlx::migrate::Migrator::new(older.path()).await.unwrap();
+        match self.backend {
+            Backend::Postgres => migrator.run(&mut self.pg().await).await,
+            Backend::Sqlite => {
+                let path = self.data_dir.join("connector-hub.sqlite3");
+                let url = format!("sqlite://{}?mode=rwc", path.display());
+                migrator
+                    .run(&mut sqlx::SqliteConnection::connect(&url).await.unwrap())
+                    .await
+            }
+        }
+        .unwrap();
+    }
+
+    /// `id` as a literal of the backend's UUID column.
+    pub fn uuid_literal(&self, id: Uuid) -> String {
+        match self.backend {
+            Backend::Postgres => format!("'{id}'"),
+            Backend::Sqlite => format!("X'{}'", id.simple()),
+        }
+    }
+
     async fn sqlite(&self) -> sqlx::SqliteConnection {
         let path = self.data_dir.join("connector-hub.sqlite3");
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
@@ -459,7 +500,26 @@ impl TestApp {
         data_dir: tempfile::TempDir,
         configure: impl FnOnce(&mut ServeConfig),
     ) -> TestApp {
+        Self::spawn_prepared(backend, data_dir, async |_| {}, configure).await
+    }
+
+    /// A server on a database that `prepare` set up before it started, as an older release
+    /// may have left it.
+    pub async fn spawn_after(
+        backend: Backend,
+        prepare: impl AsyncFnOnce(&TestDatabase),
+    ) -> TestApp {
+        Self::spawn_prepared(backend, tempfile::tempdir().unwrap(), prepare, |_| {}).await
+    }
+
+    async fn spawn_prepared(
+        backend: Backend,
+        data_dir: tempfile::TempDir,
+        prepare: impl AsyncFnOnce(&TestDatabase),
+        configure: impl FnOnce(&mut ServeConfig),
+    ) -> TestApp {
         let db = TestDatabase::new(backend, data_dir.path().to_owned()).await;
+        prepare(&db).await;
         let mut config = test_config(&db);
         configure(&mut config);
         let owned_schema = OwnedSchema::of(&db);
