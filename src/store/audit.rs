@@ -302,6 +302,18 @@ pub async fn chain_pending(
 
 async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> {
     let mut tx = store.begin().await?;
+    if tx.dialect() == Dialect::Postgres {
+        // The queue's statistics say little (rows come and go many times between analyses),
+        // and a plan that scans it rather than looking records up by key walks every row
+        // removed since the last vacuum, on every pass.
+        for setting in ["enable_seqscan", "enable_hashjoin"] {
+            execute(
+                &mut tx,
+                SqlBuilder::new(format!("SET LOCAL {setting} = off")),
+            )
+            .await?;
+        }
+    }
     let mut end = ChainEnd::from(locked_head(&mut tx).await?);
     let since = match queued {
         Queued::All => None,
