@@ -305,14 +305,18 @@ async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> 
     if tx.dialect() == Dialect::Postgres {
         // The queue's statistics say little (rows come and go many times between analyses),
         // and a plan that scans it rather than looking records up by key walks every row
-        // removed since the last vacuum, on every pass.
-        for setting in ["enable_seqscan", "enable_hashjoin"] {
-            execute(
-                &mut tx,
-                SqlBuilder::new(format!("SET LOCAL {setting} = off")),
-            )
-            .await?;
-        }
+        // removed since the last vacuum, on every pass. The pass need not wait for its commit
+        // to reach the disk: lost in a crash, it is made again, as the records it chains stay
+        // queued with it (their own writes committed durably).
+        execute(
+            &mut tx,
+            SqlBuilder::new(
+                "SELECT set_config('enable_seqscan', 'off', true), \
+                 set_config('enable_hashjoin', 'off', true), \
+                 set_config('synchronous_commit', 'off', true)",
+            ),
+        )
+        .await?;
     }
     let mut end = ChainEnd::from(locked_head(&mut tx).await?);
     let since = match queued {
