@@ -275,6 +275,46 @@ where
     .await
 }
 
+/// Turns each side of a comparison gets.
+const TURNS: usize = 4;
+
+/// Measures `a` and `b` in turns, [`TURNS`] each and `duration * 2 / TURNS` long, in the order
+/// a b b a a b b a: the machine's speed drifts (tables grow, the write-ahead log fills, the
+/// host's other tenants come and go), and short turns spread that drift over both sides alike.
+/// Each side's requests are made by `side(turn)`; `between` runs after every turn, unmeasured.
+async fn compare<A, B, FA, FB>(
+    clients: usize,
+    duration: Duration,
+    (a, b): (A, B),
+    between: impl AsyncFn(),
+) -> (Measured, Measured)
+where
+    A: Fn(usize) -> FA,
+    B: Fn(usize) -> FB,
+    FA: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    FB: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let turn = duration * 2 / TURNS as u32;
+    let (mut measured_a, mut measured_b): (Option<Measured>, Option<Measured>) = (None, None);
+    for i in 0..2 * TURNS {
+        let (first, second) = (i % 4 == 0, i % 4 == 3);
+        let measured = match first || second {
+            true => measure(clients, turn, a(i / 2)).await,
+            false => measure(clients, turn, b(i / 2)).await,
+        };
+        let side = match first || second {
+            true => &mut measured_a,
+            false => &mut measured_b,
+        };
+        *side = Some(match side.take() {
+            Some(so_far) => so_far.and(measured),
+            None => measured,
+        });
+        between().await;
+    }
+    (measured_a.expect("measured"), measured_b.expect("measured"))
+}
+
 /// The reads of a get and of pages of the connector list, made straight through the store
 /// from this process: the database and sqlx with no HTTP, token or JSON around them. Their
 /// rates bound what the server can reach.
@@ -840,11 +880,13 @@ async fn run() {
             &client,
         )
         .await;
-        let metered_first = measure(CLIENTS, seconds, list(&client, &base)).await;
-        let unmetered_list = measure(CLIENTS, seconds, list(&client, &unmetered.base))
-            .await
-            .and(measure(CLIENTS, seconds, list(&client, &unmetered.base)).await);
-        let metered_list = metered_first.and(measure(CLIENTS, seconds, list(&client, &base)).await);
+        let (metered_list, unmetered_list) = compare(
+            CLIENTS,
+            seconds,
+            (|_| list(&client, &base), |_| list(&client, &unmetered.base)),
+            async || {},
+        )
+        .await;
         drop(unmetered);
         let ids = Arc::new(ids);
         // As the zenml client reads a connector, without its secret values.
@@ -873,8 +915,16 @@ async fn run() {
             })
             .await
         };
-        // Creates and credentials with the audit log, and on a second process on the same
-        // database that writes no audit records: what the audit log costs.
+        // Creates and credentials on two new processes on the same database, alike but for
+        // the audit log: what it costs. (The first process, with its history of this run,
+        // is left out of it.)
+        let audited = spawn_server(
+            data_dir.path(),
+            &server.database_url,
+            (&azure_env, &[]),
+            &client,
+        )
+        .await;
         let unaudited = spawn_server(
             data_dir.path(),
             &server.database_url,
@@ -891,28 +941,20 @@ async fn run() {
                     .json(&connector(first + i))
             }
         };
-        // The expanded gets left records to chain: chained first, they weigh on neither side.
-        catch_up_audit_chain(&server, data_dir.path()).await;
-        // Each side twice, in the order a, b, b, a: the tables grow and the write-ahead log
-        // fills as they run, and that drift then weighs on both alike.
-        let create_first = measure(CREATE_CLIENTS, seconds, creates(&base, 10_000_000)).await;
-        let create_unaudited = measure(
+        // Records left to chain after a turn are chained from this process before the next,
+        // so that neither side pays for chaining the other's; the expanded gets' first.
+        let catch_up = async || catch_up_audit_chain(&server, data_dir.path()).await;
+        catch_up().await;
+        let (create, create_unaudited) = compare(
             CREATE_CLIENTS,
             seconds,
-            creates(&unaudited.base, 20_000_000),
+            (
+                |turn| creates(&audited.base, 10_000_000 + turn * 1_000_000),
+                |turn| creates(&unaudited.base, 20_000_000 + turn * 1_000_000),
+            ),
+            &catch_up,
         )
-        .await
-        .and(
-            measure(
-                CREATE_CLIENTS,
-                seconds,
-                creates(&unaudited.base, 21_000_000),
-            )
-            .await,
-        );
-        let create =
-            create_first.and(measure(CREATE_CLIENTS, seconds, creates(&base, 11_000_000)).await);
-        catch_up_audit_chain(&server, data_dir.path()).await;
+        .await;
         let azure_connector = json_reply(
             client
                 .post(format!("{base}/api/v1/service_connectors"))
@@ -938,11 +980,14 @@ async fn run() {
             );
             move |_| client.get(&url).header("authorization", &auth)
         };
-        let issue_first = measure(CLIENTS, seconds, clients(&base)).await;
-        let issue_unaudited = measure(CLIENTS, seconds, clients(&unaudited.base))
-            .await
-            .and(measure(CLIENTS, seconds, clients(&unaudited.base)).await);
-        let issue = issue_first.and(measure(CLIENTS, seconds, clients(&base)).await);
+        let (issue, issue_unaudited) = compare(
+            CLIENTS,
+            seconds,
+            (|_| clients(&audited.base), |_| clients(&unaudited.base)),
+            &catch_up,
+        )
+        .await;
+        drop(audited);
         drop(unaudited);
         // Deletes take connectors from the end of the load, far from the ones components use.
         // Each delete takes the next connector from the end, however the clients interleave.
