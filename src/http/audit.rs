@@ -73,7 +73,7 @@ impl AuditLog {
         };
         let log = Arc::new(AuditLog {
             store: store.clone(),
-            chain: Arc::new(Notify::new()),
+            chain: store.records_queued(),
             file: Arc::new(file),
             chained,
             clock,
@@ -107,13 +107,7 @@ impl AuditLog {
             tracing::error!(error = %e, action = %events[0].action, "an audit record could not be written");
             ApiError::from(e)
         })?;
-        self.written();
         Ok(())
-    }
-
-    /// Tells the log that a record has committed (with the change it records), to be chained.
-    pub fn written(&self) {
-        self.chain.notify_one();
     }
 
     /// Chains every committed record now (appending them to the file); how many.

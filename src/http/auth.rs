@@ -348,7 +348,6 @@ pub async fn update_current_user(
         .with_details(json!({ "password_changed": password_changed, "own_account": true }));
     crate::store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(UserResponse::render(user, true)))
 }
 

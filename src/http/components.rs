@@ -462,7 +462,6 @@ async fn written(
     let record = audit::in_scope(state, scope, origin, action, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     let renderer = Renderer {
         state,
         scope,
@@ -696,7 +695,6 @@ pub async fn delete_component(
     let record = audit::in_scope(&state, &scope, &origin, action::COMPONENT_DELETED, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 

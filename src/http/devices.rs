@@ -145,7 +145,6 @@ pub async fn approve(
     }
     tx.commit().await?;
     if approved {
-        state.audit.written();
         Ok(Json(()))
     } else {
         Err(ApiError::NotFound(format!(

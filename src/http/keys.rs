@@ -38,7 +38,6 @@ pub async fn rotate_key(
     caller.require_server_admin()?;
     let record = super::audit::by_caller(&state, &caller, &origin, action::KEY_ROTATED);
     state.keyring.rotate(record).await?;
-    state.audit.written();
     Ok(Json(state.keyring.status().await?))
 }
 
@@ -65,7 +64,6 @@ pub async fn rewrap_keys(
         .keyring
         .rewrap(query.batch_size.unwrap_or(200), &record)
         .await?;
-    state.audit.written();
     Ok(Json(report))
 }
 
@@ -83,7 +81,6 @@ pub async fn remove_key(
     caller.require_server_admin()?;
     let record = super::audit::by_caller(&state, &caller, &origin, action::KEY_REMOVED);
     state.keyring.remove(key_id, record).await?;
-    state.audit.written();
     Ok(Json(()))
 }
 

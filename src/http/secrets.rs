@@ -155,7 +155,6 @@ pub async fn create_secret(
     let record = audit::in_scope(&state, &scope, &origin, action::SECRET_CREATED, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     let owner = owner_of(&scope.caller);
     Ok(Json(SecretResponse::render(
         row,
@@ -288,7 +287,6 @@ pub async fn update_secret(
                         .with_details(json!({ "values_changed": update.values.is_some() }));
                 store::audit::append(&mut tx, &record).await?;
                 tx.commit().await?;
-                state.audit.written();
                 let rendered = SecretResponse::render(row, owner.as_ref(), Some(&values), true);
                 return Ok(Json(rendered));
             }
@@ -325,7 +323,6 @@ pub async fn delete_secret(
     let record = audit::in_scope(&state, &scope, &origin, action::SECRET_DELETED, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 
@@ -388,7 +385,6 @@ pub async fn backup_secrets(
         .with_details(json!({ "secrets": rows.len(), "data_keys": keys.len() }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(SecretsBackup {
         format: BACKUP_FORMAT.into(),
         data_keys: keys
@@ -521,7 +517,6 @@ pub async fn restore_secrets(
         .with_details(json!({ "restored": restored, "skipped": rows.len() - restored }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(RestoreReport {
         restored,
         skipped: rows.len() - restored,

@@ -233,7 +233,6 @@ async fn written(
     let record = audit::in_scope(state, scope, origin, action, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     let renderer = Renderer {
         state,
         scope,
@@ -665,7 +664,6 @@ pub async fn delete_stack(
     let record = audit::in_scope(&state, &scope, &origin, action::STACK_DELETED, target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 

@@ -249,7 +249,6 @@ async fn insert_account(
         }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(user)
 }
 
@@ -407,7 +406,6 @@ pub async fn update_user(
         }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(UserResponse::render(user, true)))
 }
 
@@ -433,7 +431,6 @@ pub async fn end_sessions(
     let record = audit::by_caller(&state, &caller, &origin, action::USER_SESSIONS_ENDED).on(target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 
@@ -628,7 +625,6 @@ pub async fn create_api_key(
         .with_details(json!({ "service_account": account.name }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(ApiKeyResponse::render(
         key,
         Some(generated.text.to_string()),
@@ -690,7 +686,6 @@ pub async fn delete_api_key(
         .with_details(json!({ "service_account": account.name }));
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 
@@ -730,7 +725,6 @@ async fn delete_account(
     let record = audit::by_caller(&state, &caller, &origin, action::USER_DELETED).on(target);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 

@@ -131,7 +131,6 @@ pub async fn create_workspace(
         .in_workspace(ws.id);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 
@@ -220,7 +219,6 @@ pub async fn update_workspace(
         .in_workspace(ws.id);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(WorkspaceResponse::render(ws, true)))
 }
 
@@ -245,7 +243,6 @@ pub async fn delete_workspace(
         .in_workspace(ws.id);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 
@@ -333,7 +330,6 @@ pub async fn set_member(
             users::update(&mut tx, &user, read_updated).await?;
         }
         tx.commit().await?;
-        state.audit.written();
     }
     list_members(State(state), caller, Path(ws_ref)).await
 }
@@ -367,7 +363,6 @@ pub async fn remove_member(
         .in_workspace(ws.id);
     store::audit::append(&mut tx, &record).await?;
     tx.commit().await?;
-    state.audit.written();
     Ok(Json(()))
 }
 

@@ -26,15 +26,20 @@ const INSERT: &str = "INSERT INTO audit_events (id, created, actor_id, actor_nam
     api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, status, \
     client_address, request_id, details) VALUES ";
 
-/// A record's columns, qualified: the queries that read them join other tables.
-const EVENT_COLUMNS: &str = "audit_events.id, audit_events.created, actor_id, actor_name, \
-    actor_kind, api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, \
-    status, client_address, request_id, details";
+/// A record's columns, qualified: the queries that read them join other tables. (A macro, so
+/// that [`LINKED_COLUMNS`] can extend it at compile time.)
+macro_rules! event_columns {
+    () => {
+        "audit_events.id, audit_events.created, actor_id, actor_name, actor_kind, api_key_id, \
+         workspace_id, action, target_type, target_id, target_name, outcome, status, \
+         client_address, request_id, details"
+    };
+}
+
+const EVENT_COLUMNS: &str = event_columns!();
 
 /// A record's columns and its link in the chain.
-const LINKED_COLUMNS: &str = "audit_events.id, audit_events.created, actor_id, actor_name, \
-    actor_kind, api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, \
-    status, client_address, request_id, details, chain_seq, prev_hash, hash";
+const LINKED_COLUMNS: &str = concat!(event_columns!(), ", chain_seq, prev_hash, hash");
 
 fn insert_statement(statement: &mut SqlBuilder, event: &AuditEvent) {
     let target = event.target.as_ref();
@@ -80,7 +85,9 @@ pub async fn append(conn: &mut Conn, event: &AuditEvent) -> StoreResult<()> {
     execute(conn, statement).await?;
     let mut queued = SqlBuilder::new("");
     queue_statement(&mut queued, std::slice::from_ref(event));
-    execute(conn, queued).await.map(|_| ())
+    execute(conn, queued).await?;
+    conn.queued_records();
+    Ok(())
 }
 
 /// Queues `events` for the chainer: the statement to write with them.

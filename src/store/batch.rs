@@ -380,6 +380,7 @@ impl super::Conn {
             return Ok(());
         }
         let mut batch = batch;
+        let audited = batch.is_audited();
         batch.queue_audit_events();
         let sql = match batch.dialect {
             Dialect::Postgres => batch.postgres_statement(),
@@ -394,7 +395,11 @@ impl super::Conn {
             .await
             .map(|_| ())
         })
-        .map_err(classify)
+        .map_err(classify)?;
+        if audited {
+            self.queued_records();
+        }
+        Ok(())
     }
 }
 
@@ -407,6 +412,7 @@ impl Store {
         if let Pools::Sqlite { batches, .. } = &self.pools {
             return batches.write(batch).await;
         }
+        let audited = batch.is_audited();
         batch.queue_audit_events();
         let mut conn = self.write_conn().await?;
         let sql = batch.postgres_statement();
@@ -420,6 +426,9 @@ impl Store {
             .map(|_| ())
         })
         .map_err(classify)?;
+        if audited {
+            conn.queued_records();
+        }
         Ok(())
     }
 }
@@ -487,15 +496,13 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_write_that_fails_in_a_group_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(dir.path()).await;
-        let batches = queue(&store);
-        // While a transaction holds the writer, writes queue; then they commit as one group.
+    /// Queues `batches` while a transaction holds the writer, then lets them commit as one
+    /// group; each one's outcome.
+    async fn commit_as_one_group(store: &Store, batches: Vec<Batch>) -> Vec<StoreResult<()>> {
         let held = store.begin().await.unwrap();
+        let count = batches.len();
         let mut writes = Box::pin(futures::future::join_all(
-            ["b", "c", "b", "d"].map(|name| store.write(insert(name))),
+            batches.into_iter().map(|batch| store.write(batch)),
         ));
         // One poll queues every write (this test's runtime has one thread, so the committing
         // task cannot take them yet).
@@ -504,10 +511,18 @@ mod tests {
             Poll::Ready(())
         })
         .await;
-        assert_eq!(batches.queue.max_capacity() - batches.queue.capacity(), 4);
+        let queued = queue(store);
+        assert_eq!(queued.queue.max_capacity() - queued.queue.capacity(), count);
         held.commit().await.unwrap();
+        writes.await
+    }
 
-        let outcomes = writes.await;
+    #[tokio::test]
+    async fn a_write_that_fails_in_a_group_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(dir.path()).await;
+        let batches = ["b", "c", "b", "d"].map(insert).into();
+        let outcomes = commit_as_one_group(&store, batches).await;
         assert!(
             matches!(
                 outcomes.as_slice(),
@@ -528,17 +543,8 @@ mod tests {
             let mut told = listener.lock().unwrap();
             told.extend(chained.iter().map(|c| (c.seq, c.event.action.clone())));
         });
-        let held = store.begin().await.unwrap();
-        let mut writes = Box::pin(futures::future::join_all(
-            ["b", "c", "b", "d"].map(|name| store.write(audited(name))),
-        ));
-        std::future::poll_fn(|cx| {
-            assert!(writes.as_mut().poll(cx).is_pending());
-            Poll::Ready(())
-        })
-        .await;
-        held.commit().await.unwrap();
-        let outcomes = writes.await;
+        let batches = ["b", "c", "b", "d"].map(audited).into();
+        let outcomes = commit_as_one_group(&store, batches).await;
         assert!(
             matches!(outcomes[2], Err(StoreError::Conflict(_))),
             "{outcomes:?}"

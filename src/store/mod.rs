@@ -21,11 +21,13 @@ pub mod workspaces;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{PgConnection, SqliteConnection};
+use tokio::sync::Notify;
 
 pub use batch::Batch;
 pub use query::{Arg, Dialect};
@@ -155,6 +157,8 @@ pub struct Store {
     pools: Pools,
     /// Audit records are written (always, but in the benchmark's baseline).
     audited: bool,
+    /// Told whenever audit records queued for the chainer have committed.
+    records_queued: Arc<Notify>,
 }
 
 enum Checkout {
@@ -168,6 +172,10 @@ pub struct Conn {
     checkout: Option<Checkout>,
     /// Whether audit records are written on it (see [`Store::unaudited`]).
     audited: bool,
+    /// Told when audit records it queued have committed (see [`Store::records_queued`]).
+    records_queued: Option<Arc<Notify>>,
+    /// Its open transaction queued audit records: the chainer is told when it commits.
+    queued_in_transaction: bool,
     /// The connection was idle in the pool and nothing has run on it since: the database may
     /// have closed it meanwhile, before it could have run anything we send.
     untried_reuse: bool,
@@ -247,6 +255,8 @@ impl Conn {
             untried_reuse: checkout.reused(),
             checkout: Some(checkout),
             audited: true,
+            records_queued: None,
+            queued_in_transaction: false,
         }
     }
 
@@ -326,8 +336,26 @@ impl Conn {
         if self.state().open_transaction() {
             self.control("COMMIT").await?;
             self.state().in_transaction = false;
+            if std::mem::take(&mut self.queued_in_transaction) {
+                self.tell_chainer();
+            }
         }
         Ok(())
+    }
+
+    /// Notes that audit records were queued on this connection: the chainer is told now, or
+    /// when the transaction that holds them commits.
+    pub(super) fn queued_records(&mut self) {
+        match self.state().in_transaction {
+            true => self.queued_in_transaction = true,
+            false => self.tell_chainer(),
+        }
+    }
+
+    fn tell_chainer(&self) {
+        if let Some(queued) = &self.records_queued {
+            queued.notify_one();
+        }
     }
 }
 
@@ -350,6 +378,8 @@ impl Drop for Conn {
                 checkout,
                 untried_reuse: false,
                 audited: true,
+                records_queued: None,
+                queued_in_transaction: false,
             };
             let state_after = match conn.control("ROLLBACK").await {
                 Ok(()) => pool::SessionState::default(),
@@ -424,6 +454,7 @@ impl Store {
                 Store {
                     pools: Pools::Postgres(pool),
                     audited: true,
+                    records_queued: Arc::default(),
                 }
             }
             Some(url) if url.starts_with("sqlite:") => {
@@ -483,6 +514,7 @@ impl Store {
                 writer,
             },
             audited: true,
+            records_queued: Arc::default(),
         }
     }
 
@@ -509,6 +541,13 @@ impl Store {
         if let Pools::Sqlite { batches, .. } = &self.pools {
             batches.when_chained(std::sync::Arc::new(listener));
         }
+    }
+
+    /// Told whenever audit records that wait for the chainer ([`audit::chain_pending`]) have
+    /// committed. SQLite's writer chains the records of the batches it commits itself, and
+    /// tells no one.
+    pub fn records_queued(&self) -> Arc<Notify> {
+        self.records_queued.clone()
     }
 
     /// This store, writing no audit records: only to measure what the audit log costs.
@@ -565,6 +604,7 @@ impl Store {
         };
         let mut conn = Conn::new(checkout);
         conn.audited = self.audited;
+        conn.records_queued = Some(self.records_queued.clone());
         Ok(conn)
     }
 

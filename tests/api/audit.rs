@@ -555,6 +555,61 @@ async fn a_second_process_continues_the_same_chain(backend: Backend) {
     app.stop().await;
 }
 
+/// A process's chainer is told of records queued for it once they commit: at the end of the
+/// transaction that wrote them, not before (it would find nothing yet). The writes SQLite's
+/// writer chains as it commits them tell it nothing: there is nothing left to chain.
+async fn the_chainer_is_told_of_queued_records_when_they_commit(backend: Backend) {
+    use std::future::Future;
+
+    use connector_hub::store::{Store, audit};
+
+    let app = TestApp::spawn(backend).await;
+    // A process of its own on the same database, with no chainer waiting on it.
+    let storage = &app.config.storage;
+    let store = Store::open(storage.database_url.as_deref(), &storage.data_dir, 2)
+        .await
+        .unwrap();
+    let queued = store.records_queued();
+    let record = |at: u32| {
+        AuditEvent::new(
+            Actor::anonymous("alice"),
+            action::LOGIN_FAILED,
+            Outcome::Denied,
+            format!("2026-12-01T10:00:0{at}Z").parse().unwrap(),
+        )
+    };
+    let is_told = |told: &mut std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>| {
+        let waker = futures::task::noop_waker();
+        told.as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_ready()
+    };
+
+    let told = queued.notified();
+    tokio::pin!(told);
+    told.as_mut().enable();
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, &record(1)).await.unwrap();
+    assert!(!is_told(&mut told), "told before the commit");
+    tx.commit().await.unwrap();
+    assert!(is_told(&mut told), "told once the transaction committed");
+
+    let told = queued.notified();
+    tokio::pin!(told);
+    told.as_mut().enable();
+    let mut batch = store.batch();
+    audit::push(&mut batch, &record(2));
+    store.write(batch).await.unwrap();
+    let expected = matches!(backend, Backend::Postgres);
+    assert_eq!(
+        is_told(&mut told),
+        expected,
+        "told of a batch's records only where they wait for the chainer"
+    );
+    store.close().await;
+    app.stop().await;
+}
+
 /// A log that release 0013's schema held (each record's place in the chain in its own row)
 /// keeps its chain once the places move to their own table: the chained records keep their
 /// places and hashes, and the record still waiting is chained after them.
@@ -678,4 +733,5 @@ on_both_backends!(
     verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable,
     only_administrators_read_the_log,
     a_second_process_continues_the_same_chain,
+    the_chainer_is_told_of_queued_records_when_they_commit,
 );

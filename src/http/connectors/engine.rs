@@ -271,7 +271,6 @@ pub(in crate::http) async fn verify_stored(
         }
         store::audit::append(&mut tx, &record).await?;
         tx.commit().await?;
-        state.audit.written();
     }
     let found = outcome?;
     Ok(ResourcesResponse::new(
