@@ -84,7 +84,7 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
-/// Opens the database alone: what `audit` needs.
+/// Opens the database: what every command needs first.
 pub async fn open_store(storage: &StorageConfig) -> Result<Store, StartupError> {
     Ok(Store::open(
         storage.database_url.as_deref(),
@@ -94,24 +94,24 @@ pub async fn open_store(storage: &StorageConfig) -> Result<Store, StartupError> 
     .await?)
 }
 
-/// Opens the database and the keyring: what `serve` and `keys` both need.
-pub async fn open_storage(
+/// Opens the keyring on `store`: what `serve` and `keys` both need. Opening it may rotate a
+/// worn data key, which the audit log records.
+pub async fn open_keyring(
     storage: &StorageConfig,
+    store: &Store,
     clock: Clock,
-) -> Result<(Store, Keyring), StartupError> {
+) -> Result<Keyring, StartupError> {
     let master = master_key(storage)?;
     let previous = storage
         .previous_encryption_key_file
         .as_deref()
         .map(MasterKey::read_file)
         .transpose()?;
-    let store = open_store(storage).await?;
     let settings = KeyringSettings {
         refresh: Duration::from_secs(storage.key_refresh_seconds),
         max_encryptions: storage.key_max_encryptions.max(1),
     };
-    let keyring = Keyring::open(store.clone(), master, previous, settings, clock).await?;
-    Ok((store, keyring))
+    Ok(Keyring::open(store.clone(), master, previous, settings, clock).await?)
 }
 
 /// On an empty database: the `default` workspace and its admin user `default`.
@@ -231,8 +231,18 @@ impl Server {
         let metrics = Metrics::new();
         let proxies =
             TrustedProxies::parse(&config.trusted_proxies).map_err(StartupError::Config)?;
-        let (store, keyring) = open_storage(&config.storage, clock.clone()).await?;
-        let keyring = keyring.counted(metrics.crypto.clone());
+        let store = open_store(&config.storage).await?;
+        // First, so that the file hears of every record this process writes.
+        let audit = AuditLog::start(
+            &store,
+            config.audit_log_file.as_deref(),
+            metrics.audit_records.clone(),
+            clock.clone(),
+        )
+        .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
+        let keyring = open_keyring(&config.storage, &store, clock.clone())
+            .await?
+            .counted(metrics.crypto.clone());
         let store = match config.unaudited_benchmark_baseline {
             true => {
                 tracing::warn!("the audit log is off: this server is a benchmark's baseline");
@@ -258,13 +268,6 @@ impl Server {
         create_first_admin(&store, &config, &clock).await?;
         stacks::insert_missing_defaults(&store, clock.now()).await?;
 
-        let audit = AuditLog::start(
-            &store,
-            config.audit_log_file.as_deref(),
-            metrics.audit_records.clone(),
-            clock.clone(),
-        )
-        .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
         let logins = Arc::new(login_limiter(&store, &config));
         let state = AppState {
             server: Arc::new(ServerIdentity {

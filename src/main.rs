@@ -60,7 +60,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Keys { storage, action } => {
             app::init_tracing(LogFormat::Text, "warn");
-            let (store, keyring) = app::open_storage(&storage, Clock::default())
+            let store = app::open_store(&storage).await.map_err(|e| e.to_string())?;
+            let keyring = app::open_keyring(&storage, &store, Clock::default())
                 .await
                 .map_err(|e| e.to_string())?;
             let print = |value: serde_json::Value| {

@@ -54,8 +54,9 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens the JSON lines file (appending) and starts the task that chains new records. With
-    /// several server processes, each record goes to the file of the process that chained it.
+    /// Opens the JSON lines file (appending) and, on PostgreSQL, starts the task that chains new
+    /// records. With several server processes, each record goes to the file of the process that
+    /// chained it.
     pub fn start(
         store: &Store,
         file: Option<&Path>,
@@ -78,7 +79,9 @@ impl AuditLog {
             chained,
             clock,
         });
-        tokio::spawn(chain_records(Arc::downgrade(&log)));
+        if store.dialect() == store::query::Dialect::Postgres {
+            tokio::spawn(chain_records(Arc::downgrade(&log)));
+        }
         let writer_chained = Arc::downgrade(&log);
         store.when_writer_chains(move |chained| {
             if let Some(log) = writer_chained.upgrade() {

@@ -1,13 +1,16 @@
 //! The audit log's tables: records written with the changes they record, each given its
-//! place in one hash chain per database, listed, verified and purged.
+//! place in one hash chain per database, listed, verified and purged. A record is never
+//! rewritten.
 //!
-//! A record is never rewritten: its place in the chain is a row of `audit_links`. SQLite's
-//! single writer chains the records of the batches it commits as it commits them, under the
-//! write lock that its transaction holds anyway ([`ChainEnd`]). Other records (those of
-//! longer transactions, and every record on PostgreSQL) are queued in `audit_unchained` in the
-//! transaction that writes them and chained right after it commits ([`chain_pending`]): that
-//! keeps the chain's lock out of every audited transaction, so concurrent writes commit side by
-//! side, and one short transaction chains whatever has committed since, in any process.
+//! On SQLite every record is linked in the transaction that writes it, its link part of its
+//! row: the one writer holds the database's write lock through that transaction anyway. The
+//! group commit links the records of the batches it commits after the end of the chain it last
+//! left ([`ChainEnd`]); a transaction of its own reads the head first ([`append`]).
+//!
+//! On PostgreSQL, where writes commit side by side, a record is queued in `audit_unchained` by
+//! the transaction that writes it and linked right after that commits ([`chain_pending`]), its
+//! link a row of `audit_links`: that keeps the chain's lock out of every audited transaction,
+//! and one short transaction links whatever has committed since, in any process.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -22,9 +25,10 @@ use crate::domain::audit::{Actor, AuditEvent, Origin, Outcome, Target};
 /// Records chained per transaction.
 const CHAIN_BATCH: usize = 500;
 
-const INSERT: &str = "INSERT INTO audit_events (id, created, actor_id, actor_name, actor_kind, \
-    api_key_id, workspace_id, action, target_type, target_id, target_name, outcome, status, \
-    client_address, request_id, details) VALUES ";
+/// A record's columns as its content is written and hashed.
+const CONTENT_COLUMNS: &str = "id, created, actor_id, actor_name, actor_kind, api_key_id, \
+    workspace_id, action, target_type, target_id, target_name, outcome, status, client_address, \
+    request_id, details";
 
 /// A record's columns, qualified: the queries that read them join other tables. (A macro, so
 /// that [`LINKED_COLUMNS`] can extend it at compile time.)
@@ -41,9 +45,21 @@ const EVENT_COLUMNS: &str = event_columns!();
 /// A record's columns and its link in the chain.
 const LINKED_COLUMNS: &str = concat!(event_columns!(), ", chain_seq, prev_hash, hash");
 
-fn insert_statement(statement: &mut SqlBuilder, event: &AuditEvent) {
+/// Where linked records are read with their links ([`LINKED_COLUMNS`]), and the table that
+/// holds the links.
+fn linked_records(dialect: Dialect) -> (&'static str, &'static str) {
+    match dialect {
+        Dialect::Sqlite => ("audit_events", "audit_events"),
+        Dialect::Postgres => (
+            "audit_links JOIN audit_events ON audit_events.id = audit_links.event_id",
+            "audit_links",
+        ),
+    }
+}
+
+fn content_args(event: &AuditEvent) -> [Arg; 16] {
     let target = event.target.as_ref();
-    statement.push(INSERT).bind_tuple([
+    [
         Arg::Uuid(event.id),
         Arg::Time(event.created),
         Arg::opt_uuid(event.actor.id),
@@ -60,34 +76,33 @@ fn insert_statement(statement: &mut SqlBuilder, event: &AuditEvent) {
         Arg::opt_text(event.origin.client_address.as_deref()),
         Arg::opt_text(event.origin.request_id.as_deref()),
         Arg::Text(event.details.clone()),
-    ]);
+    ]
 }
 
-/// Adds the record to `batch`, to commit with the batch's other writes. The batch chains it or
-/// queues it for chaining as it is written.
+/// Adds the record to `batch`, to commit with the batch's other writes, which write it linked
+/// (SQLite) or queued for the chainer (PostgreSQL) as they are committed.
 pub fn push(batch: &mut Batch, event: &AuditEvent) {
-    if !batch.audited {
-        return;
+    if batch.audited {
+        batch.audit_events.push(event.clone());
     }
-    let mut statement = batch.statement();
-    insert_statement(&mut statement, event);
-    batch.push(statement);
-    batch.audit_events.push(event.clone());
 }
 
-/// Writes the record on `conn` (inside its transaction, if it holds one), queued for chaining.
+/// Writes the record on `conn`, inside the transaction it holds, with the transaction's other
+/// writes (see [`Conn::apply`]).
 pub async fn append(conn: &mut Conn, event: &AuditEvent) -> StoreResult<()> {
-    if !conn.audited {
-        return Ok(());
-    }
-    let mut statement = SqlBuilder::new("");
-    insert_statement(&mut statement, event);
-    execute(conn, statement).await?;
-    let mut queued = SqlBuilder::new("");
-    queue_statement(&mut queued, std::slice::from_ref(event));
-    execute(conn, queued).await?;
-    conn.queued_records();
-    Ok(())
+    let mut batch = Batch::new(conn.dialect());
+    batch.audited = conn.audited;
+    push(&mut batch, event);
+    conn.apply(batch).await
+}
+
+/// Writes `events` unlinked (on PostgreSQL, to be queued for the chainer).
+pub(super) fn unlinked_statement(statement: &mut SqlBuilder, events: &[AuditEvent]) {
+    statement
+        .push(&format!(
+            "INSERT INTO audit_events ({CONTENT_COLUMNS}) VALUES "
+        ))
+        .bind_rows(events.iter().map(content_args));
 }
 
 /// Queues `events` for the chainer: the statement to write with them.
@@ -99,6 +114,38 @@ pub(super) fn queue_statement(statement: &mut SqlBuilder, events: &[AuditEvent])
                 .iter()
                 .map(|event| [Arg::Time(event.created), Arg::Uuid(event.id)]),
         );
+}
+
+/// Writes the links of `chained`: on SQLite the records themselves, their links in their rows;
+/// on PostgreSQL rows of `audit_links` (the records were written by their own transactions).
+pub(super) fn link_statement(dialect: Dialect, statement: &mut SqlBuilder, chained: &[Chained]) {
+    if chained.is_empty() {
+        return;
+    }
+    if !statement.sql.is_empty() {
+        statement.push("; ");
+    }
+    match dialect {
+        Dialect::Sqlite => statement
+            .push(&format!(
+                "INSERT INTO audit_events (chain_seq, {CONTENT_COLUMNS}, prev_hash, hash) VALUES "
+            ))
+            .bind_rows(chained.iter().map(|c| {
+                std::iter::once(Arg::Int(c.seq))
+                    .chain(content_args(&c.event))
+                    .chain([Arg::Text(c.prev_hash.clone()), Arg::Text(c.hash.clone())])
+            })),
+        Dialect::Postgres => statement
+            .push("INSERT INTO audit_links (chain_seq, event_id, prev_hash, hash) VALUES ")
+            .bind_rows(chained.iter().map(|c| {
+                [
+                    Arg::Int(c.seq),
+                    Arg::Uuid(c.event.id),
+                    Arg::Text(c.prev_hash.clone()),
+                    Arg::Text(c.hash.clone()),
+                ]
+            })),
+    };
 }
 
 /// A record as stored.
@@ -186,6 +233,13 @@ struct ChainHead {
 const READ_HEAD: &str =
     "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chain WHERE id = 1";
 
+/// The end of the chain, inside a transaction that holds the write lock (SQLite).
+pub(super) async fn read_head(conn: &mut Conn) -> StoreResult<ChainEnd> {
+    let head: ChainHead =
+        with_conn!(conn, |c| sqlx::query_as(READ_HEAD).fetch_one(c).await).map_err(classify)?;
+    Ok(head.into())
+}
+
 async fn locked_head(conn: &mut Conn) -> StoreResult<ChainHead> {
     let sql = format!("{READ_HEAD}{}", conn.dialect().row_lock(" FOR UPDATE"));
     with_conn!(conn, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
@@ -198,61 +252,59 @@ async fn locked_head(conn: &mut Conn) -> StoreResult<ChainHead> {
 pub struct Chained {
     pub event: AuditEvent,
     pub seq: i64,
+    /// The hash of the record before it (or of the anchor).
+    pub prev_hash: String,
     pub hash: String,
 }
 
 /// The end of the chain, as records are linked to it inside the transaction that holds its
 /// lock.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ChainEnd {
     seq: i64,
     hash: String,
 }
 
 impl ChainEnd {
-    /// Links `events` after the end: the statement that writes their links, and the records
-    /// with their places.
-    pub(super) fn link(
-        &mut self,
-        statement: &mut SqlBuilder,
-        events: impl IntoIterator<Item = AuditEvent>,
-    ) -> Vec<Chained> {
-        let mut rows = Vec::new();
-        let mut chained = Vec::new();
-        for event in events {
-            self.seq += 1;
-            let hash = event.chain_hash(self.seq, &self.hash);
-            let previous = std::mem::replace(&mut self.hash, hash.clone());
-            rows.push([
-                Arg::Int(self.seq),
-                Arg::Uuid(event.id),
-                Arg::Text(previous),
-                Arg::Text(hash.clone()),
-            ]);
-            chained.push(Chained {
-                event,
-                seq: self.seq,
-                hash,
-            });
-        }
-        if !rows.is_empty() {
-            statement
-                .push("INSERT INTO audit_links (chain_seq, event_id, prev_hash, hash) VALUES ")
-                .bind_rows(rows);
-        }
-        chained
+    /// Places `events` after the end, which moves past them.
+    pub(super) fn link(&mut self, events: impl IntoIterator<Item = AuditEvent>) -> Vec<Chained> {
+        events
+            .into_iter()
+            .map(|event| {
+                self.seq += 1;
+                let hash = event.chain_hash(self.seq, &self.hash);
+                let prev_hash = std::mem::replace(&mut self.hash, hash.clone());
+                Chained {
+                    event,
+                    seq: self.seq,
+                    prev_hash,
+                    hash,
+                }
+            })
+            .collect()
     }
 
-    /// The statement that moves the head to the end. On SQLite each link moves the head
-    /// itself (a trigger), and this is not needed.
-    fn head_update(&self) -> SqlBuilder {
-        let mut statement = SqlBuilder::new("UPDATE audit_chain SET last_seq = ");
+    /// Adds to `statement` the move of the chain's head from `from` to this end. The database
+    /// refuses it (a NOT NULL constraint) unless the head is still at `from`: a writer that
+    /// linked after a stale end (another process, or another transaction of this one, moved
+    /// the head since) is rolled back, to link again after the head as it is.
+    pub(super) fn move_head(&self, from: &ChainEnd, statement: &mut SqlBuilder) {
+        if self == from {
+            return;
+        }
+        if !statement.sql.is_empty() {
+            statement.push("; ");
+        }
         statement
+            .push("UPDATE audit_chain SET last_seq = CASE WHEN last_seq = ")
+            .bind(Arg::Int(from.seq))
+            .push(" AND last_hash = ")
+            .bind(Arg::Text(from.hash.clone()))
+            .push(" THEN ")
             .bind(Arg::Int(self.seq))
-            .push(", last_hash = ")
+            .push(" END, last_hash = ")
             .bind(Arg::Text(self.hash.clone()))
             .push(" WHERE id = 1");
-        statement
     }
 }
 
@@ -265,8 +317,8 @@ impl From<ChainHead> for ChainEnd {
     }
 }
 
-/// On SQLite's writer, inside a transaction that has just begun: the end of the chain, for the
-/// writer to link the records it commits.
+/// On SQLite, inside a transaction that holds the write lock: the end of the chain, to link
+/// records after.
 pub(super) async fn read_chain_end(
     conn: &mut sqlx::SqliteConnection,
 ) -> Result<ChainEnd, sqlx::Error> {
@@ -274,6 +326,48 @@ pub(super) async fn read_chain_end(
         .fetch_one(conn)
         .await
         .map(ChainEnd::from)
+}
+
+/// On SQLite, once migrated past the links' own table: links the records that a stopped
+/// process had left waiting for its chainer, after the others, and drops the table that the
+/// migration moved them to. (They do not reach an `--audit-log-file`: no process chained them
+/// while it ran.)
+pub(super) async fn link_records_left_waiting(store: &Store) -> StoreResult<()> {
+    let mut tx = store.begin().await?;
+    let left: Option<String> = with_conn!(&mut tx, |c| sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'audit_records_to_link'"
+    )
+    .fetch_optional(c)
+    .await)
+    .map_err(classify)?;
+    if left.is_none() {
+        return Ok(());
+    }
+    let sql = format!("SELECT {CONTENT_COLUMNS} FROM audit_records_to_link ORDER BY created, id");
+    let rows: Vec<EventRow> = with_conn!(&mut tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .fetch_all(c)
+    .await)
+    .map_err(classify)?;
+    let events = rows
+        .iter()
+        .map(EventRow::event)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let from = read_head(&mut tx).await?;
+    let mut end = from.clone();
+    let chained = end.link(events);
+    for some in chained.chunks(CHAIN_BATCH) {
+        let mut links = SqlBuilder::new("");
+        link_statement(Dialect::Sqlite, &mut links, some);
+        execute_unprepared(&mut tx, links).await?;
+    }
+    let mut head = SqlBuilder::new("");
+    end.move_head(&from, &mut head);
+    head.push(if head.sql.is_empty() { "" } else { "; " })
+        .push("DROP TABLE audit_records_to_link");
+    execute_unprepared(&mut tx, head).await?;
+    tx.commit().await
 }
 
 /// Which queued records a chaining pass looks at.
@@ -290,12 +384,15 @@ pub enum Queued {
 /// Chains every committed record that is queued (of those `queued` names), oldest first, in
 /// transactions of up to [`CHAIN_BATCH`], handing each committed batch to `on_chained`; how
 /// many it chained. Safe to run in any number of processes: each record is chained by exactly
-/// one.
+/// one. On SQLite nothing waits: every record is linked as it is written.
 pub async fn chain_pending(
     store: &Store,
     queued: Queued,
     mut on_chained: impl FnMut(&[Chained]),
 ) -> StoreResult<usize> {
+    if store.dialect() == Dialect::Sqlite {
+        return Ok(0);
+    }
     let mut total = 0;
     loop {
         let chained = chain_some(store, queued).await?;
@@ -309,23 +406,21 @@ pub async fn chain_pending(
 
 async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> {
     let mut tx = store.begin().await?;
-    if tx.dialect() == Dialect::Postgres {
-        // The queue's statistics say little (rows come and go many times between analyses),
-        // and a plan that scans it rather than looking records up by key walks every row
-        // removed since the last vacuum, on every pass. The pass need not wait for its commit
-        // to reach the disk: lost in a crash, it is made again, as the records it chains stay
-        // queued with it (their own writes committed durably).
-        execute(
-            &mut tx,
-            SqlBuilder::new(
-                "SELECT set_config('enable_seqscan', 'off', true), \
-                 set_config('enable_hashjoin', 'off', true), \
-                 set_config('synchronous_commit', 'off', true)",
-            ),
-        )
-        .await?;
-    }
-    let mut end = ChainEnd::from(locked_head(&mut tx).await?);
+    // The queue's statistics say little (rows come and go many times between analyses), and a
+    // plan that scans it rather than looking records up by key walks every row removed since
+    // the last vacuum, on every pass. The pass need not wait for its commit to reach the disk:
+    // lost in a crash, it is made again, as the records it chains stay queued with it (their
+    // own writes committed durably).
+    execute(
+        &mut tx,
+        SqlBuilder::new(
+            "SELECT set_config('enable_seqscan', 'off', true), \
+             set_config('enable_hashjoin', 'off', true), \
+             set_config('synchronous_commit', 'off', true)",
+        ),
+    )
+    .await?;
+    let from = ChainEnd::from(locked_head(&mut tx).await?);
     let since = match queued {
         Queued::All => None,
         Queued::CreatedSince(since) => Some(since),
@@ -358,8 +453,10 @@ async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> 
         .collect::<StoreResult<Vec<_>>>()?;
     // Unprepared: their text changes with the number of records, and kept prepared they
     // would fill each connection's statement cache with large statements.
+    let mut end = from.clone();
+    let chained = end.link(events);
     let mut links = SqlBuilder::new("");
-    let chained = end.link(&mut links, events);
+    link_statement(Dialect::Postgres, &mut links, &chained);
     execute_unprepared(&mut tx, links).await?;
     // Bounded by the oldest and newest chained, so that the queue's index finds them without
     // walking what earlier passes removed (until a vacuum clears it).
@@ -378,9 +475,9 @@ async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> 
         )
         .push(")");
     execute_unprepared(&mut tx, dequeue).await?;
-    if tx.dialect() == Dialect::Postgres {
-        execute(&mut tx, end.head_update()).await?;
-    }
+    let mut head = SqlBuilder::new("");
+    end.move_head(&from, &mut head);
+    execute(&mut tx, head).await?;
     tx.commit().await?;
     Ok(chained)
 }
@@ -406,6 +503,7 @@ pub struct Mismatch {
 /// Walks the chain from its anchor to its head, recomputing every hash.
 pub async fn verify(store: &Store) -> StoreResult<Verification> {
     let mut conn = store.conn().await?;
+    let (linked, _) = linked_records(store.dialect());
     let head: ChainHead = with_conn!(&mut conn, |c| sqlx::query_as(READ_HEAD).fetch_one(c).await)
         .map_err(classify)?;
     let (mut seq, mut hash) = (head.anchor_seq, head.anchor_hash.clone());
@@ -417,8 +515,7 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
     };
     loop {
         let sql = format!(
-            "SELECT {LINKED_COLUMNS} FROM audit_links \
-             JOIN audit_events ON audit_events.id = audit_links.event_id \
+            "SELECT {LINKED_COLUMNS} FROM {linked} \
              WHERE chain_seq > $1 AND chain_seq <= $2 ORDER BY chain_seq LIMIT 1000"
         );
         // Up to the head as read: records chained meanwhile are the next walk's.
@@ -483,12 +580,15 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
             ),
         )
     });
-    let unchained = with_conn!(&mut conn, repeatable, |c| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_unchained"
-    )
-    .fetch_one(c)
-    .await)
-    .map_err(classify)?;
+    let unchained = match store.dialect() {
+        Dialect::Sqlite => 0,
+        Dialect::Postgres => with_conn!(&mut conn, repeatable, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_unchained"
+        )
+        .fetch_one(c)
+        .await)
+        .map_err(classify)?,
+    };
     Ok(Verification {
         checked,
         first_mismatch,
@@ -501,11 +601,12 @@ pub async fn verify(store: &Store) -> StoreResult<Verification> {
 /// purge, with the date and count in its details) in the same transaction. How many it removed.
 pub async fn purge(store: &Store, before: DateTime<Utc>, event: AuditEvent) -> StoreResult<u64> {
     let mut tx = store.begin().await?;
+    let (linked, links) = linked_records(store.dialect());
     let head = locked_head(&mut tx).await?;
-    let newer: Option<i64> = with_conn!(&mut tx, |c| sqlx::query_scalar(
-        "SELECT MIN(chain_seq) FROM audit_links \
-         JOIN audit_events ON audit_events.id = audit_links.event_id WHERE created >= $1"
-    )
+    let sql = format!("SELECT MIN(chain_seq) FROM {linked} WHERE created >= $1");
+    let newer: Option<i64> = with_conn!(&mut tx, |c| sqlx::query_scalar(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
     .bind(before)
     .fetch_one(c)
     .await)
@@ -513,22 +614,28 @@ pub async fn purge(store: &Store, before: DateTime<Utc>, event: AuditEvent) -> S
     let through = newer.map_or(head.last_seq, |first_kept| first_kept - 1);
     let mut removed = 0;
     if through > head.anchor_seq {
-        let anchor_hash: String = with_conn!(&mut tx, |c| sqlx::query_scalar(
-            "SELECT hash FROM audit_links WHERE chain_seq = $1"
-        )
+        let sql = format!("SELECT hash FROM {links} WHERE chain_seq = $1");
+        let anchor_hash: String = with_conn!(&mut tx, |c| sqlx::query_scalar(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
         .bind(through)
         .fetch_one(c)
         .await)
         .map_err(classify)?;
-        let mut delete = SqlBuilder::new(
-            "DELETE FROM audit_events WHERE id IN \
-             (SELECT event_id FROM audit_links WHERE chain_seq <= ",
-        );
-        delete.bind(Arg::Int(through)).push(")");
+        let mut delete = SqlBuilder::new(match store.dialect() {
+            Dialect::Sqlite => "DELETE FROM audit_events WHERE chain_seq <= ",
+            Dialect::Postgres => {
+                "DELETE FROM audit_events USING audit_links \
+                 WHERE audit_events.id = audit_links.event_id AND audit_links.chain_seq <= "
+            }
+        });
+        delete.bind(Arg::Int(through));
         removed = execute(&mut tx, delete).await?;
-        let mut unlink = SqlBuilder::new("DELETE FROM audit_links WHERE chain_seq <= ");
-        unlink.bind(Arg::Int(through));
-        execute(&mut tx, unlink).await?;
+        if store.dialect() == Dialect::Postgres {
+            let mut unlink = SqlBuilder::new("DELETE FROM audit_links WHERE chain_seq <= ");
+            unlink.bind(Arg::Int(through));
+            execute(&mut tx, unlink).await?;
+        }
         let mut anchor = SqlBuilder::new("UPDATE audit_chain SET anchor_seq = ");
         anchor
             .bind(Arg::Int(through))
@@ -565,10 +672,13 @@ pub async fn list(
     workspaces: Option<&[Uuid]>,
 ) -> StoreResult<Listed<AuditRow>> {
     let dialect = conn.dialect();
-    let mut from = SqlBuilder::new(
-        "FROM audit_events LEFT JOIN audit_links ON audit_links.event_id = audit_events.id \
-         WHERE 1 = 1",
-    );
+    let mut from = SqlBuilder::new(match dialect {
+        Dialect::Sqlite => "FROM audit_events WHERE 1 = 1",
+        Dialect::Postgres => {
+            "FROM audit_events LEFT JOIN audit_links ON audit_links.event_id = audit_events.id \
+             WHERE 1 = 1"
+        }
+    });
     if let Some(workspaces) = workspaces {
         from.push(" AND workspace_id IN (");
         for (i, id) in workspaces.iter().enumerate() {

@@ -11,10 +11,9 @@
 //! (returning the connection, waking the next request's task) was the limit on creates per
 //! second; a group pays for that once.
 //!
-//! The writer also links the audit records of the batches it commits into the audit chain, in
-//! their transaction: it holds the write lock anyway, so reading and moving the chain's head
-//! there costs no one a wait. Elsewhere (PostgreSQL, or a batch applied inside a longer
-//! transaction) a batch queues its records for the chainer.
+//! The writer also writes the audit records of the batches it commits, linked into the audit
+//! chain, in their transaction: it holds the write lock anyway, so moving the chain's head
+//! there costs no one a wait. On PostgreSQL a batch writes its records queued for the chainer.
 
 use std::sync::{Arc, Mutex};
 
@@ -65,21 +64,36 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.statements.is_empty()
+        self.statements.is_empty() && self.audit_events.is_empty()
     }
 
     fn is_audited(&self) -> bool {
         !self.audit_events.is_empty()
     }
 
-    /// Queues its audit records for the chainer, as a write of its own.
+    /// Adds the writes of its audit records, queued for the chainer (PostgreSQL).
     fn queue_audit_events(&mut self) {
         if self.audit_events.is_empty() {
             return;
         }
+        let mut records = self.statement();
+        audit::unlinked_statement(&mut records, &self.audit_events);
+        self.push(records);
         let mut queued = self.statement();
         audit::queue_statement(&mut queued, &self.audit_events);
         self.push(queued);
+    }
+
+    /// Adds the writes of its audit records, linked after `end`, which moves past them
+    /// (SQLite). The records linked.
+    fn link_audit_events(&mut self, end: &mut audit::ChainEnd) -> Vec<audit::Chained> {
+        let from = end.clone();
+        let chained = end.link(self.audit_events.iter().cloned());
+        let mut links = self.statement();
+        audit::link_statement(Dialect::Sqlite, &mut links, &chained);
+        end.move_head(&from, &mut links);
+        self.push(links);
+        chained
     }
 
     /// The batch as one PostgreSQL statement: every write but the last a `WITH` part.
@@ -99,38 +113,36 @@ impl Batch {
     }
 
     /// The batch as a SQLite script, opening the transaction it runs in if `begin`, and
-    /// committing it if `commit`.
-    fn sqlite_script(&self, begin: bool, commit: bool) -> String {
-        let mut script = String::new();
-        if begin {
-            script.push_str("BEGIN IMMEDIATE; ");
-        }
-        script.push_str(&self.statements.join("; "));
-        if commit {
-            script.push_str("; COMMIT");
-        }
-        script
+    /// committing it if `commit`, with `more` after its own statements.
+    fn sqlite_script(&self, (begin, commit): (bool, bool), more: &str) -> String {
+        let begin = begin.then_some("BEGIN IMMEDIATE");
+        let commit = commit.then_some("COMMIT");
+        let more = (!more.is_empty()).then_some(more);
+        let parts = begin
+            .into_iter()
+            .chain(self.statements.iter().map(String::as_str))
+            .chain(more)
+            .chain(commit);
+        parts.collect::<Vec<_>>().join("; ")
     }
 
-    /// The batch as a SQLite query whose audit records are linked after `end` (each link
-    /// moves the chain's head: a trigger), opening the transaction it runs in if `begin` and
-    /// committing it if `commit`. The records linked join `chained`.
+    /// The batch as a SQLite query whose audit records are linked after `end`, opening the
+    /// transaction it runs in if `begin`, and committing it if `commit`; the head of the chain
+    /// then moves from `group_start` to `end`. The records linked join `chained`.
     fn sqlite_chained_query(
         &self,
-        end: &mut audit::ChainEnd,
+        (group_start, end): (&audit::ChainEnd, &mut audit::ChainEnd),
         (begin, commit): (bool, bool),
         chained: &mut Vec<audit::Chained>,
     ) -> sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        let mut script = self.sqlite_script(begin, false);
         let mut links = query::SqlBuilder::numbered_after(self.args.len());
-        chained.extend(end.link(&mut links, self.audit_events.iter().cloned()));
-        if !links.sql.is_empty() {
-            script.push_str("; ");
-            script.push_str(&links.sql);
-        }
+        let linked = end.link(self.audit_events.iter().cloned());
+        audit::link_statement(Dialect::Sqlite, &mut links, &linked);
+        chained.extend(linked);
         if commit {
-            script.push_str("; COMMIT");
+            end.move_head(group_start, &mut links);
         }
+        let script = self.sqlite_script((begin, commit), &links.sql);
         sqlite_query(script, self.args.iter().cloned().chain(links.args))
     }
 
@@ -163,7 +175,15 @@ struct Queued {
 pub(super) type OnChained = Arc<dyn Fn(&[audit::Chained]) + Send + Sync>;
 
 /// Where the writer finds the listener, which may be set after it started.
-type ChainListener = Arc<Mutex<Option<OnChained>>>;
+pub(super) type ChainListener = Arc<Mutex<Option<OnChained>>>;
+
+/// Tells the listener, if one is set, of `chained`.
+pub(super) fn tell(listener: &ChainListener, chained: &[audit::Chained]) {
+    let listener = listener.lock().expect("not poisoned").clone();
+    if let Some(listener) = listener {
+        listener(chained);
+    }
+}
 
 /// The queue in front of SQLite's writer connection.
 #[derive(Clone)]
@@ -221,6 +241,11 @@ impl GroupCommit {
     pub(super) fn when_chained(&self, listener: OnChained) {
         *self.listener.lock().expect("not poisoned") = Some(listener);
     }
+
+    /// Where the listener is found, for transactions that link records of their own.
+    pub(super) fn listener(&self) -> ChainListener {
+        self.listener.clone()
+    }
 }
 
 async fn commit_queued(
@@ -243,10 +268,7 @@ async fn commit_queued(
         // Before the writes' callers learn their outcome: a response never precedes the
         // record of it reaching the listener.
         if !chained.is_empty() {
-            let listener = listener.lock().expect("not poisoned").clone();
-            if let Some(listener) = listener {
-                listener(&chained);
-            }
+            tell(&listener, &chained);
         }
         for (queued, outcome) in group.drain(..).zip(outcomes) {
             // The caller may have stopped waiting; the write stands.
@@ -315,13 +337,16 @@ async fn commit_together(
             }
         }
     }
+    let group_start = end.clone();
     let mut chained = Vec::new();
     let last = batches.len() - 1;
     for (i, batch) in batches.iter().enumerate() {
         let (begin, commit) = (i == 0 && !begun, i == last);
-        let query = match end.as_mut() {
-            Some(end) if audited => batch.sqlite_chained_query(end, (begin, commit), &mut chained),
-            _ => batch.query(batch.sqlite_script(begin, commit)),
+        let query = match (group_start.as_ref(), end.as_mut()) {
+            (Some(start), Some(end)) if audited => {
+                batch.sqlite_chained_query((start, end), (begin, commit), &mut chained)
+            }
+            _ => batch.query(batch.sqlite_script((begin, commit), "")),
         };
         let result = query.execute(&mut session.conn).await;
         session.state.observe(&result);
@@ -374,17 +399,27 @@ fn failed_group(err: &sqlx::Error, size: usize) -> Vec<StoreResult<()>> {
 
 impl super::Conn {
     /// Applies `batch` inside the transaction this connection holds, with the transaction's
-    /// other writes: one round trip.
+    /// other writes: one round trip (two on SQLite with audit records: the chain's head is read
+    /// first, under the write lock the transaction holds).
     pub async fn apply(&mut self, batch: Batch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let mut batch = batch;
         let audited = batch.is_audited();
-        batch.queue_audit_events();
+        let mut linked = Vec::new();
         let sql = match batch.dialect {
-            Dialect::Postgres => batch.postgres_statement(),
-            Dialect::Sqlite => batch.sqlite_script(false, false),
+            Dialect::Postgres => {
+                batch.queue_audit_events();
+                batch.postgres_statement()
+            }
+            Dialect::Sqlite => {
+                if audited {
+                    let mut end = audit::read_head(self).await?;
+                    linked = batch.link_audit_events(&mut end);
+                }
+                batch.sqlite_script((false, false), "")
+            }
         };
         with_conn!(self, |c| {
             bind_args!(
@@ -397,7 +432,7 @@ impl super::Conn {
         })
         .map_err(classify)?;
         if audited {
-            self.queued_records();
+            self.wrote_records(linked);
         }
         Ok(())
     }
@@ -427,7 +462,7 @@ impl Store {
         })
         .map_err(classify)?;
         if audited {
-            conn.queued_records();
+            conn.wrote_records(Vec::new());
         }
         Ok(())
     }
@@ -580,35 +615,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_database_refuses_a_link_that_does_not_follow_the_head() {
+    async fn a_writer_does_not_link_after_records_purged_since_it_last_wrote() {
+        use crate::domain::audit::{Actor, AuditEvent, Outcome};
+
         let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(dir.path()).await;
-        let mut conn = store.write_conn().await.unwrap();
-        let genesis = crate::domain::audit::GENESIS_HASH;
-        let link = |seq: i64, prev: &str| {
-            format!(
-                "INSERT INTO audit_links (chain_seq, event_id, prev_hash, hash) \
-                 VALUES ({seq}, randomblob(16), '{prev}', 'h{seq}')"
-            )
-        };
-        for (sql, follows) in [
-            (link(2, genesis), false),
-            (link(1, "not the head's hash"), false),
-            (link(1, genesis), true),
-            (link(2, "h1"), true),
-            (link(2, "h1"), false),
-        ] {
-            let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(sqlite(&mut conn))
-                .await;
-            assert_eq!(result.is_ok(), follows, "{sql}: {result:?}");
-        }
-        let head: (i64, String) =
-            sqlx::query_as("SELECT last_seq, last_hash FROM audit_chain WHERE id = 1")
-                .fetch_one(sqlite(&mut conn))
+        let first = sqlite_store(dir.path()).await;
+        let second = Store::open(None, dir.path(), 4).await.unwrap();
+        first.write(audited("n0")).await.unwrap();
+        second.write(audited("n1")).await.unwrap();
+        // Every link the first writer knows of is gone, the one it would reuse too: only the
+        // head tells it that the chain has moved on.
+        let now = chrono::Utc::now();
+        let purge = AuditEvent::new(Actor::operator(), "audit.purged", Outcome::Success, now);
+        audit::purge(&second, chrono::Utc::now(), purge)
+            .await
+            .unwrap();
+        first.write(audited("n2")).await.unwrap();
+
+        let verification = audit::verify(&first).await.unwrap();
+        assert!(verification.first_mismatch.is_none(), "{verification:?}");
+        let mut conn = first.conn().await.unwrap();
+        let chain: Vec<(i64, String)> =
+            sqlx::query_as("SELECT chain_seq, action FROM audit_events ORDER BY chain_seq")
+                .fetch_all(sqlite(&mut conn))
                 .await
                 .unwrap();
-        assert_eq!(head, (2, "h2".to_owned()));
+        assert_eq!(chain, [(3, "audit.purged".into()), (4, "n2".into())]);
     }
 
     #[tokio::test]

@@ -174,8 +174,13 @@ pub struct Conn {
     audited: bool,
     /// Told when audit records it queued have committed (see [`Store::records_queued`]).
     records_queued: Option<Arc<Notify>>,
+    /// Told of the audit records it linked once they commit (see
+    /// [`Store::when_writer_chains`]).
+    records_linked: Option<batch::ChainListener>,
     /// Its open transaction queued audit records: the chainer is told when it commits.
     queued_in_transaction: bool,
+    /// The audit records its open transaction linked: the listener is told when it commits.
+    linked_in_transaction: Vec<audit::Chained>,
     /// The connection was idle in the pool and nothing has run on it since: the database may
     /// have closed it meanwhile, before it could have run anything we send.
     untried_reuse: bool,
@@ -256,7 +261,9 @@ impl Conn {
             checkout: Some(checkout),
             audited: true,
             records_queued: None,
+            records_linked: None,
             queued_in_transaction: false,
+            linked_in_transaction: Vec::new(),
         }
     }
 
@@ -336,25 +343,35 @@ impl Conn {
         if self.state().open_transaction() {
             self.control("COMMIT").await?;
             self.state().in_transaction = false;
-            if std::mem::take(&mut self.queued_in_transaction) {
-                self.tell_chainer();
-            }
+            let queued = std::mem::take(&mut self.queued_in_transaction);
+            let linked = std::mem::take(&mut self.linked_in_transaction);
+            self.tell_of_records(queued, &linked);
         }
         Ok(())
     }
 
-    /// Notes that audit records were queued on this connection: the chainer is told now, or
-    /// when the transaction that holds them commits.
-    pub(super) fn queued_records(&mut self) {
+    /// Notes audit records written on this connection: queued for the chainer, or `linked`
+    /// as they were written. Whoever hears of them is told now, or when the transaction that
+    /// holds them commits.
+    pub(super) fn wrote_records(&mut self, linked: Vec<audit::Chained>) {
+        let queued = linked.is_empty();
         match self.state().in_transaction {
-            true => self.queued_in_transaction = true,
-            false => self.tell_chainer(),
+            true => {
+                self.queued_in_transaction |= queued;
+                self.linked_in_transaction.extend(linked);
+            }
+            false => self.tell_of_records(queued, &linked),
         }
     }
 
-    fn tell_chainer(&self) {
-        if let Some(queued) = &self.records_queued {
-            queued.notify_one();
+    fn tell_of_records(&self, queued: bool, linked: &[audit::Chained]) {
+        if queued && let Some(chainer) = &self.records_queued {
+            chainer.notify_one();
+        }
+        if !linked.is_empty()
+            && let Some(listener) = &self.records_linked
+        {
+            batch::tell(listener, linked);
         }
     }
 }
@@ -379,7 +396,9 @@ impl Drop for Conn {
                 untried_reuse: false,
                 audited: true,
                 records_queued: None,
+                records_linked: None,
                 queued_in_transaction: false,
+                linked_in_transaction: Vec::new(),
             };
             let state_after = match conn.control("ROLLBACK").await {
                 Ok(()) => pool::SessionState::default(),
@@ -524,6 +543,10 @@ impl Store {
             RawConn::Postgres(c) => sqlx::migrate!("migrations/postgres").run(c).await?,
             RawConn::Sqlite(c) => sqlx::migrate!("migrations/sqlite").run(c).await?,
         }
+        drop(conn);
+        if self.dialect() == Dialect::Sqlite {
+            audit::link_records_left_waiting(self).await?;
+        }
         Ok(())
     }
 
@@ -534,9 +557,10 @@ impl Store {
         batch
     }
 
-    /// Hands `listener` the audit records that SQLite's writer chains as it commits them,
-    /// from now on, group by group, before the writes' callers learn their outcome. Records
-    /// chained otherwise come from [`audit::chain_pending`]; on PostgreSQL, all of them.
+    /// Hands `listener` the audit records linked on SQLite, from now on, as they commit: group
+    /// by group as the writer commits them, before the writes' callers learn their outcome,
+    /// and those of a longer transaction as it commits. On PostgreSQL, records are linked by
+    /// [`audit::chain_pending`], which hands them to its caller.
     pub fn when_writer_chains(&self, listener: impl Fn(&[audit::Chained]) + Send + Sync + 'static) {
         if let Pools::Sqlite { batches, .. } = &self.pools {
             batches.when_chained(std::sync::Arc::new(listener));
@@ -544,8 +568,7 @@ impl Store {
     }
 
     /// Told whenever audit records that wait for the chainer ([`audit::chain_pending`]) have
-    /// committed. SQLite's writer chains the records of the batches it commits itself, and
-    /// tells no one.
+    /// committed: on PostgreSQL. On SQLite none wait.
     pub fn records_queued(&self) -> Arc<Notify> {
         self.records_queued.clone()
     }
@@ -605,6 +628,9 @@ impl Store {
         let mut conn = Conn::new(checkout);
         conn.audited = self.audited;
         conn.records_queued = Some(self.records_queued.clone());
+        if let Pools::Sqlite { batches, .. } = &self.pools {
+            conn.records_linked = Some(batches.listener());
+        }
         Ok(conn)
     }
 

@@ -339,7 +339,10 @@ async fn each_listed_action_writes_its_record(backend: Backend) {
         .collect();
     let in_file: BTreeSet<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
     for record in &all {
-        assert!(in_file.contains(record["id"].as_str().unwrap()));
+        assert!(
+            in_file.contains(record["id"].as_str().unwrap()),
+            "{record} is in the file"
+        );
     }
     assert!(lines.iter().all(|l| l["chain"]["hash"].is_string()));
 
@@ -432,7 +435,8 @@ async fn verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable(bac
         .find(|r| r["action"] == "secret.created" && r["target"]["name"] == "d")
         .unwrap();
     let seq = altered["chain"]["seq"].as_i64().unwrap();
-    let record = format!("id = (SELECT event_id FROM audit_links WHERE chain_seq = {seq})");
+    let altered_id: uuid::Uuid = altered["id"].as_str().unwrap().parse().unwrap();
+    let record = format!("id = {}", app.db.uuid_literal(altered_id));
     app.db
         .execute(&format!(
             "UPDATE audit_events SET actor_name = 'mallory' WHERE {record}"
@@ -555,21 +559,30 @@ async fn a_second_process_continues_the_same_chain(backend: Backend) {
     app.stop().await;
 }
 
-/// A process's chainer is told of records queued for it once they commit: at the end of the
-/// transaction that wrote them, not before (it would find nothing yet). The writes SQLite's
-/// writer chains as it commits them tell it nothing: there is nothing left to chain.
-async fn the_chainer_is_told_of_queued_records_when_they_commit(backend: Backend) {
+/// Whoever links a transaction's audit records hears of them once it commits: not before, and
+/// not at all should it roll back. On PostgreSQL that is the process's chainer, told that
+/// records are queued for it; on SQLite, where the transaction links its records itself, the
+/// listener that appends them to the JSON lines file. A batch's records reach the chainer the
+/// same way, and SQLite's listener as the writer commits them.
+async fn records_are_told_of_when_their_transaction_commits(backend: Backend) {
     use std::future::Future;
+    use std::sync::{Arc, Mutex};
 
     use connector_hub::store::{Store, audit};
 
     let app = TestApp::spawn(backend).await;
-    // A process of its own on the same database, with no chainer waiting on it.
+    // A process of its own on the same database, with no chainer or listener of its own.
     let storage = &app.config.storage;
     let store = Store::open(storage.database_url.as_deref(), &storage.data_dir, 2)
         .await
         .unwrap();
     let queued = store.records_queued();
+    let linked = Arc::new(Mutex::new(Vec::<uuid::Uuid>::new()));
+    let listener = linked.clone();
+    store.when_writer_chains(move |chained| {
+        let mut linked = listener.lock().unwrap();
+        linked.extend(chained.iter().map(|c| c.event.id));
+    });
     let record = |at: u32| {
         AuditEvent::new(
             Actor::anonymous("alice"),
@@ -584,28 +597,51 @@ async fn the_chainer_is_told_of_queued_records_when_they_commit(backend: Backend
             .poll(&mut std::task::Context::from_waker(&waker))
             .is_ready()
     };
+    let queues = matches!(backend, Backend::Postgres);
+    let heard = || linked.lock().unwrap().clone();
 
     let told = queued.notified();
     tokio::pin!(told);
     told.as_mut().enable();
+    let rolled_back = record(1);
     let mut tx = store.begin().await.unwrap();
-    audit::append(&mut tx, &record(1)).await.unwrap();
+    audit::append(&mut tx, &rolled_back).await.unwrap();
+    drop(tx);
+    let committed = record(2);
+    let mut tx = store.begin().await.unwrap();
+    audit::append(&mut tx, &committed).await.unwrap();
     assert!(!is_told(&mut told), "told before the commit");
+    assert!(heard().is_empty(), "heard of before the commit");
     tx.commit().await.unwrap();
-    assert!(is_told(&mut told), "told once the transaction committed");
-
-    let told = queued.notified();
-    tokio::pin!(told);
-    told.as_mut().enable();
-    let mut batch = store.batch();
-    audit::push(&mut batch, &record(2));
-    store.write(batch).await.unwrap();
-    let expected = matches!(backend, Backend::Postgres);
     assert_eq!(
         is_told(&mut told),
-        expected,
-        "told of a batch's records only where they wait for the chainer"
+        queues,
+        "the chainer is told of queued records"
     );
+    match queues {
+        true => assert!(heard().is_empty()),
+        false => assert_eq!(
+            heard(),
+            [committed.id],
+            "only the committed record is heard of"
+        ),
+    }
+
+    let told = queued.notified();
+    tokio::pin!(told);
+    told.as_mut().enable();
+    let written = record(3);
+    let mut batch = store.batch();
+    audit::push(&mut batch, &written);
+    store.write(batch).await.unwrap();
+    assert_eq!(
+        is_told(&mut told),
+        queues,
+        "told of a batch's queued records"
+    );
+    if !queues {
+        assert_eq!(heard(), [committed.id, written.id]);
+    }
     store.close().await;
     app.stop().await;
 }
@@ -733,5 +769,5 @@ on_both_backends!(
     verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable,
     only_administrators_read_the_log,
     a_second_process_continues_the_same_chain,
-    the_chainer_is_told_of_queued_records_when_they_commit,
+    records_are_told_of_when_their_transaction_commits,
 );
