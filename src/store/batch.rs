@@ -415,6 +415,11 @@ impl super::Conn {
             }
             Dialect::Sqlite => {
                 if audited {
+                    // The head read and the records linked after it commit together.
+                    debug_assert!(
+                        self.in_transaction(),
+                        "audit records are linked inside a transaction"
+                    );
                     let mut end = audit::read_head(self).await?;
                     linked = batch.link_audit_events(&mut end);
                 }

@@ -350,12 +350,16 @@ impl Conn {
         Ok(())
     }
 
+    fn in_transaction(&mut self) -> bool {
+        self.state().in_transaction
+    }
+
     /// Notes audit records written on this connection: queued for the chainer, or `linked`
     /// as they were written. Whoever hears of them is told now, or when the transaction that
     /// holds them commits.
     pub(super) fn wrote_records(&mut self, linked: Vec<audit::Chained>) {
         let queued = linked.is_empty();
-        match self.state().in_transaction {
+        match self.in_transaction() {
             true => {
                 self.queued_in_transaction |= queued;
                 self.linked_in_transaction.extend(linked);
