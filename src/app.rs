@@ -94,6 +94,25 @@ pub async fn open_store(storage: &StorageConfig) -> Result<Store, StartupError> 
     .await?)
 }
 
+/// The audit log of a `keys` or `audit` command's process: what it chains goes to the
+/// `--audit-log-file`, as a server's does.
+pub fn command_audit_log(
+    store: &Store,
+    storage: &StorageConfig,
+) -> Result<Arc<AuditLog>, StartupError> {
+    AuditLog::start(
+        store,
+        storage.audit_log_file.as_deref(),
+        prometheus_client::metrics::counter::Counter::default(),
+        Clock::default(),
+    )
+    .map_err(audit_file_error)
+}
+
+fn audit_file_error(err: std::io::Error) -> StartupError {
+    StartupError::Config(format!("cannot open the audit log file: {err}"))
+}
+
 /// Opens the keyring on `store`: what `serve` and `keys` both need. Opening it may rotate a
 /// worn data key, which the audit log records.
 pub async fn open_keyring(
@@ -235,11 +254,11 @@ impl Server {
         // First, so that the file hears of every record this process writes.
         let audit = AuditLog::start(
             &store,
-            config.audit_log_file.as_deref(),
+            config.storage.audit_log_file.as_deref(),
             metrics.audit_records.clone(),
             clock.clone(),
         )
-        .map_err(|e| StartupError::Config(format!("cannot open the audit log file: {e}")))?;
+        .map_err(audit_file_error)?;
         let keyring = open_keyring(&config.storage, &store, clock.clone())
             .await?
             .counted(metrics.crypto.clone());

@@ -81,7 +81,8 @@ pub enum KeysAction {
     },
 }
 
-/// Where data lives and how it is encrypted: shared by `serve` and `keys`.
+/// Where data lives, how it is encrypted and where audit records are shipped: shared by
+/// `serve`, `keys` and `audit`.
 #[derive(Debug, Clone, Args)]
 pub struct StorageConfig {
     /// Folder for the embedded SQLite database and its generated key file.
@@ -124,6 +125,12 @@ pub struct StorageConfig {
     /// for random 96-bit AES-GCM nonces.
     #[arg(long, env = "CONNECTOR_HUB_KEY_MAX_ENCRYPTIONS", default_value_t = 1 << 31)]
     pub key_max_encryptions: u64,
+
+    /// Also append every audit record that this process chains to this file, one JSON object
+    /// per line, for log shippers (the `keys` and `audit` commands too: their own records, and
+    /// those they chain). The database stays the record of truth.
+    #[arg(long, env = "CONNECTOR_HUB_AUDIT_LOG_FILE")]
+    pub audit_log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -253,11 +260,6 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub user_endpoints: UserEndpointConfig,
-
-    /// Also append every audit record to this file, one JSON object per line, for log
-    /// shippers. The database stays the record of truth.
-    #[arg(long, env = "CONNECTOR_HUB_AUDIT_LOG_FILE")]
-    pub audit_log_file: Option<PathBuf>,
 
     /// Serve `/metrics` on this separate address (for example `0.0.0.0:9090`), to anyone who
     /// can reach it, instead of under the main address to server admins.

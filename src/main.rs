@@ -6,6 +6,7 @@ use connector_hub::config::{AuditAction, Cli, Command, KeysAction, LogFormat, Se
 use connector_hub::crypto::MasterKey;
 use connector_hub::domain::audit::{Actor, AuditEvent, Outcome, action as audit_action};
 use connector_hub::domain::clock::Clock;
+use connector_hub::http::audit::AuditLog;
 use connector_hub::store::{Store, audit};
 
 /// mimalloc: the server allocates many small, short-lived buffers per request, where it is
@@ -61,6 +62,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Keys { storage, action } => {
             app::init_tracing(LogFormat::Text, "warn");
             let store = app::open_store(&storage).await.map_err(|e| e.to_string())?;
+            let audit_log = app::command_audit_log(&store, &storage).map_err(|e| e.to_string())?;
             let keyring = app::open_keyring(&storage, &store, Clock::default())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -115,15 +117,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             // The operator's records are chained now rather than by the next server's sweep.
-            audit::chain_pending(&store, audit::Queued::All, |_| {})
-                .await
-                .map_err(|e| e.to_string())?;
+            audit_log.chain_now().await.map_err(|e| e.to_string())?;
             Ok(())
         }
         Command::Audit { storage, action } => {
             app::init_tracing(LogFormat::Text, "warn");
             let store = app::open_store(&storage).await.map_err(|e| e.to_string())?;
-            let result = audit_command(&store, action).await;
+            let audit_log = app::command_audit_log(&store, &storage).map_err(|e| e.to_string())?;
+            let result = audit_command(&store, &audit_log, action).await;
             store.close().await;
             result
         }
@@ -156,16 +157,18 @@ async fn health_check(url: &str) -> Result<(), String> {
 }
 
 /// `connector-hub audit verify` and `audit purge`: each chains what is pending first.
-async fn audit_command(store: &Store, action: AuditAction) -> Result<(), String> {
+async fn audit_command(
+    store: &Store,
+    audit_log: &AuditLog,
+    action: AuditAction,
+) -> Result<(), String> {
     let report = |value: serde_json::Value| {
         println!(
             "{}",
             serde_json::to_string_pretty(&value).expect("JSON prints")
         );
     };
-    audit::chain_pending(store, audit::Queued::All, |_| {})
-        .await
-        .map_err(|e| e.to_string())?;
+    audit_log.chain_now().await.map_err(|e| e.to_string())?;
     match action {
         AuditAction::Verify => {
             let verification = audit::verify(store).await.map_err(|e| e.to_string())?;
@@ -200,9 +203,7 @@ async fn audit_command(store: &Store, action: AuditAction) -> Result<(), String>
             let removed = audit::purge(store, before, event)
                 .await
                 .map_err(|e| e.to_string())?;
-            audit::chain_pending(store, audit::Queued::All, |_| {})
-                .await
-                .map_err(|e| e.to_string())?;
+            audit_log.chain_now().await.map_err(|e| e.to_string())?;
             report(serde_json::json!({ "removed": removed }));
             Ok(())
         }

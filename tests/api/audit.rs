@@ -46,13 +46,21 @@ fn has(summary: &BTreeSet<(String, String, String)>, action: &str, target: &str,
 }
 
 /// Runs `connector-hub audit …` on the app's database: its exit status and printed JSON.
-fn audit_cli(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
+/// Runs `connector-hub` with `args` on the app's database, as an operator on its host would:
+/// with its master key and its audit log file. Whether it succeeded, what it printed (JSON)
+/// and its standard error.
+fn operator_command(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
+    let storage = &app.config.storage;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_connector-hub"));
-    command.arg("audit").args(args);
+    command.args(args);
     command.env_remove("DATABASE_URL");
-    command.env("CONNECTOR_HUB_DATA_DIR", &app.config.storage.data_dir);
-    if let Some(url) = &app.config.storage.database_url {
+    command.env("CONNECTOR_HUB_DATA_DIR", &storage.data_dir);
+    command.env("CONNECTOR_HUB_ENCRYPTION_KEY", test_master_key());
+    if let Some(url) = &storage.database_url {
         command.env("DATABASE_URL", url);
+    }
+    if let Some(file) = &storage.audit_log_file {
+        command.env("CONNECTOR_HUB_AUDIT_LOG_FILE", file);
     }
     let output = command.output().expect("the binary runs");
     let printed = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
@@ -60,12 +68,48 @@ fn audit_cli(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
     (output.status.success(), printed, stderr)
 }
 
+fn audit_cli(app: &TestApp, args: &[&str]) -> (bool, Value, String) {
+    let args: Vec<&str> = ["audit"].iter().chain(args).copied().collect();
+    operator_command(app, &args)
+}
+
+/// The records an operator's commands write, and those they chain, go to the audit log file
+/// like a server's.
+async fn commands_append_their_records_to_the_audit_log_file(backend: Backend) {
+    let log_file = tempfile::NamedTempFile::new().unwrap();
+    let log_path = log_file.path().to_owned();
+    let app = TestApp::spawn_with(backend, |config| {
+        config.storage.audit_log_file = Some(log_path.clone());
+    })
+    .await;
+    let (rotated, _, stderr) = operator_command(&app, &["keys", "rotate"]);
+    assert!(rotated, "{stderr}");
+    let (purged, _, stderr) = audit_cli(&app, &["purge", "--before", "2000-01-01"]);
+    assert!(purged, "{stderr}");
+
+    let lines: Vec<Value> = std::fs::read_to_string(&log_path)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    for action in ["key.rotated", "audit.purged"] {
+        let by_operator = lines
+            .iter()
+            .find(|l| l["action"] == action && l["actor"]["kind"] == "operator")
+            .unwrap_or_else(|| panic!("the operator's {action} is in the file: {lines:#?}"));
+        assert!(by_operator["chain"]["hash"].is_string(), "{by_operator}");
+    }
+    let ids: BTreeSet<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), lines.len(), "each record once");
+    app.stop().await;
+}
+
 async fn each_listed_action_writes_its_record(backend: Backend) {
     let azure = FakeAzure::start(estate()).await;
     let log_file = tempfile::NamedTempFile::new().unwrap();
     let log_path = log_file.path().to_owned();
     let app = TestApp::spawn_with_azure(backend, &azure, |config| {
-        config.audit_log_file = Some(log_path.clone());
+        config.storage.audit_log_file = Some(log_path.clone());
     })
     .await;
     let admin = app.admin.clone();
@@ -723,7 +767,7 @@ async fn sqlite_chains_records_as_it_commits_them() {
     let log_file = tempfile::NamedTempFile::new().unwrap();
     let log_path = log_file.path().to_owned();
     let app = TestApp::spawn_with(Backend::Sqlite, |config| {
-        config.audit_log_file = Some(log_path.clone());
+        config.storage.audit_log_file = Some(log_path.clone());
     })
     .await;
     let creates = (0..12).map(|i| register(&app, service_principal(&format!("az{i}"), "s")));
@@ -764,6 +808,7 @@ async fn sqlite_chains_records_as_it_commits_them() {
 
 on_both_backends!(
     a_log_kept_before_the_links_table_goes_on_verifiable,
+    commands_append_their_records_to_the_audit_log_file,
     each_listed_action_writes_its_record,
     a_record_that_cannot_be_written_fails_the_request,
     verify_names_the_altered_record_and_purge_keeps_the_rest_verifiable,
