@@ -233,11 +233,10 @@ struct ChainHead {
 const READ_HEAD: &str =
     "SELECT last_seq, last_hash, anchor_seq, anchor_hash FROM audit_chain WHERE id = 1";
 
-/// The end of the chain, inside a transaction that holds the write lock (SQLite).
-pub(super) async fn read_head(conn: &mut Conn) -> StoreResult<ChainEnd> {
-    let head: ChainHead =
-        with_conn!(conn, |c| sqlx::query_as(READ_HEAD).fetch_one(c).await).map_err(classify)?;
-    Ok(head.into())
+/// The end of the chain, locked for the transaction on `conn` (on SQLite, the transaction's
+/// write lock holds it already).
+pub(super) async fn locked_end(conn: &mut Conn) -> StoreResult<ChainEnd> {
+    Ok(locked_head(conn).await?.into())
 }
 
 async fn locked_head(conn: &mut Conn) -> StoreResult<ChainHead> {
@@ -354,7 +353,7 @@ pub(super) async fn link_records_left_waiting(store: &Store) -> StoreResult<()> 
         .iter()
         .map(EventRow::event)
         .collect::<StoreResult<Vec<_>>>()?;
-    let from = read_head(&mut tx).await?;
+    let from = locked_end(&mut tx).await?;
     let mut end = from.clone();
     let chained = end.link(events);
     for some in chained.chunks(CHAIN_BATCH) {
@@ -420,7 +419,7 @@ async fn chain_some(store: &Store, queued: Queued) -> StoreResult<Vec<Chained>> 
         ),
     )
     .await?;
-    let from = ChainEnd::from(locked_head(&mut tx).await?);
+    let from = locked_end(&mut tx).await?;
     let since = match queued {
         Queued::All => None,
         Queued::CreatedSince(since) => Some(since),

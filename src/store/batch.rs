@@ -420,7 +420,7 @@ impl super::Conn {
                         self.in_transaction(),
                         "audit records are linked inside a transaction"
                     );
-                    let mut end = audit::read_head(self).await?;
+                    let mut end = audit::locked_end(self).await?;
                     linked = batch.link_audit_events(&mut end);
                 }
                 batch.sqlite_script((false, false), "")
