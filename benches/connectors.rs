@@ -276,10 +276,39 @@ where
 }
 
 /// Turns each side of a comparison gets.
-const TURNS: usize = 4;
+const TURNS: usize = 8;
+
+/// Two sides measured in turns: each side's turns as one measurement, and the ratio `a ÷ b`
+/// of each pair of adjacent turns.
+struct Comparison {
+    a: Measured,
+    b: Measured,
+    pairs: Vec<f64>,
+}
+
+impl Comparison {
+    /// `a`'s rate over `b`'s, over all their turns.
+    fn ratio(&self) -> f64 {
+        self.a.rps() / self.b.rps()
+    }
+
+    /// The ratio, with the lowest, median and highest of the pairs' ratios: how far the host's
+    /// drift within the comparison moved it.
+    fn describe(&self) -> String {
+        let mut pairs = self.pairs.clone();
+        pairs.sort_by(f64::total_cmp);
+        format!(
+            "{:.2} (pairs of turns: {:.2} to {:.2}, median {:.2})",
+            self.ratio(),
+            pairs[0],
+            pairs[pairs.len() - 1],
+            pairs[pairs.len() / 2],
+        )
+    }
+}
 
 /// Measures `a` and `b` in turns, [`TURNS`] each and `duration * 2 / TURNS` long, in the order
-/// a b b a a b b a: the machine's speed drifts (tables grow, the write-ahead log fills, the
+/// a b b a a b b a …: the machine's speed drifts (tables grow, the write-ahead log fills, the
 /// host's other tenants come and go), and short turns spread that drift over both sides alike.
 /// Each side's requests are made by `side(turn)`; `between` runs after every turn, unmeasured.
 async fn compare<A, B, FA, FB>(
@@ -287,7 +316,7 @@ async fn compare<A, B, FA, FB>(
     duration: Duration,
     (a, b): (A, B),
     between: impl AsyncFn(),
-) -> (Measured, Measured)
+) -> Comparison
 where
     A: Fn(usize) -> FA,
     B: Fn(usize) -> FB,
@@ -296,13 +325,21 @@ where
 {
     let turn = duration * 2 / TURNS as u32;
     let (mut measured_a, mut measured_b): (Option<Measured>, Option<Measured>) = (None, None);
+    let (mut pairs, mut pair_rates) = (Vec::new(), (0.0, 0.0));
     for i in 0..2 * TURNS {
-        let (first, second) = (i % 4 == 0, i % 4 == 3);
-        let measured = match first || second {
+        let on_a = i % 4 == 0 || i % 4 == 3;
+        let measured = match on_a {
             true => measure(clients, turn, a(i / 2)).await,
             false => measure(clients, turn, b(i / 2)).await,
         };
-        let side = match first || second {
+        match on_a {
+            true => pair_rates.0 = measured.rps(),
+            false => pair_rates.1 = measured.rps(),
+        }
+        if i % 2 == 1 {
+            pairs.push(pair_rates.0 / pair_rates.1);
+        }
+        let side = match on_a {
             true => &mut measured_a,
             false => &mut measured_b,
         };
@@ -312,7 +349,11 @@ where
         });
         between().await;
     }
-    (measured_a.expect("measured"), measured_b.expect("measured"))
+    Comparison {
+        a: measured_a.expect("measured"),
+        b: measured_b.expect("measured"),
+        pairs,
+    }
 }
 
 /// The reads of a get and of pages of the connector list, made straight through the store
@@ -880,7 +921,7 @@ async fn run() {
             &client,
         )
         .await;
-        let (metered_list, unmetered_list) = compare(
+        let metering = compare(
             CLIENTS,
             seconds,
             (|_| list(&client, &base), |_| list(&client, &unmetered.base)),
@@ -945,7 +986,7 @@ async fn run() {
         // so that neither side pays for chaining the other's; the expanded gets' first.
         let catch_up = async || catch_up_audit_chain(&server, data_dir.path()).await;
         catch_up().await;
-        let (create, create_unaudited) = compare(
+        let creating = compare(
             CREATE_CLIENTS,
             seconds,
             (
@@ -980,7 +1021,7 @@ async fn run() {
             );
             move |_| client.get(&url).header("authorization", &auth)
         };
-        let (issue, issue_unaudited) = compare(
+        let issuing = compare(
             CLIENTS,
             seconds,
             (|_| clients(&audited.base), |_| clients(&unaudited.base)),
@@ -1028,12 +1069,9 @@ async fn run() {
             })
             .await
         };
-        let audit_costs = (
-            create.rps() / create_unaudited.rps(),
-            issue.rps() / issue_unaudited.rps(),
-        );
-        let metrics_cost = metered_list.rps() / unmetered_list.rps();
-        let page_cpu_us = metered_list.cpu_us_per_request();
+        let audit_costs = (creating.describe(), issuing.describe());
+        let metrics_cost = metering.describe();
+        let page_cpu_us = metering.a.cpu_us_per_request();
         let (rss_now, rss_peak) = server.rss_kib();
         // File-backed pages are mostly the binary's own code; anonymous ones are the heap.
         let (rss_anon, rss_file) = (server.status_kib("RssAnon:"), server.status_kib("RssFile:"));
@@ -1078,12 +1116,12 @@ async fn run() {
                 },
                 Row {
                     name: format!("list a page of 20 ({total} connectors), counted for `/metrics`"),
-                    measured: metered_list,
+                    measured: metering.a,
                     clients: CLIENTS,
                 },
                 Row {
                     name: format!("list a page of 20 ({total} connectors), not counted (baseline)"),
-                    measured: unmetered_list,
+                    measured: metering.b,
                     clients: CLIENTS,
                 },
                 Row {
@@ -1098,22 +1136,22 @@ async fn run() {
                 },
                 Row {
                     name: "create (audited)".into(),
-                    measured: create,
+                    measured: creating.a,
                     clients: CREATE_CLIENTS,
                 },
                 Row {
                     name: "create, audit log off (baseline)".into(),
-                    measured: create_unaudited,
+                    measured: creating.b,
                     clients: CREATE_CLIENTS,
                 },
                 Row {
                     name: "`/client`, azure-generic (audited)".into(),
-                    measured: issue,
+                    measured: issuing.a,
                     clients: CLIENTS,
                 },
                 Row {
                     name: "`/client`, azure-generic, audit log off (baseline)".into(),
-                    measured: issue_unaudited,
+                    measured: issuing.b,
                     clients: CLIENTS,
                 },
                 Row {
@@ -1132,12 +1170,12 @@ async fn run() {
             ],
         );
         println!(
-            "\nthe audit log's cost: creates at {:.2} and `/client` at {:.2} of their rate without it",
+            "\nthe audit log's cost, audited rate ÷ rate without it: creates {}; `/client` {}",
             audit_costs.0, audit_costs.1,
         );
         let counting = counting_cost();
         println!(
-            "metrics' cost: a page at {metrics_cost:.2} of its rate without counting requests; \
+            "metrics' cost, a page's rate counted ÷ not: {metrics_cost}; \
              counting one request takes {:.0} ns in process, {:.2}% of a counted page's machine \
              CPU ({:.0} µs)",
             counting.as_nanos(),
