@@ -91,7 +91,7 @@ pub fn push(batch: &mut Batch, event: &AuditEvent) {
 /// writes (see [`Conn::apply`]).
 pub async fn append(conn: &mut Conn, event: &AuditEvent) -> StoreResult<()> {
     let mut batch = Batch::new(conn.dialect());
-    batch.audited = conn.audited;
+    batch.audited = conn.audited();
     push(&mut batch, event);
     conn.apply(batch).await
 }
